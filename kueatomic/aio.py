@@ -1,0 +1,271 @@
+"""The asyncio client: ``kueatomic.aio.Queue`` and ``Job``, the same API as the sync ones
+with ``await``, over ``redis.asyncio``. The plans are the sync client's (``kueatomic.ops``);
+only the driver that sends a batch differs."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import redis
+
+from . import ops, scripts
+from .codec import format_log
+from .connection import async_client, describe
+from .driver import CONNECTION_ERRORS, command_of, map_error, unavailable
+from .errors import JobNotFound, KueError
+from .job import JobBase
+from .ops import Plan, Request, T
+from .queue import _job_id
+from .queue_base import DEFAULT_MAX_PAYLOAD, QueueBase
+
+
+class AsyncDriver:
+    """Runs plans on one ``redis.asyncio.Redis`` client; see ``kueatomic.driver``."""
+
+    def __init__(self, client: Any, where: str) -> None:
+        self.client = client
+        self.where = where
+
+    async def run(self, plan: Plan[T]) -> T:
+        try:
+            batch = next(plan)
+            while True:
+                batch = plan.send(await self.execute(batch))
+        except StopIteration as stop:
+            return stop.value
+
+    async def execute(self, batch: Sequence[Request]) -> list[Any]:
+        try:
+            if len(batch) == 1:
+                return [await self._one(batch[0])]
+            return await self._many(batch)
+        except CONNECTION_ERRORS as exc:
+            raise unavailable(self.where, exc) from exc
+
+    async def _one(self, request: Request) -> Any:
+        try:
+            return await self.client.execute_command(*command_of(request))
+        except redis.exceptions.NoScriptError:
+            await self.load(request)
+            return await self._one(request)
+        except redis.ResponseError as exc:
+            return map_error(exc)
+
+    async def _many(self, batch: Sequence[Request]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for request in batch:
+            pipe.execute_command(*command_of(request))
+        replies = await pipe.execute(raise_on_error=False)
+        out = []
+        for request, reply in zip(batch, replies):
+            if isinstance(reply, redis.exceptions.NoScriptError):
+                await self.load(request)
+                reply = await self._one(request)
+            elif isinstance(reply, BaseException):
+                if isinstance(reply, CONNECTION_ERRORS):
+                    raise reply
+                reply = map_error(reply)
+            out.append(reply)
+        return out
+
+    async def load(self, request: Request) -> None:
+        if isinstance(request, ops.Call):
+            await self.client.script_load(scripts.get(request.script).text)
+
+    async def load_all(self) -> None:
+        try:
+            for script in scripts.registry().values():
+                await self.client.script_load(script.text)
+        except CONNECTION_ERRORS as exc:
+            raise unavailable(self.where, exc) from exc
+
+
+class Job(JobBase):
+    """A job bound to an asyncio ``Queue``; I/O methods are coroutines."""
+
+    queue: "Queue"
+
+    async def save(self) -> "Job":
+        return await self.queue._save(self)
+
+    async def update(self) -> "Job":
+        self._require_id()
+        return await self.queue._save(self)
+
+    async def remove(self) -> "Job":
+        await self.queue._run(ops.remove(self.queue.keys, self._require_id()))
+        return self
+
+    async def log(self, message: Any, *args: Any) -> "Job":
+        line = format_log(message, *args)
+        await self.queue._run(ops.add_log(self.queue.keys, self._require_id(), [line]))
+        return self
+
+    async def logs(self) -> list[str]:
+        return await self.queue._run(ops.logs(self.queue.keys, self._require_id()))
+
+    async def progress(self, completed: float, total: float, data: Any = None) -> "Job":
+        args = self.queue._progress_args(completed, total, data)
+        plan = ops.set_progress(self.queue.keys, self._require_id(), *args)
+        self.progress_percent = await self.queue._run(plan)
+        self.progress_data = data
+        return self
+
+    async def set_state(self, state: str) -> "Job":
+        await self.queue._run(ops.set_state(self.queue.keys, self._require_id(), state))
+        self.state = state
+        return self
+
+    async def set_priority(self, level: str | int) -> "Job":
+        self.priority(level)
+        plan = ops.set_priority(self.queue.keys, self._require_id(), self.priority_value)
+        await self.queue._run(plan)
+        return self
+
+    async def refresh(self) -> "Job":
+        return await self.queue.get_job(self._require_id(), into=self)
+
+    async def inactive(self) -> "Job":
+        return await self.set_state("inactive")
+
+    async def active(self) -> "Job":
+        return await self.set_state("active")
+
+    async def complete(self) -> "Job":
+        return await self.set_state("complete")
+
+    async def failed(self) -> "Job":
+        return await self.set_state("failed")
+
+    async def delayed(self) -> "Job":
+        return await self.set_state("delayed")
+
+
+class Queue(QueueBase):
+    """``kueatomic.Queue`` for asyncio; same options, every I/O method awaited."""
+
+    job_class = Job
+
+    def __init__(
+        self,
+        prefix: str = "q",
+        redis: Any = None,
+        *,
+        client_factory: Callable[[], Any] | None = None,
+        disable_search: bool = True,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
+    ) -> None:
+        super().__init__(prefix, disable_search=disable_search, max_payload_bytes=max_payload_bytes)
+        self.redis_option = redis
+        self.client = async_client(redis, client_factory)
+        self.driver = AsyncDriver(self.client, describe(redis))
+
+    async def _run(self, plan: Plan[T]) -> T:
+        return await self.driver.run(plan)
+
+    def create(self, job_type: str, data: Any = None) -> Job:
+        return Job(self, job_type, data)
+
+    async def _save(self, job: JobBase) -> Any:
+        if self.test_mode.record(job):
+            return job
+        if job.id is None:
+            (job.id,) = await self._run(ops.create(self.keys, [job.encode_create()]))
+            job.state = "delayed" if job.delay_ms else "inactive"
+        else:
+            call = ops.job_call(self.keys, "update_job", job.id, *job.encode_update())
+            job.state = await self._run(ops.single(call))
+        return job
+
+    async def create_bulk(self, specs: list[Any]) -> list[Job | KueError]:
+        results, todo, encoded = self.prepare_bulk(specs)
+        ids = await self._run(ops.create(self.keys, encoded))
+        return self.finish_bulk(results, todo, ids)
+
+    async def get_job(self, job_id: int | str, into: Job | None = None) -> Job:
+        number = _job_id(job_id)
+        fields = await self._run(ops.get_hash(self.keys, number))
+        if fields is None:
+            raise JobNotFound(f'job "{job_id}" doesnt exist')
+        job = into or Job(self, fields["type"])
+        job.type = fields["type"]
+        job.load_fields(number, fields)
+        return job
+
+    def _jobs(self, pairs: list[tuple[int, dict[str, str]]]) -> list[Job]:
+        return [Job(self, f["type"]).load_fields(i, f) for i, f in pairs]  # type: ignore[misc]
+
+    async def card(self, state: str, job_type: str | None = None) -> int:
+        return await self._run(ops.count(self.state_key(state, job_type)))
+
+    async def counts(self, job_type: str | None = None) -> dict[str, int]:
+        return await self._run(ops.counts(self.keys, job_type))
+
+    async def inactive_count(self, job_type: str | None = None) -> int:
+        return await self.card("inactive", job_type)
+
+    async def active_count(self, job_type: str | None = None) -> int:
+        return await self.card("active", job_type)
+
+    async def complete_count(self, job_type: str | None = None) -> int:
+        return await self.card("complete", job_type)
+
+    async def failed_count(self, job_type: str | None = None) -> int:
+        return await self.card("failed", job_type)
+
+    async def delayed_count(self, job_type: str | None = None) -> int:
+        return await self.card("delayed", job_type)
+
+    async def state(self, state: str, job_type: str | None = None) -> list[int]:
+        return await self._run(ops.ids_in(self.state_key(state, job_type)))
+
+    async def inactive(self, job_type: str | None = None) -> list[int]:
+        return await self.state("inactive", job_type)
+
+    async def active(self, job_type: str | None = None) -> list[int]:
+        return await self.state("active", job_type)
+
+    async def complete(self, job_type: str | None = None) -> list[int]:
+        return await self.state("complete", job_type)
+
+    async def failed(self, job_type: str | None = None) -> list[int]:
+        return await self.state("failed", job_type)
+
+    async def delayed(self, job_type: str | None = None) -> list[int]:
+        return await self.state("delayed", job_type)
+
+    async def range(self, start: int, stop: int, order: str = "asc") -> list[Job]:
+        plan = ops.ranged_hashes(self.keys, self.keys.all_jobs, start, stop, order)
+        return self._jobs(await self._run(plan))
+
+    async def range_by_state(self, state: str, start: int, stop: int, order: str = "asc") -> list[Job]:
+        plan = ops.ranged_hashes(self.keys, self.state_key(state), start, stop, order)
+        return self._jobs(await self._run(plan))
+
+    async def range_by_type(
+        self, job_type: str, state: str, start: int, stop: int, order: str = "asc"
+    ) -> list[Job]:
+        plan = ops.ranged_hashes(self.keys, self.state_key(state, job_type), start, stop, order)
+        return self._jobs(await self._run(plan))
+
+    async def types(self) -> list[str]:
+        return await self._run(ops.types(self.keys))
+
+    async def work_time(self) -> int | None:
+        return await self._run(ops.work_time(self.keys))
+
+    async def search(self, query: str) -> list[str]:
+        return await self._run(ops.search(self.keys, query))
+
+    async def job_logs(self, job_id: int | str) -> list[str]:
+        return await self._run(ops.logs(self.keys, _job_id(job_id)))
+
+    async def ping(self) -> bool:
+        await self._run(ops.single(ops.Read(("PING",))))
+        return True
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+__all__ = ["AsyncDriver", "Job", "Queue"]

@@ -1,0 +1,1 @@
+"""Subcommands of the ``kueatomic`` CLI, one module each (see ``kueatomic.cli``)."""

@@ -1,0 +1,29 @@
+"""``kueatomic stats``: counts per state (and per type) of a queue."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from ..queue import Queue
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("stats", help="print job counts per state and type as JSON")
+    parser.add_argument("-r", "--redis", default=None, help="Redis URL (default REDIS_URL or redis://127.0.0.1:6379/0)")
+    parser.add_argument("-q", "--prefix", default="q", help="queue prefix (default q)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    queue = Queue(args.prefix, args.redis or os.environ.get("REDIS_URL"))
+    try:
+        out = {"counts": queue.counts(), "work_time": queue.work_time(),
+               "types": {t: queue.counts(t) for t in sorted(queue.types())}}
+    finally:
+        queue.close()
+    print(json.dumps(out, indent=2))
+    return 0

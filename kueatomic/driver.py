@@ -1,0 +1,102 @@
+"""The sync driver: sends a plan's batches with redis-py and maps errors to KueError.
+
+A batch of one request is one command; a larger batch is one pipeline (no MULTI: each
+script is atomic by itself). EVALSHA is always used; on NOSCRIPT (Redis restarted or
+SCRIPT FLUSH) the script is loaded and only the refused requests are sent again, which is
+safe because a refused EVALSHA did nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import redis
+
+from . import scripts
+from .errors import KueError, RedisUnavailable, ScriptError, from_script_error
+from .ops import Call, Plan, Request, T
+
+CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, ConnectionError, OSError)
+
+
+def command_of(request: Request) -> tuple[Any, ...]:
+    if isinstance(request, Call):
+        script = scripts.get(request.script)
+        return ("EVALSHA", script.sha, len(request.keys), *request.keys, *request.args)
+    return request.command
+
+
+def map_error(exc: BaseException) -> KueError:
+    if isinstance(exc, KueError):
+        return exc
+    if isinstance(exc, redis.ResponseError):
+        return from_script_error(str(exc))
+    return ScriptError(str(exc))
+
+
+def unavailable(where: str, exc: BaseException) -> RedisUnavailable:
+    return RedisUnavailable(
+        f"Redis at {where} is unreachable ({exc}); is redis-server running and the URL right?"
+    )
+
+
+class SyncDriver:
+    """Runs plans on one ``redis.Redis`` client (thread-safe: it uses the client's pool)."""
+
+    def __init__(self, client: Any, where: str) -> None:
+        self.client = client
+        self.where = where
+
+    def run(self, plan: Plan[T]) -> T:
+        try:
+            batch = next(plan)
+            while True:
+                batch = plan.send(self.execute(batch))
+        except StopIteration as stop:
+            return stop.value
+
+    def execute(self, batch: Sequence[Request]) -> list[Any]:
+        try:
+            if len(batch) == 1:
+                return [self._one(batch[0])]
+            return self._many(batch)
+        except CONNECTION_ERRORS as exc:
+            raise unavailable(self.where, exc) from exc
+
+    def _one(self, request: Request) -> Any:
+        try:
+            return self.client.execute_command(*command_of(request))
+        except redis.exceptions.NoScriptError:
+            self.load(request)
+            return self._one(request)
+        except redis.ResponseError as exc:
+            return map_error(exc)
+
+    def _many(self, batch: Sequence[Request]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for request in batch:
+            pipe.execute_command(*command_of(request))
+        replies = pipe.execute(raise_on_error=False)
+        out = []
+        for request, reply in zip(batch, replies):
+            if isinstance(reply, redis.exceptions.NoScriptError):
+                self.load(request)
+                reply = self._one(request)
+            elif isinstance(reply, BaseException):
+                if isinstance(reply, CONNECTION_ERRORS):
+                    raise reply
+                reply = map_error(reply)
+            out.append(reply)
+        return out
+
+    def load(self, request: Request) -> None:
+        if isinstance(request, Call):
+            self.client.script_load(scripts.get(request.script).text)
+
+    def load_all(self) -> None:
+        """SCRIPT LOAD every script (workers do this once at start)."""
+        try:
+            for script in scripts.registry().values():
+                self.client.script_load(script.text)
+        except CONNECTION_ERRORS as exc:
+            raise unavailable(self.where, exc) from exc

@@ -1,0 +1,301 @@
+"""Jobs: the builder every producer uses, Kue's toJSON, and the sync I/O methods.
+
+``JobBase`` holds the fields and the pure logic; ``Job`` (here) and ``kueatomic.aio.Job`` add
+the methods that talk to Redis, each one line that runs a plan from ``kueatomic.ops``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import TYPE_CHECKING, Any, Self
+
+from . import backoff as _backoff
+from . import ops
+from .codec import dumps, format_log, loads_or_raw
+from .errors import InvalidArgument, InvalidAttempts, InvalidDelay
+from .states import parse_priority
+
+if TYPE_CHECKING:
+    from .queue import Queue
+
+
+def _ms(value: Any, what: str) -> int:
+    if isinstance(value, _dt.timedelta):
+        return int(value.total_seconds() * 1000)
+    if isinstance(value, _dt.datetime):
+        now = _dt.datetime.now(value.tzinfo) if value.tzinfo else _dt.datetime.now()
+        return max(0, int((value - now).total_seconds() * 1000))
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidDelay(f"{what} must be ms (a number), a timedelta or a datetime, not {value!r}")
+    return int(value)
+
+
+def _int_or_none(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(float(value))
+    except ValueError:
+        return None
+
+
+class JobBase:
+    """A job's fields. Builder methods return the job so calls chain like Kue's."""
+
+    def __init__(self, queue: Any, job_type: str, data: Any = None) -> None:
+        if not isinstance(job_type, str) or not job_type or ":" in job_type:
+            raise InvalidArgument(
+                f"job type must be a non-empty string without ':', not {job_type!r}"
+            )
+        self.queue = queue
+        self.id: int | None = None
+        self.type = job_type
+        self.data: Any = {} if data is None else data
+        self.priority_value = 0
+        self.max_attempts = 1
+        self.attempts_made = 0
+        self.delay_ms = 0
+        self.ttl_ms = 0
+        self.backoff_spec: Any = None
+        self.remove_on_complete_flag = False
+        self.search_key_paths: list[str] | None = None
+        self.state: str | None = None
+        self.progress_percent: int | None = None
+        self.progress_data: Any = None
+        self.result: Any = None
+        self.error: str | None = None
+        self.worker_id: str | None = None
+        self.created_at: int | None = None
+        self.promote_at: int | None = None
+        self.updated_at: int | None = None
+        self.failed_at: int | None = None
+        self.started_at: int | None = None
+        self.duration: int | None = None
+        self.fields: dict[str, str] = {}  # the raw hash, when loaded from Redis
+
+    # --- builder ------------------------------------------------------------------------
+    def priority(self, level: str | int) -> Self:
+        """low|normal|medium|high|critical or an integer; lower runs first."""
+        self.priority_value = parse_priority(level)
+        return self
+
+    def attempts(self, count: int) -> Self:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise InvalidAttempts(f"attempts must be an integer >= 1, not {count!r}")
+        self.max_attempts = count
+        return self
+
+    def backoff(self, spec: Any) -> Self:
+        _backoff.encode(spec)  # validate now, not at save time
+        self.backoff_spec = spec
+        return self
+
+    def delay(self, value: Any) -> Self:
+        """ms, a timedelta, or a datetime to run at (the past means now)."""
+        ms = _ms(value, "delay")
+        if ms < 0:
+            raise InvalidDelay(f"delay must be >= 0 ms, not {ms}")
+        self.delay_ms = ms
+        return self
+
+    def ttl(self, value: Any) -> Self:
+        ms = _ms(value, "ttl")
+        if ms <= 0:
+            raise InvalidArgument(f"ttl must be > 0 ms, not {ms}")
+        self.ttl_ms = ms
+        return self
+
+    def remove_on_complete(self, flag: bool = True) -> Self:
+        self.remove_on_complete_flag = bool(flag)
+        return self
+
+    def search_keys(self, paths: list[str]) -> Self:
+        if isinstance(paths, str) or not all(isinstance(p, str) for p in paths):
+            raise InvalidArgument("search_keys takes a list of dotted paths into the data")
+        self.search_key_paths = list(paths)
+        return self
+
+    def apply_options(self, options: dict[str, Any]) -> Self:
+        """Kue's POST /job options: attempts, priority, delay, searchKeys, backoff,
+        removeOnComplete, ttl (snake_case spellings accepted too)."""
+        if not isinstance(options, dict):
+            raise InvalidArgument(f"options must be an object, not {options!r}")
+        for name, value in options.items():
+            setter = _OPTION_SETTERS.get(name)
+            if setter is None:
+                raise InvalidArgument(
+                    f"unknown job option {name!r}; use {', '.join(sorted(_OPTION_SETTERS))}"
+                )
+            if name == "attempts" and isinstance(value, str) and value.strip().isdigit():
+                value = int(value)  # Kue parseInts attempts
+            getattr(self, setter)(value)
+        return self
+
+    # --- encoding -----------------------------------------------------------------------
+    def data_json(self) -> str:
+        return dumps(self.data, "job data", self.queue.max_payload_bytes)
+
+    def search_texts(self) -> list[str]:
+        """What reds indexes: each search key's value (JSON for non-strings), else all data."""
+        if self.queue.disable_search:
+            return []
+        if not self.search_key_paths:
+            return [self.data_json()]
+        texts = []
+        for path in self.search_key_paths:
+            value: Any = self.data
+            for part in path.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            if value is not None:
+                texts.append(value if isinstance(value, str) else dumps(value))
+        return texts
+
+    def encode_create(self) -> list[Any]:
+        """This job's argument block for lua/create_jobs.lua (see its ARGV header)."""
+        texts = self.search_texts()
+        return [self.type, self.data_json(), self.priority_value, self.max_attempts,
+                self.delay_ms, self.ttl_ms, _backoff.encode(self.backoff_spec),
+                "true" if self.remove_on_complete_flag else "", len(texts), *texts]
+
+    def encode_update(self) -> tuple[Any, ...]:
+        return (self.data_json(), self.priority_value, self.max_attempts, self.delay_ms,
+                self.ttl_ms, _backoff.encode(self.backoff_spec),
+                "true" if self.remove_on_complete_flag else "", *self.search_texts())
+
+    def _require_id(self) -> int:
+        if self.id is None:
+            raise InvalidArgument("save() the job first: it has no id yet")
+        return self.id
+
+    def load_fields(self, job_id: int, fields: dict[str, str]) -> Self:
+        """Fill this job from its Redis hash (Kue's Job.get)."""
+        self.id = job_id
+        self.fields = fields
+        self.data = loads_or_raw(fields.get("data")) if "data" in fields else {}
+        self.priority_value = _int_or_none(fields.get("priority")) or 0
+        self.max_attempts = _int_or_none(fields.get("max_attempts")) or 1
+        self.attempts_made = _int_or_none(fields.get("attempts")) or 0
+        self.delay_ms = _int_or_none(fields.get("delay")) or 0
+        self.ttl_ms = _int_or_none(fields.get("ttl")) or 0
+        self.backoff_spec = _backoff.decode(fields.get("backoff"))
+        self.remove_on_complete_flag = fields.get("removeOnComplete") == "true"
+        self.state = fields.get("state")
+        self.progress_percent = _int_or_none(fields.get("progress"))
+        self.progress_data = loads_or_raw(fields.get("progress_data"))
+        self.result = loads_or_raw(fields.get("result"))
+        self.error = fields.get("error")
+        self.worker_id = fields.get("workerId")
+        for name in ("created_at", "promote_at", "updated_at", "failed_at", "started_at",
+                     "duration"):
+            setattr(self, name, _int_or_none(fields.get(name)))
+        return self
+
+    def to_json(self, id_as_string: bool = False) -> dict[str, Any]:
+        """Kue's toJSON (kue-wire.md §2): timestamps, delay, ttl and progress as the strings
+        Redis holds, priority a number, undefined keys left out."""
+        made, max_attempts = self.attempts_made, self.max_attempts
+        out: dict[str, Any] = {
+            "id": str(self.id) if id_as_string else self.id,
+            "type": self.type,
+            "data": self.data,
+            "result": self.result,
+            "priority": self.priority_value,
+            "progress": str(self.progress_percent) if self.progress_percent is not None else 0,
+            "progress_data": self.progress_data,
+            "state": self.state,
+            "error": self.error,
+        }
+        for name in ("created_at", "promote_at", "updated_at", "failed_at", "started_at",
+                     "duration"):
+            value = getattr(self, name)
+            out[name] = None if value is None else str(value)
+        out["delay"] = str(self.delay_ms) if self.delay_ms else None
+        out["workerId"] = self.worker_id
+        out["ttl"] = str(self.ttl_ms) if self.ttl_ms else None
+        out["attempts"] = {
+            "made": made,
+            "remaining": max_attempts - made if made > 0 else max_attempts,
+            "max": max_attempts,
+        }
+        return {key: value for key, value in out.items() if value is not None}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id} {self.type} {self.state}>"
+
+
+class Job(JobBase):
+    """A job bound to a sync ``Queue``. Every method that writes runs one Lua script."""
+
+    queue: "Queue"
+
+    def save(self) -> "Job":
+        """Create the job (new) or re-save it (existing); atomic either way."""
+        return self.queue._save(self)
+
+    def update(self) -> "Job":
+        self._require_id()
+        return self.queue._save(self)
+
+    def remove(self) -> "Job":
+        self.queue._run(ops.remove(self.queue.keys, self._require_id()))
+        return self
+
+    def log(self, message: Any, *args: Any) -> "Job":
+        """Append a line formatted like Node's util.format (``%s``, ``%d``, ``%j``...)."""
+        self.queue._run(ops.add_log(self.queue.keys, self._require_id(), [format_log(message, *args)]))
+        return self
+
+    def logs(self) -> list[str]:
+        return self.queue._run(ops.logs(self.queue.keys, self._require_id()))
+
+    def progress(self, completed: float, total: float, data: Any = None) -> "Job":
+        """Set progress to min(100, completed*100/total) and publish a progress event."""
+        args = self.queue._progress_args(completed, total, data)
+        self.progress_percent = self.queue._run(
+            ops.set_progress(self.queue.keys, self._require_id(), *args)
+        )
+        self.progress_data = data
+        return self
+
+    def set_state(self, state: str) -> "Job":
+        self.queue._run(ops.set_state(self.queue.keys, self._require_id(), state))
+        self.state = state
+        return self
+
+    def set_priority(self, level: str | int) -> "Job":
+        """Change the priority in Redis now (re-scores the job atomically)."""
+        self.priority(level)
+        self.queue._run(ops.set_priority(self.queue.keys, self._require_id(), self.priority_value))
+        return self
+
+    def refresh(self) -> "Job":
+        return self.queue.get_job(self._require_id(), into=self)
+
+    def inactive(self) -> "Job":
+        return self.set_state("inactive")
+
+    def active(self) -> "Job":
+        return self.set_state("active")
+
+    def complete(self) -> "Job":
+        return self.set_state("complete")
+
+    def failed(self) -> "Job":
+        return self.set_state("failed")
+
+    def delayed(self) -> "Job":
+        return self.set_state("delayed")
+
+
+
+_OPTION_SETTERS = {
+    "attempts": "attempts",
+    "priority": "priority",
+    "delay": "delay",
+    "ttl": "ttl",
+    "backoff": "backoff",
+    "searchKeys": "search_keys",
+    "search_keys": "search_keys",
+    "removeOnComplete": "remove_on_complete",
+    "remove_on_complete": "remove_on_complete",
+}

@@ -1,0 +1,78 @@
+"""Every Redis key name kueatomic uses, in one place (kue-wire.md §1).
+
+The Lua scripts build the same names in ``lua/lib/kue.lua``; tests check the two agree.
+"""
+
+from __future__ import annotations
+
+
+def zid(job_id: int | str) -> str:
+    """Kue's sorted-set member for a job: ``<2-digit length>|<id>`` so byte order is FIFO."""
+    text = str(job_id)
+    return f"{len(text):02d}|{text}"
+
+
+def id_from_zid(member: str | bytes) -> int:
+    text = member.decode() if isinstance(member, bytes) else member
+    return int(text.split("|", 1)[1])
+
+
+class Keys:
+    """Key names of one queue. A prefix like ``{q}`` keeps a queue in one cluster slot."""
+
+    __slots__ = ("prefix",)
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    @property
+    def ids(self) -> str:
+        return f"{self.prefix}:ids"
+
+    @property
+    def types(self) -> str:
+        return f"{self.prefix}:job:types"
+
+    @property
+    def all_jobs(self) -> str:
+        return f"{self.prefix}:jobs"
+
+    @property
+    def work_time(self) -> str:
+        return f"{self.prefix}:stats:work-time"
+
+    @property
+    def events(self) -> str:
+        """The pub/sub channel (not a stored key)."""
+        return f"{self.prefix}:events"
+
+    @property
+    def leases(self) -> str:
+        """kueatomic's addition: zset of claimed jobs scored by lease deadline (ms)."""
+        return f"{self.prefix}:leases"
+
+    @property
+    def search_scratch(self) -> str:
+        return f"{self.prefix}:searchtmpkey"
+
+    def job(self, job_id: int | str) -> str:
+        return f"{self.prefix}:job:{job_id}"
+
+    def log(self, job_id: int | str) -> str:
+        return f"{self.prefix}:job:{job_id}:log"
+
+    def state(self, state: str) -> str:
+        return f"{self.prefix}:jobs:{state}"
+
+    def type_state(self, job_type: str, state: str) -> str:
+        return f"{self.prefix}:jobs:{job_type}:{state}"
+
+    def tokens(self, job_type: str) -> str:
+        """Kue's wake-up list for a type; kueatomic keeps one token per inactive job."""
+        return f"{self.prefix}:{job_type}:jobs"
+
+    def search_word(self, code: str) -> str:
+        return f"{self.prefix}:search:word:{code}"
+
+    def search_object(self, job_id: int | str) -> str:
+        return f"{self.prefix}:search:object:{job_id}"

@@ -1,0 +1,193 @@
+"""The sans-I/O core: every queue operation as a *plan*, written once.
+
+A plan is a generator that yields a batch of requests (script calls or plain reads), receives
+the batch's replies, and finally returns the operation's result. It never touches a socket,
+so the sync driver (``kueatomic.driver``) and the asyncio driver (``kueatomic.aio``) run the
+very same plans and differ only in how they send a batch.
+
+Replies arrive in request order; a reply that is a ``KueError`` instance is the typed error
+that request raised (``unwrap`` re-raises it), so bulk plans can report per-item errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Generator, Iterable, Sequence, TypeVar, Union
+
+from .codec import to_text
+from .errors import InvalidRange, KueError
+from .keyspace import Keys, id_from_zid
+from .states import STATES, parse_state
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One EVALSHA of a script from ``lua/`` (keys and args as the script header lists)."""
+
+    script: str
+    keys: tuple[Any, ...]
+    args: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """One read-only Redis command, e.g. ``Read(("HGETALL", key))``."""
+
+    command: tuple[Any, ...]
+
+
+Request = Union[Call, Read]
+Plan = Generator[list[Request], list[Any], T]
+
+
+def unwrap(reply: Any) -> Any:
+    if isinstance(reply, KueError):
+        raise reply
+    return reply
+
+
+def single(request: Request) -> Plan[Any]:
+    """A plan of one request whose reply is the result."""
+    replies = yield [request]
+    return unwrap(replies[0])
+
+
+# --- reads --------------------------------------------------------------------------------
+
+def decode_hash(raw: Any) -> dict[str, str]:
+    if isinstance(raw, dict):
+        return {to_text(k): to_text(v) for k, v in raw.items()}
+    # RESP2 without a response callback gives a flat list.
+    items = [to_text(v) for v in raw or []]
+    return dict(zip(items[::2], items[1::2]))
+
+
+def get_hash(keys: Keys, job_id: int) -> Plan[dict[str, str] | None]:
+    replies = yield [Read(("HGETALL", keys.job(job_id)))]
+    fields = decode_hash(unwrap(replies[0]))
+    return fields if fields.get("type") else None
+
+
+def get_hashes(keys: Keys, ids: Sequence[int]) -> Plan[list[tuple[int, dict[str, str]]]]:
+    """Hashes of many jobs in one round trip; ids whose hash vanished are skipped."""
+    if not ids:
+        return []
+    replies = yield [Read(("HGETALL", keys.job(i))) for i in ids]
+    out = []
+    for job_id, raw in zip(ids, replies):
+        fields = decode_hash(unwrap(raw))
+        if fields.get("type"):
+            out.append((job_id, fields))
+    return out
+
+
+def logs(keys: Keys, job_id: int) -> Plan[list[str]]:
+    replies = yield [Read(("LRANGE", keys.log(job_id), 0, -1))]
+    return [to_text(line) for line in unwrap(replies[0])]
+
+
+def count(key: str) -> Plan[int]:
+    replies = yield [Read(("ZCARD", key))]
+    return int(unwrap(replies[0]))
+
+
+def counts(keys: Keys, job_type: str | None = None) -> Plan[dict[str, int]]:
+    """ZCARD of every state's set, in one round trip."""
+    names = [keys.type_state(job_type, s) if job_type else keys.state(s) for s in STATES]
+    replies = yield [Read(("ZCARD", name)) for name in names]
+    return {state: int(unwrap(r)) for state, r in zip(STATES, replies)}
+
+
+def ids_in(key: str, start: int = 0, stop: int = -1) -> Plan[list[int]]:
+    replies = yield [Read(("ZRANGE", key, start, stop))]
+    return [id_from_zid(member) for member in unwrap(replies[0])]
+
+
+def check_range(start: Any, stop: Any, order: str) -> tuple[int, int, str]:
+    try:
+        first, last = int(start), int(stop)
+    except (TypeError, ValueError):
+        raise InvalidRange(f"range bounds must be integers, got {start!r}..{stop!r}") from None
+    if order not in ("asc", "desc"):
+        raise InvalidRange(f"order must be 'asc' or 'desc', not {order!r}")
+    return first, last, order
+
+
+def ranged_hashes(
+    keys: Keys, zset: str, start: Any, stop: Any, order: str
+) -> Plan[list[tuple[int, dict[str, str]]]]:
+    """Kue's Job.range rule (kue-wire.md §6): slice the zset in score order, then sort that
+    slice by numeric id; 'desc' reverses it."""
+    first, last, order = check_range(start, stop, order)
+    ids = yield from ids_in(zset, first, last)
+    ids.sort(reverse=order == "desc")
+    return (yield from get_hashes(keys, ids))
+
+
+def types(keys: Keys) -> Plan[list[str]]:
+    replies = yield [Read(("SMEMBERS", keys.types))]
+    return [to_text(t) for t in unwrap(replies[0])]
+
+
+def work_time(keys: Keys) -> Plan[int | None]:
+    replies = yield [Read(("GET", keys.work_time))]
+    value = unwrap(replies[0])
+    return None if value is None else int(to_text(value))
+
+
+# --- writes: each one script call ---------------------------------------------------------
+
+def job_call(keys: Keys, script: str, job_id: int | str, *args: Any) -> Call:
+    return Call(script, (keys.job(job_id),), (keys.prefix, str(job_id), *args))
+
+
+def set_state(keys: Keys, job_id: int | str, state: str) -> Plan[str | None]:
+    previous = yield from single(job_call(keys, "set_job_state", job_id, parse_state(state)))
+    return to_text(previous) if previous else None
+
+
+def set_priority(keys: Keys, job_id: int | str, priority: int) -> Plan[int]:
+    return int((yield from single(job_call(keys, "set_job_priority", job_id, priority))))
+
+
+def remove(keys: Keys, job_id: int | str) -> Plan[str]:
+    call = Call("remove_job", (keys.job(job_id), keys.log(job_id)), (keys.prefix, str(job_id)))
+    return to_text((yield from single(call)))
+
+
+def add_log(keys: Keys, job_id: int | str, lines: Iterable[str]) -> Plan[int]:
+    call = Call("add_job_log", (keys.job(job_id), keys.log(job_id)), tuple(lines))
+    return int((yield from single(call)))
+
+
+def set_progress(
+    keys: Keys, job_id: int | str, completed: float, total: float, data_json: str
+) -> Plan[int]:
+    call = job_call(keys, "set_job_progress", job_id, completed, total, data_json)
+    return int((yield from single(call)))
+
+
+def search(keys: Keys, query: str) -> Plan[list[str]]:
+    call = Call("search_jobs", (keys.search_scratch,), (keys.prefix, query or ""))
+    return [to_text(i) for i in (yield from single(call))]
+
+
+def create(keys: Keys, encoded_jobs: Sequence[Sequence[Any]], chunk: int = 1000) -> Plan[list[int]]:
+    """Create jobs from their encoded argument lists, ``chunk`` jobs per script call, all
+    calls in one round trip. Each call is atomic on its own."""
+    calls = []
+    for start in range(0, len(encoded_jobs), chunk):
+        part = encoded_jobs[start : start + chunk]
+        args: list[Any] = [keys.prefix, len(part)]
+        for encoded in part:
+            args.extend(encoded)
+        calls.append(Call("create_jobs", (keys.ids, keys.types, keys.all_jobs), tuple(args)))
+    if not calls:
+        return []
+    replies = yield calls
+    ids: list[int] = []
+    for reply in replies:
+        ids.extend(int(i) for i in unwrap(reply))
+    return ids

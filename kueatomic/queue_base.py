@@ -1,0 +1,133 @@
+"""What the sync and the asyncio Queue share: configuration, validation, bulk parsing and
+test mode. Nothing here does I/O."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Callable
+
+from .codec import dumps
+from .errors import InvalidArgument, KueError
+from .job import JobBase
+from .keyspace import Keys
+from .states import STATES
+
+DEFAULT_MAX_PAYLOAD = 1024 * 1024
+
+
+class TestMode:
+    """Kue's queue.testMode: saved jobs are recorded in ``jobs`` instead of written to Redis
+    (``enter(process=True)`` records them and also saves them for real)."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self) -> None:
+        self.active = False
+        self.process = False
+        self.jobs: list[Any] = []
+        self._ids = itertools.count(1)
+
+    def enter(self, process: bool = False) -> None:
+        self.active = True
+        self.process = process
+
+    def exit(self) -> None:
+        self.active = False
+        self.process = False
+
+    def clear(self) -> None:
+        self.jobs.clear()
+
+    def record(self, job: JobBase) -> bool:
+        """Record a job being saved; True when the real save must be skipped."""
+        if not self.active:
+            return False
+        self.jobs.append(job)
+        if self.process:
+            return False
+        if job.id is None:
+            job.id = str(next(self._ids))  # type: ignore[assignment]  # Kue: lodash uniqueId
+            job.state = "delayed" if job.delay_ms else "inactive"
+        return True
+
+
+class QueueBase:
+    """Configuration shared by ``kueatomic.Queue`` and ``kueatomic.aio.Queue``."""
+
+    job_class: Callable[..., JobBase] = JobBase
+
+    def __init__(
+        self,
+        prefix: str = "q",
+        *,
+        disable_search: bool = True,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
+    ) -> None:
+        if not isinstance(prefix, str) or not prefix:
+            raise InvalidArgument(f"prefix must be a non-empty string, not {prefix!r}")
+        self.prefix = prefix
+        self.keys = Keys(prefix)
+        self.disable_search = disable_search
+        self.max_payload_bytes = max_payload_bytes
+        self.test_mode = TestMode()
+
+    def create(self, job_type: str, data: Any = None) -> Any:
+        """A new unsaved job; chain the builder methods, then ``save()``."""
+        return self.job_class(self, job_type, data)
+
+    def job_from_spec(self, spec: Any) -> JobBase:
+        """A job from a ``{"type", "data", "options"}`` mapping (Kue's POST /job body) or
+        an unsaved job object."""
+        if isinstance(spec, JobBase):
+            return spec
+        if not isinstance(spec, dict):
+            raise InvalidArgument(f"a job must be an object with a type, not {spec!r}")
+        if not spec.get("type"):
+            raise InvalidArgument("Must provide job type")
+        job = self.job_class(self, spec["type"], spec.get("data"))
+        job.apply_options(spec.get("options") or {})
+        return job
+
+    def prepare_bulk(self, specs: list[Any]) -> tuple[list[Any], list[int], list[list[Any]]]:
+        """Validate every job; returns (results with errors filled in, indexes to create,
+        their encoded argument blocks)."""
+        results: list[Any] = [None] * len(specs)
+        todo: list[int] = []
+        encoded: list[list[Any]] = []
+        for index, spec in enumerate(specs):
+            try:
+                job = self.job_from_spec(spec)
+                block = job.encode_create()
+            except KueError as exc:
+                results[index] = exc
+                continue
+            results[index] = job
+            todo.append(index)
+            encoded.append(block)
+        return results, todo, encoded
+
+    @staticmethod
+    def finish_bulk(results: list[Any], todo: list[int], ids: list[int]) -> list[Any]:
+        for index, job_id in zip(todo, ids):
+            job = results[index]
+            job.id = job_id
+            job.state = "delayed" if job.delay_ms else "inactive"
+        return results
+
+    @staticmethod
+    def _progress_args(completed: Any, total: Any, data: Any) -> tuple[Any, Any, str]:
+        for name, value in (("completed", completed), ("total", total)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise InvalidArgument(f"progress {name} must be a number, not {value!r}")
+        if total <= 0:
+            raise InvalidArgument(f"progress total must be > 0, not {total!r}")
+        if completed < 0:
+            raise InvalidArgument(f"progress completed must be >= 0, not {completed!r}")
+        return completed, total, "" if data is None else dumps(data, "progress data")
+
+    def state_key(self, state: str, job_type: str | None = None) -> str:
+        if state not in STATES:
+            from .states import parse_state
+
+            parse_state(state)
+        return self.keys.type_state(job_type, state) if job_type else self.keys.state(state)

@@ -1,0 +1,39 @@
+-- name: set_job_progress
+-- version: 1
+-- transition: any -> same
+-- purpose: Record progress as Kue does: progress = min(100, floor(completed * 100 / total)),
+--   optional progress_data, updated_at; an active job with a ttl gets its deadline pushed to
+--   now + ttl (progress is the heartbeat Kue uses for ttl).
+-- KEYS:
+--   1 job: <prefix>:job:<id>, the job hash
+-- ARGV:
+--   1 prefix: the queue prefix
+--   2 id: the job id
+--   3 completed: number >= 0
+--   4 total: number > 0
+--   5 data: JSON text of progress data, "" for none
+-- Derived keys: <prefix>:jobs:active
+-- Returns: the stored percentage
+-- Errors: KUE_NOT_FOUND, KUE_BAD_ARGS
+-- Publishes: progress
+--@include lib/kue.lua
+
+local prefix, id = ARGV[1], ARGV[2]
+local completed, total, data = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+if not (completed and total) or total <= 0 or completed < 0 then
+  return redis.error_reply('KUE_BAD_ARGS progress needs completed >= 0 and total > 0')
+end
+local job = load_job(prefix, id)
+if not job then return not_found(id) end
+local now = now_ms()
+local percent = math.min(100, math.floor(completed * 100 / total))
+local fields = { 'progress', int_text(percent), 'updated_at', int_text(now) }
+if data ~= '' then table.insert(fields, 'progress_data'); table.insert(fields, data) end
+redis.call('HSET', KEYS[1], unpack(fields))
+if job.state == 'active' and (job.ttl or 0) > 0 then
+  redis.call('ZADD', state_key(prefix, 'active'), now + job.ttl, zid(id))
+end
+local data_json = 'null'
+if data ~= '' then data_json = data end
+publish(prefix, id, 'progress', int_text(percent) .. ',' .. data_json)
+return percent
