@@ -226,7 +226,7 @@ do
   local function c_to_x(s, i)
     local a, b, c = s:sub(i, i), s:sub(i + 1, i + 1), s:sub(i + 2, i + 2)
     if a ~= "s" and b == "c" and c == "h" then return 3, a .. "xh" end
-    if a == "c" and b == "h" then return 2, "xh" end
+    if i == 1 and a == "c" and b == "h" then return 2, "xh" end
   end
 
   -- transformG: /([^g]|^)(g)(i|e|y)/g -> '$1j$3' (same consuming shape as above)
