@@ -1,0 +1,128 @@
+"""Every script's header is parsed and checked against its body and the Python side:
+name = file name, KEYS/ARGV numbering matches what the body reads, error code words and
+published events match what the body does, transitions match kueatomic.states.TRANSITIONS."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from kueatomic import scripts
+from kueatomic.errors import SCRIPT_ERROR_CODES
+from kueatomic.states import ANY, NEW, REMOVED, SAME, STATES, TRANSITIONS
+
+REGISTRY = scripts.registry()
+NAMES = sorted(REGISTRY)
+
+
+def body_of(script: scripts.Script) -> str:
+    """The expanded text minus comment lines (headers mention KEYS in prose)."""
+    return "\n".join(
+        line for line in script.text.splitlines() if not line.lstrip().startswith("--")
+    )
+
+
+def own_body(script: scripts.Script) -> str:
+    """The script's own code, without the included libraries."""
+    return "\n".join(
+        line for line in script.source.splitlines() if not line.lstrip().startswith("--")
+    )
+
+
+def test_the_registry_reads_the_lua_folder() -> None:
+    files = sorted(p.stem for p in scripts.lua_dir().glob("*.lua"))
+    assert NAMES == files and len(NAMES) >= 8
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_header_names_file_and_version(name: str) -> None:
+    header = REGISTRY[name].header
+    assert header.name == name
+    assert header.version >= 1
+    assert re.fullmatch(r"[a-z]+(_[a-z]+)+", name), "verb-first snake_case names"
+    assert header.purpose and header.returns
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_keys_and_argv_match_the_body(name: str) -> None:
+    script = REGISTRY[name]
+    body = own_body(script)
+    for kind, params in (("KEYS", script.header.keys), ("ARGV", script.header.argv)):
+        numbers = [p.index for p in params]
+        assert numbers == list(range(1, len(params) + 1)), f"{kind} numbered 1..n"
+        used = {int(n) for n in re.findall(kind + r"\[(\d+)\]", body)}
+        variadic = any(p.variadic for p in params) or f"unpack({kind})" in body or f"#{kind}" in body
+        assert used <= set(numbers) or variadic, f"body reads {kind} it does not declare"
+        if kind == "KEYS":
+            assert set(numbers) <= used | {1}, "every declared key is used"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_error_codes_match(name: str) -> None:
+    script = REGISTRY[name]
+    body = own_body(script)
+    raised = set(re.findall(r"'(KUE_[A-Z_]+)", body))
+    if "not_found(" in body:
+        raised.add("KUE_NOT_FOUND")  # lib/kue.lua's not_found() raises it
+    declared = set(script.header.errors)
+    assert declared <= SCRIPT_ERROR_CODES, "every code word maps to a KueError class"
+    assert raised == declared
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_published_events_match(name: str) -> None:
+    script = REGISTRY[name]
+    published = set(re.findall(r"publish\([^,]+,[^,]+,\s*'([a-z ]+)'", own_body(script)))
+    assert published == set(script.header.publishes)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_transition_matches_states_table(name: str) -> None:
+    header = REGISTRY[name].header
+    assert name in TRANSITIONS, "add the script to kueatomic.states.TRANSITIONS"
+    sources, targets = TRANSITIONS[name]
+    if header.transition == "-":
+        assert sources == () and targets == ()
+        return
+    left, arrow, right = header.transition.partition("->")
+    assert arrow, "transition reads 'from -> to'"
+    parse = lambda side: tuple(s.strip() for s in side.split("|"))  # noqa: E731
+    assert set(parse(left)) == set(sources)
+    assert set(parse(right)) == set(targets)
+    allowed = set(STATES) | {ANY, NEW, SAME, REMOVED}
+    assert set(sources) | set(targets) <= allowed
+
+
+def test_every_transition_entry_has_a_script() -> None:
+    assert set(TRANSITIONS) <= set(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sha_is_of_the_text_sent(name: str) -> None:
+    import hashlib
+
+    script = REGISTRY[name]
+    assert not re.search(r"^--@include", script.text, re.MULTILINE)
+    assert hashlib.sha1(script.text.encode()).hexdigest() == script.sha
+
+
+def test_lua_is_portable() -> None:
+    banned = ["cmsgpack", "struct.", "bit.", "BLMOVE", "setresp", "redis.set_repl"]
+    for path in Path(scripts.lua_dir()).rglob("*.lua"):
+        text = path.read_text()
+        for word in banned:
+            assert word not in text, f"{path.name} uses {word}"
+        # Top-level globals would leak between scripts on some servers: everything is local.
+        declared = set(re.findall(r"\blocal\s+function\s+(\w+)", text))
+        for names in re.findall(r"\blocal\s+(?!function)([\w\s,]+?)\s*(?:=|$)", text, re.MULTILINE):
+            declared.update(n.strip() for n in names.split(","))
+        declared.update(re.findall(r"\bfor\s+([\w\s,]+?)\s+(?:in|=)", text))
+        declared.update(n.strip() for args in re.findall(r"function\s*\w*\(([^)]*)\)", text)
+                        for n in args.split(","))
+        # Column-0 statements only: indented "name =" lines may be table-constructor fields.
+        assigned = re.findall(r"^([A-Za-z_]\w*)\s*=[^=]", text, re.MULTILINE)
+        undeclared = {n for n in assigned if n not in declared and not {*n.split(",")} <= declared}
+        assert not undeclared, f"{path.name} assigns globals {undeclared}"
+        assert not re.search(r"^function\b", text, re.MULTILINE), path.name
