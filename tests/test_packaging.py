@@ -1,0 +1,46 @@
+"""The wheel ships lua/ inside the package, and the installed copy finds its scripts;
+`kueatomic scripts` lists every script with its version and SHA1."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from kueatomic import scripts
+from kueatomic.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_wheel_contains_the_lua_scripts(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
+         "-q", "-w", str(tmp_path)],
+        check=True,
+    )
+    (wheel,) = tmp_path.glob("kueatomic-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in scripts.registry():
+        assert f"kueatomic/lua/{name}.lua" in names
+    assert "kueatomic/lua/lib/kue.lua" in names and "kueatomic/lua/lib/search.lua" in names
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
+                    str(target), str(wheel)], check=True)
+    probe = ("import kueatomic.scripts as s; "
+             "print(s.lua_dir()); print(sorted((n, x.sha) for n, x in s.registry().items()))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(target)},
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[0] == str(target / "kueatomic" / "lua")
+    assert out[1] == str(sorted((n, x.sha) for n, x in scripts.registry().items()))
+
+
+def test_cli_scripts_lists_name_version_sha(capsys: object) -> None:
+    assert main(["scripts"]) == 0
+    out = capsys.readouterr().out.splitlines()  # type: ignore[attr-defined]
+    rows = {line.split()[0]: line.split()[1:] for line in out[1:]}
+    for name, script in scripts.registry().items():
+        assert rows[name] == [str(script.version), script.sha]
+    assert main(["scripts", "--show", "create_jobs"]) == 0
+    assert "redis.call('INCR'" in capsys.readouterr().out  # type: ignore[attr-defined]
