@@ -126,3 +126,39 @@ def test_lua_is_portable() -> None:
         undeclared = {n for n in assigned if n not in declared and not {*n.split(",")} <= declared}
         assert not undeclared, f"{path.name} assigns globals {undeclared}"
         assert not re.search(r"^function\b", text, re.MULTILINE), path.name
+
+
+def test_python_calls_match_headers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every script call the Python side builds passes the KEYS and ARGV its header lists."""
+    import kueatomic.driver as driver
+    from kueatomic import Queue
+    from kueatomic.ops import Call
+
+    seen: list[Call] = []
+    original = driver.command_of
+
+    def record(request: object) -> tuple[object, ...]:
+        if isinstance(request, Call):
+            seen.append(request)
+        return original(request)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(driver, "command_of", record)
+    queue = Queue(redis="memory://headers-check", disable_search=False)
+    job = queue.create("email", {"title": "hi"}).priority("high").save()
+    queue.create_bulk([{"type": "email"}, {"type": "video", "options": {"delay": 100}}])
+    job.log("x").progress(1, 2, {"a": 1}).set_priority(3)
+    job.update()
+    job.complete()
+    queue.search("hi")
+    job.remove()
+    assert {call.script for call in seen} >= {
+        "create_jobs", "add_job_log", "set_job_progress", "set_job_priority", "update_job",
+        "set_job_state", "search_jobs", "remove_job"}
+    for call in seen:
+        header = REGISTRY[call.script].header
+        assert len(call.keys) == len(header.keys), call.script
+        fixed = [p for p in header.argv if not p.variadic]
+        if any(p.variadic for p in header.argv):
+            assert len(call.args) >= len(fixed), call.script
+        else:
+            assert len(call.args) == len(fixed), call.script
