@@ -34,6 +34,8 @@ def create_queue(**options: Any) -> Queue:
 
 
 __all__ = [
+    "PRIORITIES",
+    "STATES",
     "ConfigError",
     "InvalidArgument",
     "InvalidAttempts",
@@ -46,11 +48,9 @@ __all__ = [
     "KueError",
     "LeaseLost",
     "NotSerializable",
-    "PRIORITIES",
     "PayloadTooLarge",
     "Queue",
     "RedisUnavailable",
-    "STATES",
     "ScriptError",
     "backoff_function",
     "create_queue",

@@ -4,7 +4,8 @@ only the driver that sends a batch differs."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import redis
 
@@ -16,7 +17,7 @@ from .errors import JobNotFound, KueError
 from .job import JobBase
 from .ops import Plan, Request, T
 from .queue import _job_id
-from .queue_base import DEFAULT_MAX_PAYLOAD, QueueBase
+from .queue_base import DEFAULT_MAX_PAYLOAD, J, QueueBase
 
 
 class AsyncDriver:
@@ -32,7 +33,7 @@ class AsyncDriver:
             while True:
                 batch = plan.send(await self.execute(batch))
         except StopIteration as stop:
-            return stop.value
+            return cast(T, stop.value)
 
     async def execute(self, batch: Sequence[Request]) -> list[Any]:
         try:
@@ -83,20 +84,20 @@ class AsyncDriver:
 class Job(JobBase):
     """A job bound to an asyncio ``Queue``; I/O methods are coroutines."""
 
-    queue: "Queue"
+    queue: Queue
 
-    async def save(self) -> "Job":
+    async def save(self) -> Job:
         return await self.queue._save(self)
 
-    async def update(self) -> "Job":
+    async def update(self) -> Job:
         self._require_id()
         return await self.queue._save(self)
 
-    async def remove(self) -> "Job":
+    async def remove(self) -> Job:
         await self.queue._run(ops.remove(self.queue.keys, self._require_id()))
         return self
 
-    async def log(self, message: Any, *args: Any) -> "Job":
+    async def log(self, message: Any, *args: Any) -> Job:
         line = format_log(message, *args)
         await self.queue._run(ops.add_log(self.queue.keys, self._require_id(), [line]))
         return self
@@ -104,40 +105,40 @@ class Job(JobBase):
     async def logs(self) -> list[str]:
         return await self.queue._run(ops.logs(self.queue.keys, self._require_id()))
 
-    async def progress(self, completed: float, total: float, data: Any = None) -> "Job":
+    async def progress(self, completed: float, total: float, data: Any = None) -> Job:
         args = self.queue._progress_args(completed, total, data)
         plan = ops.set_progress(self.queue.keys, self._require_id(), *args)
         self.progress_percent = await self.queue._run(plan)
         self.progress_data = data
         return self
 
-    async def set_state(self, state: str) -> "Job":
+    async def set_state(self, state: str) -> Job:
         await self.queue._run(ops.set_state(self.queue.keys, self._require_id(), state))
         self.state = state
         return self
 
-    async def set_priority(self, level: str | int) -> "Job":
+    async def set_priority(self, level: str | int) -> Job:
         self.priority(level)
         plan = ops.set_priority(self.queue.keys, self._require_id(), self.priority_value)
         await self.queue._run(plan)
         return self
 
-    async def refresh(self) -> "Job":
+    async def refresh(self) -> Job:
         return await self.queue.get_job(self._require_id(), into=self)
 
-    async def inactive(self) -> "Job":
+    async def inactive(self) -> Job:
         return await self.set_state("inactive")
 
-    async def active(self) -> "Job":
+    async def active(self) -> Job:
         return await self.set_state("active")
 
-    async def complete(self) -> "Job":
+    async def complete(self) -> Job:
         return await self.set_state("complete")
 
-    async def failed(self) -> "Job":
+    async def failed(self) -> Job:
         return await self.set_state("failed")
 
-    async def delayed(self) -> "Job":
+    async def delayed(self) -> Job:
         return await self.set_state("delayed")
 
 
@@ -166,7 +167,7 @@ class Queue(QueueBase):
     def create(self, job_type: str, data: Any = None) -> Job:
         return Job(self, job_type, data)
 
-    async def _save(self, job: JobBase) -> Any:
+    async def _save(self, job: J) -> J:
         if self.test_mode.record(job):
             return job
         if job.id is None:
@@ -193,7 +194,7 @@ class Queue(QueueBase):
         return job
 
     def _jobs(self, pairs: list[tuple[int, dict[str, str]]]) -> list[Job]:
-        return [Job(self, f["type"]).load_fields(i, f) for i, f in pairs]  # type: ignore[misc]
+        return [Job(self, f["type"]).load_fields(i, f) for i, f in pairs]
 
     async def card(self, state: str, job_type: str | None = None) -> int:
         return await self._run(ops.count(self.state_key(state, job_type)))

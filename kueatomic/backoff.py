@@ -7,7 +7,8 @@ found in this process's registry; nothing is ever evaluated from Redis.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .codec import dumps, loads_or_raw
 from .errors import InvalidArgument

@@ -39,7 +39,7 @@ def loads_or_raw(text: str | None) -> Any:
         return text
 
 
-def js_number(value: float | int) -> str:
+def js_number(value: float) -> str:
     """A number as JavaScript prints it (1.0 -> "1")."""
     if isinstance(value, bool):
         return "true" if value else "false"

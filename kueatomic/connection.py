@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlparse
 
 import redis as redis_sync
@@ -47,7 +48,8 @@ def describe(option: Any) -> str:
 
 def _safe_port(parsed: Any) -> int | None:
     try:
-        return parsed.port
+        port = parsed.port
+        return port if isinstance(port, int) else None
     except ValueError:
         return None
 
@@ -60,10 +62,8 @@ def check_url(url: str) -> str:
             "rediss://, unix:///path/to/socket or memory://"
         )
     if parsed.scheme in ("redis", "rediss"):
-        try:
-            parsed.port
-        except ValueError:
-            raise ConfigError(f"Redis URL {url!r} has a port that is not a number") from None
+        if parsed.netloc and _safe_port(parsed) is None and parsed.netloc.rsplit("@", 1)[-1].count(":"):
+            raise ConfigError(f"Redis URL {url!r} has a port that is not a number")
         db = parsed.path.lstrip("/")
         if db and not db.isdigit():
             raise ConfigError(f"Redis URL {url!r}: the database after '/' must be a number")

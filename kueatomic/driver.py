@@ -8,7 +8,8 @@ safe because a refused EVALSHA did nothing.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, cast
 
 import redis
 
@@ -53,7 +54,7 @@ class SyncDriver:
             while True:
                 batch = plan.send(self.execute(batch))
         except StopIteration as stop:
-            return stop.value
+            return cast(T, stop.value)
 
     def execute(self, batch: Sequence[Request]) -> list[Any]:
         try:

@@ -226,21 +226,21 @@ class JobBase:
 class Job(JobBase):
     """A job bound to a sync ``Queue``. Every method that writes runs one Lua script."""
 
-    queue: "Queue"
+    queue: Queue
 
-    def save(self) -> "Job":
+    def save(self) -> Job:
         """Create the job (new) or re-save it (existing); atomic either way."""
         return self.queue._save(self)
 
-    def update(self) -> "Job":
+    def update(self) -> Job:
         self._require_id()
         return self.queue._save(self)
 
-    def remove(self) -> "Job":
+    def remove(self) -> Job:
         self.queue._run(ops.remove(self.queue.keys, self._require_id()))
         return self
 
-    def log(self, message: Any, *args: Any) -> "Job":
+    def log(self, message: Any, *args: Any) -> Job:
         """Append a line formatted like Node's util.format (``%s``, ``%d``, ``%j``...)."""
         self.queue._run(ops.add_log(self.queue.keys, self._require_id(), [format_log(message, *args)]))
         return self
@@ -248,7 +248,7 @@ class Job(JobBase):
     def logs(self) -> list[str]:
         return self.queue._run(ops.logs(self.queue.keys, self._require_id()))
 
-    def progress(self, completed: float, total: float, data: Any = None) -> "Job":
+    def progress(self, completed: float, total: float, data: Any = None) -> Job:
         """Set progress to min(100, completed*100/total) and publish a progress event."""
         args = self.queue._progress_args(completed, total, data)
         self.progress_percent = self.queue._run(
@@ -257,33 +257,33 @@ class Job(JobBase):
         self.progress_data = data
         return self
 
-    def set_state(self, state: str) -> "Job":
+    def set_state(self, state: str) -> Job:
         self.queue._run(ops.set_state(self.queue.keys, self._require_id(), state))
         self.state = state
         return self
 
-    def set_priority(self, level: str | int) -> "Job":
+    def set_priority(self, level: str | int) -> Job:
         """Change the priority in Redis now (re-scores the job atomically)."""
         self.priority(level)
         self.queue._run(ops.set_priority(self.queue.keys, self._require_id(), self.priority_value))
         return self
 
-    def refresh(self) -> "Job":
+    def refresh(self) -> Job:
         return self.queue.get_job(self._require_id(), into=self)
 
-    def inactive(self) -> "Job":
+    def inactive(self) -> Job:
         return self.set_state("inactive")
 
-    def active(self) -> "Job":
+    def active(self) -> Job:
         return self.set_state("active")
 
-    def complete(self) -> "Job":
+    def complete(self) -> Job:
         return self.set_state("complete")
 
-    def failed(self) -> "Job":
+    def failed(self) -> Job:
         return self.set_state("failed")
 
-    def delayed(self) -> "Job":
+    def delayed(self) -> Job:
         return self.set_state("delayed")
 
 

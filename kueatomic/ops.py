@@ -11,8 +11,9 @@ that request raised (``unwrap`` re-raises it), so bulk plans can report per-item
 
 from __future__ import annotations
 
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generator, Iterable, Sequence, TypeVar, Union
+from typing import Any, TypeVar
 
 from .codec import to_text
 from .errors import InvalidRange, KueError
@@ -38,7 +39,7 @@ class Read:
     command: tuple[Any, ...]
 
 
-Request = Union[Call, Read]
+Request = Call | Read
 Plan = Generator[list[Request], list[Any], T]
 
 
@@ -154,7 +155,7 @@ def set_priority(keys: Keys, job_id: int | str, priority: int) -> Plan[int]:
 
 def remove(keys: Keys, job_id: int | str) -> Plan[str]:
     call = Call("remove_job", (keys.job(job_id), keys.log(job_id)), (keys.prefix, str(job_id)))
-    return to_text((yield from single(call)))
+    return str(to_text((yield from single(call))))
 
 
 def add_log(keys: Keys, job_id: int | str, lines: Iterable[str]) -> Plan[int]:
@@ -177,7 +178,7 @@ def search(keys: Keys, query: str) -> Plan[list[str]]:
 def create(keys: Keys, encoded_jobs: Sequence[Sequence[Any]], chunk: int = 1000) -> Plan[list[int]]:
     """Create jobs from their encoded argument lists, ``chunk`` jobs per script call, all
     calls in one round trip. Each call is atomic on its own."""
-    calls = []
+    calls: list[Request] = []
     for start in range(0, len(encoded_jobs), chunk):
         part = encoded_jobs[start : start + chunk]
         args: list[Any] = [keys.prefix, len(part)]

@@ -6,15 +6,16 @@ Every write runs one Lua script (atomic); reads go straight to Redis. The asynci
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import ops
 from .connection import describe, sync_client
 from .driver import SyncDriver
 from .errors import JobNotFound, KueError
-from .job import Job, JobBase
+from .job import Job
 from .ops import Plan, T
-from .queue_base import DEFAULT_MAX_PAYLOAD, QueueBase
+from .queue_base import DEFAULT_MAX_PAYLOAD, J, QueueBase
 
 
 class Queue(QueueBase):
@@ -46,7 +47,7 @@ class Queue(QueueBase):
     def create(self, job_type: str, data: Any = None) -> Job:
         return Job(self, job_type, data)
 
-    def _save(self, job: JobBase) -> Any:
+    def _save(self, job: J) -> J:
         if self.test_mode.record(job):
             return job
         if job.id is None:
@@ -77,7 +78,7 @@ class Queue(QueueBase):
         return job
 
     def _jobs(self, pairs: list[tuple[int, dict[str, str]]]) -> list[Job]:
-        return [Job(self, f["type"]).load_fields(i, f) for i, f in pairs]  # type: ignore[misc]
+        return [Job(self, f["type"]).load_fields(i, f) for i, f in pairs]
 
     # --- counts and ids -------------------------------------------------------------------
     def card(self, state: str, job_type: str | None = None) -> int:

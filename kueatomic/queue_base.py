@@ -4,15 +4,17 @@ test mode. Nothing here does I/O."""
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from .codec import dumps
 from .errors import InvalidArgument, KueError
 from .job import JobBase
 from .keyspace import Keys
-from .states import STATES
+from .states import parse_state
 
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
+J = TypeVar("J", bound=JobBase)
 
 
 class TestMode:
@@ -126,8 +128,5 @@ class QueueBase:
         return completed, total, "" if data is None else dumps(data, "progress data")
 
     def state_key(self, state: str, job_type: str | None = None) -> str:
-        if state not in STATES:
-            from .states import parse_state
-
-            parse_state(state)
+        parse_state(state)
         return self.keys.type_state(job_type, state) if job_type else self.keys.state(state)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from .errors import ConfigError
@@ -155,7 +155,7 @@ def load_script(path: Path) -> Script:
     return Script(name=path.stem, header=header, source=source, text=text, sha=sha)
 
 
-@lru_cache(maxsize=None)
+@cache
 def registry() -> dict[str, Script]:
     """Every script in ``lua/``, by name. Computed once per process."""
     folder = lua_dir()

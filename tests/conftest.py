@@ -7,13 +7,13 @@ or the session's own redis-server (flushed between tests; it is ours, never 6379
 from __future__ import annotations
 
 import uuid
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import redis
 
-from kueatomic import Queue
-from kueatomic import aio
+from kueatomic import Queue, aio
 
 from .redis_server import INSTALL_HINT, RedisServer, redis_server_binary, require_redis
 

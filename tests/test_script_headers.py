@@ -88,7 +88,7 @@ def test_transition_matches_states_table(name: str) -> None:
         return
     left, arrow, right = header.transition.partition("->")
     assert arrow, "transition reads 'from -> to'"
-    parse = lambda side: tuple(s.strip() for s in side.split("|"))  # noqa: E731
+    parse = lambda side: tuple(s.strip() for s in side.split("|"))
     assert set(parse(left)) == set(sources)
     assert set(parse(right)) == set(targets)
     allowed = set(STATES) | {ANY, NEW, SAME, REMOVED}
@@ -130,8 +130,7 @@ def test_lua_is_portable() -> None:
 
 def test_python_calls_match_headers(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every script call the Python side builds passes the KEYS and ARGV its header lists."""
-    import kueatomic.driver as driver
-    from kueatomic import Queue
+    from kueatomic import Queue, driver
     from kueatomic.ops import Call
 
     seen: list[Call] = []
