@@ -12,12 +12,12 @@ import redis
 from . import ops, scripts
 from .codec import format_log
 from .connection import async_client, describe
-from .driver import CONNECTION_ERRORS, command_of, map_error, unavailable
+from .driver import CONNECTION_ERRORS, command_of, map_error, settle, unavailable
 from .errors import JobNotFound, KueError
 from .job import JobBase
 from .ops import Plan, Request, T
 from .queue import _job_id
-from .queue_base import DEFAULT_MAX_PAYLOAD, J, QueueBase
+from .queue_base import J, QueueBase
 
 
 class AsyncDriver:
@@ -61,12 +61,9 @@ class AsyncDriver:
         for request, reply in zip(batch, replies):
             if isinstance(reply, redis.exceptions.NoScriptError):
                 await self.load(request)
-                reply = await self._one(request)
-            elif isinstance(reply, BaseException):
-                if isinstance(reply, CONNECTION_ERRORS):
-                    raise reply
-                reply = map_error(reply)
-            out.append(reply)
+                out.append(await self._one(request))
+            else:
+                out.append(settle(reply))
         return out
 
     async def load(self, request: Request) -> None:
@@ -147,17 +144,7 @@ class Queue(QueueBase):
 
     job_class = Job
 
-    def __init__(
-        self,
-        prefix: str = "q",
-        redis: Any = None,
-        *,
-        client_factory: Callable[[], Any] | None = None,
-        disable_search: bool = True,
-        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
-    ) -> None:
-        super().__init__(prefix, disable_search=disable_search, max_payload_bytes=max_payload_bytes)
-        self.redis_option = redis
+    def _connect(self, redis: Any, client_factory: Callable[[], Any] | None) -> None:
         self.client = async_client(redis, client_factory)
         self.driver = AsyncDriver(self.client, describe(redis))
 

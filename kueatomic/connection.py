@@ -79,41 +79,31 @@ def _from_dict(option: dict[str, Any], module: Any) -> Any:
     return module.Redis(decode_responses=True, **option)
 
 
-def sync_client(option: Any, factory: Callable[[], Any] | None = None) -> Any:
+def _client(option: Any, factory: Callable[[], Any] | None, module: Any, fake: str) -> Any:
     if factory is not None:
         return factory()
-    if isinstance(option, redis_sync.Redis):
+    if isinstance(option, module.Redis):
         return option
     if option is None or isinstance(option, str):
         url = check_url(option or DEFAULT_URL)
         if url.startswith("memory://"):
             import fakeredis
 
-            return fakeredis.FakeRedis(server=memory_server(url), decode_responses=True)
-        return redis_sync.Redis.from_url(url, decode_responses=True)
+            return getattr(fakeredis, fake)(server=memory_server(url), decode_responses=True)
+        return module.Redis.from_url(url, decode_responses=True)
     if isinstance(option, dict):
-        return _from_dict(option, redis_sync)
+        return _from_dict(option, module)
     raise ConfigError(
         f"redis= takes a URL, a dict of host/port/password/db/unix_socket_path or a "
-        f"redis.Redis client, not {type(option).__name__}"
+        f"{module.__name__}.Redis client, not {type(option).__name__}"
     )
+
+
+def sync_client(option: Any, factory: Callable[[], Any] | None = None) -> Any:
+    """A ``redis.Redis`` (or fakeredis) for the ``redis=`` option."""
+    return _client(option, factory, redis_sync, "FakeRedis")
 
 
 def async_client(option: Any, factory: Callable[[], Any] | None = None) -> Any:
-    if factory is not None:
-        return factory()
-    if isinstance(option, redis_async.Redis):
-        return option
-    if option is None or isinstance(option, str):
-        url = check_url(option or DEFAULT_URL)
-        if url.startswith("memory://"):
-            import fakeredis
-
-            return fakeredis.FakeAsyncRedis(server=memory_server(url), decode_responses=True)
-        return redis_async.Redis.from_url(url, decode_responses=True)
-    if isinstance(option, dict):
-        return _from_dict(option, redis_async)
-    raise ConfigError(
-        f"redis= takes a URL, a dict of host/port/password/db/unix_socket_path or a "
-        f"redis.asyncio.Redis client, not {type(option).__name__}"
-    )
+    """A ``redis.asyncio.Redis`` (or fakeredis) for the ``redis=`` option."""
+    return _client(option, factory, redis_async, "FakeAsyncRedis")

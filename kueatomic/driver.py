@@ -35,6 +35,16 @@ def map_error(exc: BaseException) -> KueError:
     return ScriptError(str(exc))
 
 
+def settle(reply: Any) -> Any:
+    """A pipeline reply as plans see it: errors become KueError values; a broken
+    connection is raised (the whole batch is in doubt)."""
+    if isinstance(reply, BaseException):
+        if isinstance(reply, CONNECTION_ERRORS):
+            raise reply
+        return map_error(reply)
+    return reply
+
+
 def unavailable(where: str, exc: BaseException) -> RedisUnavailable:
     return RedisUnavailable(
         f"Redis at {where} is unreachable ({exc}); is redis-server running and the URL right?"
@@ -82,12 +92,9 @@ class SyncDriver:
         for request, reply in zip(batch, replies):
             if isinstance(reply, redis.exceptions.NoScriptError):
                 self.load(request)
-                reply = self._one(request)
-            elif isinstance(reply, BaseException):
-                if isinstance(reply, CONNECTION_ERRORS):
-                    raise reply
-                reply = map_error(reply)
-            out.append(reply)
+                out.append(self._one(request))
+            else:
+                out.append(settle(reply))
         return out
 
     def load(self, request: Request) -> None:

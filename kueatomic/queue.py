@@ -15,7 +15,7 @@ from .driver import SyncDriver
 from .errors import JobNotFound, KueError
 from .job import Job
 from .ops import Plan, T
-from .queue_base import DEFAULT_MAX_PAYLOAD, J, QueueBase
+from .queue_base import J, QueueBase
 
 
 class Queue(QueueBase):
@@ -27,17 +27,7 @@ class Queue(QueueBase):
 
     job_class = Job
 
-    def __init__(
-        self,
-        prefix: str = "q",
-        redis: Any = None,
-        *,
-        client_factory: Callable[[], Any] | None = None,
-        disable_search: bool = True,
-        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
-    ) -> None:
-        super().__init__(prefix, disable_search=disable_search, max_payload_bytes=max_payload_bytes)
-        self.redis_option = redis
+    def _connect(self, redis: Any, client_factory: Callable[[], Any] | None) -> None:
         self.client = sync_client(redis, client_factory)
         self.driver = SyncDriver(self.client, describe(redis))
 

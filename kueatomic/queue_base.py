@@ -61,7 +61,9 @@ class QueueBase:
     def __init__(
         self,
         prefix: str = "q",
+        redis: Any = None,
         *,
+        client_factory: Callable[[], Any] | None = None,
         disable_search: bool = True,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
     ) -> None:
@@ -72,6 +74,12 @@ class QueueBase:
         self.disable_search = disable_search
         self.max_payload_bytes = max_payload_bytes
         self.test_mode = TestMode()
+        self.redis_option = redis
+        self._connect(redis, client_factory)
+
+    def _connect(self, redis: Any, client_factory: Callable[[], Any] | None) -> None:
+        """Set ``self.client`` and ``self.driver`` (sync or asyncio)."""
+        raise NotImplementedError
 
     def create(self, job_type: str, data: Any = None) -> Any:
         """A new unsaved job; chain the builder methods, then ``save()``."""
