@@ -1,0 +1,165 @@
+"""Kue's JSON API (kue-wire.md §7), route by route, with Kue's bodies.
+
+Where Kue answers an error with status 200, these handlers raise the typed error instead and
+the app's one exception handler answers ``{"error": message}`` with the error's
+``http_status`` (see the README's list of deliberate differences).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..errors import InvalidArgument, KueError
+from ..states import parse_state
+from .body import is_empty, read_json
+from .gateway import Gateway, job_number, parse_api_priority, parse_bound, parse_order
+from .responses import KueJSONResponse
+
+
+def _gateway(request: Request) -> Gateway:
+    return request.app.state.kue  # type: ignore[no-any-return]
+
+
+def _json(body: Any, status_code: int = 200) -> Response:
+    return KueJSONResponse(body, status_code=status_code)
+
+
+async def stats(request: Request) -> Response:
+    return _json(await _gateway(request).stats())
+
+
+async def type_stats(request: Request) -> Response:
+    """kueatomic's addition: every type's counts per state in one request (the dashboard's
+    sidebar), instead of one ``/jobs/:type/:state/stats`` call per type and state."""
+    return _json(await _gateway(request).type_stats())
+
+
+async def search(request: Request) -> Response:
+    gateway = _gateway(request)
+    if not gateway.search_enabled:
+        raise InvalidArgument(
+            "search is disabled on this queue; create it with disable_search=False "
+            "(kueatomic dashboard --search) and index jobs with search enabled"
+        )
+    return _json(await gateway.search(request.query_params.get("q", "")))
+
+
+def _range_args(request: Request) -> tuple[int, int, str]:
+    params = request.path_params
+    return parse_bound(params["start"]), parse_bound(params["stop"]), parse_order(params.get("order"))
+
+
+async def job_range(request: Request) -> Response:
+    gateway = _gateway(request)
+    return _json(await gateway.range(gateway.keys.all_jobs, *_range_args(request)))
+
+
+async def job_type_range(request: Request) -> Response:
+    gateway = _gateway(request)
+    params = request.path_params
+    zset = gateway.keys.type_state(params["type"], parse_state(params["state"]))
+    return _json(await gateway.range(zset, *_range_args(request)))
+
+
+async def job_type_state_stats(request: Request) -> Response:
+    params = request.path_params
+    return _json({"count": await _gateway(request).count(params["type"], params["state"])})
+
+
+async def job_state_range(request: Request) -> Response:
+    gateway = _gateway(request)
+    zset = gateway.keys.state(parse_state(request.path_params["state"]))
+    return _json(await gateway.range(zset, *_range_args(request)))
+
+
+async def types(request: Request) -> Response:
+    return _json(await _gateway(request).types())
+
+
+async def job(request: Request) -> Response:
+    text = request.path_params["id"]
+    return _json(await _gateway(request).job(job_number(text), text))
+
+
+async def job_log(request: Request) -> Response:
+    text = request.path_params["id"]
+    return _json(await _gateway(request).log(job_number(text), text))
+
+
+async def update_state(request: Request) -> Response:
+    job_id = job_number(request.path_params["id"])
+    await _gateway(request).set_state(job_id, parse_state(request.path_params["state"]))
+    return _json({"message": "updated state"})
+
+
+async def update_priority(request: Request) -> Response:
+    priority = parse_api_priority(request.path_params["priority"])
+    job_id = job_number(request.path_params["id"])
+    await _gateway(request).set_priority(job_id, priority)
+    return _json({"message": "updated priority"})
+
+
+async def remove(request: Request) -> Response:
+    text = request.path_params["id"]
+    await _gateway(request).remove(job_number(text))
+    return _json({"message": f"job {text} removed"})
+
+
+async def inactive(request: Request) -> Response:
+    """Kue's "restart": move the job to inactive (queued) again."""
+    text = request.path_params["id"]
+    await _gateway(request).set_state(job_number(text), "inactive")
+    return _json({"message": f"job {text} inactive"})
+
+
+async def create_job(request: Request) -> Response:
+    """One job (an object) or many (an array, answered in order with per-element errors;
+    the status is the first error's, as Kue does). Valid jobs are created in one round trip."""
+    body = await read_json(request, request.app.state.max_body_bytes)
+    if is_empty(body):
+        return Response(status_code=204)
+    gateway = _gateway(request)
+    if not isinstance(body, list):
+        (outcome,) = await gateway.create([body])
+        if isinstance(outcome, KueError):
+            raise outcome
+        return _json({"message": "job created", "id": outcome})
+    outcomes = await gateway.create(body)
+    answer: list[dict[str, Any]] = []
+    status = 200
+    for outcome in outcomes:
+        if isinstance(outcome, KueError):
+            answer.append({"error": str(outcome)})
+            if status == 200:
+                status = outcome.http_status
+        else:
+            answer.append({"message": "job created", "id": outcome})
+    return _json(answer, status)
+
+
+# Kue's registration order (kue-wire.md §7); the first match wins, so /job/search and
+# /job/types come before /job/{id}. A range is "<from>..<to>" inside one path segment.
+ROUTES = [
+    Route("/stats", stats, methods=["GET"]),
+    Route("/stats/types", type_stats, methods=["GET"]),
+    Route("/job/search", search, methods=["GET"]),
+    Route("/jobs/{start}..{stop}", job_range, methods=["GET"]),
+    Route("/jobs/{start}..{stop}/{order}", job_range, methods=["GET"]),
+    Route("/jobs/{type}/{state}/{start}..{stop}", job_type_range, methods=["GET"]),
+    Route("/jobs/{type}/{state}/{start}..{stop}/{order}", job_type_range, methods=["GET"]),
+    Route("/jobs/{type}/{state}/stats", job_type_state_stats, methods=["GET"]),
+    Route("/jobs/{state}/{start}..{stop}", job_state_range, methods=["GET"]),
+    Route("/jobs/{state}/{start}..{stop}/{order}", job_state_range, methods=["GET"]),
+    Route("/job/types", types, methods=["GET"]),
+    Route("/job/{id}", job, methods=["GET"]),
+    Route("/job/{id}/log", job_log, methods=["GET"]),
+    Route("/job/{id}/state/{state}", update_state, methods=["PUT"]),
+    Route("/job/{id}/priority/{priority}", update_priority, methods=["PUT"]),
+    Route("/job/{id}", remove, methods=["DELETE"]),
+    Route("/job", create_job, methods=["POST"]),
+    Route("/inactive/{id}", inactive, methods=["GET"]),
+]

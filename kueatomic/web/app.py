@@ -1,0 +1,106 @@
+"""``create_app``: Kue's JSON API and the dashboard as one Starlette (ASGI) app."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..errors import ConfigError, KueError
+from . import api, dashboard, openapi
+from .auth import BasicAuthMiddleware, parse_credentials
+from .body import DEFAULT_MAX_BODY_BYTES
+from .gateway import Gateway
+from .responses import KueJSONResponse
+
+
+async def _kue_error(request: Request, exc: Exception) -> Response:
+    """The one mapping from the error hierarchy to HTTP: the class's status, Kue's body."""
+    assert isinstance(exc, KueError)
+    return KueJSONResponse({"error": str(exc)}, status_code=exc.http_status)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Unknown paths and wrong methods answer JSON too, instead of Kue's HTML page."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        message = f"Cannot {request.method} {request.url.path}"
+    else:
+        message = str(exc.detail)
+    return KueJSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _openapi(request: Request) -> Response:
+    return KueJSONResponse(request.app.state.openapi)
+
+
+def _own_queue(url: str, options: dict[str, Any]) -> Any:
+    from ..aio import Queue as AsyncQueue
+
+    return AsyncQueue(redis=url, **options)
+
+
+def create_app(
+    queue: Any,
+    title: str = "Kue",
+    *,
+    auth: str | tuple[str, str] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    poll_interval_ms: int = 1000,
+    **queue_options: Any,
+) -> Starlette:
+    """Kue's JSON API and the dashboard for ``queue``.
+
+    ``queue`` is a ``kueatomic.aio.Queue`` (its calls are awaited), a sync
+    ``kueatomic.Queue`` (its calls run in a thread pool, so the event loop never blocks), or a
+    Redis URL, in which case the app makes its own ``aio.Queue`` from the URL and
+    ``queue_options`` (``prefix=``, ``disable_search=``...) and closes it on shutdown.
+    ``auth="user:password"`` requires HTTP basic auth on every route. Writes go through the
+    same Lua scripts as the Python API, so each is atomic.
+
+    Mount it inside another ASGI app like any Starlette app:
+    ``Starlette(routes=[Mount("/kue", app=create_app(queue))], middleware=[...])``.
+    """
+    owned = isinstance(queue, str)
+    if owned:
+        queue = _own_queue(queue, queue_options)
+    elif queue_options:
+        raise ConfigError(
+            f"{', '.join(sorted(queue_options))}: queue options only apply when create_app is "
+            "given a Redis URL; set them on the Queue you pass instead"
+        )
+    if max_body_bytes < 1 or poll_interval_ms < 100:
+        raise ConfigError("max_body_bytes must be >= 1 and poll_interval_ms >= 100")
+    credentials = parse_credentials(auth) if auth is not None else None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if owned:
+            await queue.close()
+
+    middleware = []
+    if credentials is not None:
+        middleware.append(Middleware(BasicAuthMiddleware, credentials=credentials, realm=title))
+    app = Starlette(
+        routes=[*api.ROUTES, Route("/openapi.json", _openapi, methods=["GET"]),
+                *dashboard.ROUTES],
+        middleware=middleware,
+        exception_handlers={KueError: _kue_error, HTTPException: _http_error},
+        lifespan=lifespan,
+    )
+    app.state.kue = Gateway(queue)
+    app.state.queue = queue
+    app.state.title = title
+    app.state.max_body_bytes = max_body_bytes
+    app.state.poll_interval_ms = poll_interval_ms
+    app.state.page_template = dashboard.load_template()
+    app.state.openapi = openapi.document(title, basic_auth=credentials is not None)
+    return app

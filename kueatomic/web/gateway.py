@@ -1,0 +1,175 @@
+"""What the web app asks of a queue, on either client, without blocking the event loop.
+
+The app runs the engine's sans-I/O plans (``kueatomic.ops``): awaited directly on a
+``kueatomic.aio.Queue``, or in Starlette's thread pool on a sync ``kueatomic.Queue``. Every
+write is one Lua script call, exactly as when the Python API is used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from .. import ops
+from ..aio import Queue as AsyncQueue
+from ..codec import to_text
+from ..errors import InvalidPriority, InvalidRange, JobNotFound
+from ..job import JobBase
+from ..keyspace import Keys
+from ..ops import Plan, Read, T
+from ..queue import _job_id
+from ..states import STATES, parse_priority, parse_state
+
+# Redis takes signed 64-bit range bounds; Lua scripts hold numbers as doubles, so a priority
+# must stay an exact integer there.
+_MAX_BOUND = 2**63 - 1
+_MAX_PRIORITY = 2**53 - 1
+
+# /stats keys in the order Kue answers them (kue-wire.md §7).
+_STATS_ORDER = ("inactive", "complete", "active", "failed", "delayed")
+
+
+def parse_bound(text: str) -> int:
+    """A range bound from the URL: an integer Redis accepts, else ``InvalidRange`` (400)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise InvalidRange(f"range bounds must be integers, got {text!r}") from None
+    if abs(value) > _MAX_BOUND:
+        raise InvalidRange(f"range bound {text} is out of range (at most {_MAX_BOUND})")
+    return value
+
+
+def parse_api_priority(text: str) -> int:
+    """A priority from the URL: an integer or a name from Kue's map."""
+    try:
+        value = parse_priority(text)
+    except InvalidPriority:
+        raise InvalidPriority(
+            f"invalid priority {text!r}; use an integer or low, normal, medium, high, critical"
+        ) from None
+    if abs(value) > _MAX_PRIORITY:
+        raise InvalidPriority(f"invalid priority {text!r}; use an integer within ±{_MAX_PRIORITY}")
+    return value
+
+
+def parse_order(text: str | None) -> str:
+    order = text or "asc"
+    if order not in ("asc", "desc"):
+        raise InvalidRange(f"order must be asc or desc, not {order!r}")
+    return order
+
+
+def job_number(text: str) -> int:
+    """The id from a URL; an id that cannot exist is simply not found (404)."""
+    number = _job_id(text)
+    if number > _MAX_BOUND:
+        raise JobNotFound(f'job "{text}" doesnt exist')
+    return number
+
+
+# --- read plans the API needs beyond kueatomic.ops (each one round trip) ------------------
+
+def stats_plan(keys: Keys) -> Plan[dict[str, Any]]:
+    """Kue's /stats: the five counts and workTime, one pipelined round trip."""
+    replies = yield [*(Read(("ZCARD", keys.state(s))) for s in _STATS_ORDER),
+                     Read(("GET", keys.work_time))]
+    values = [ops.unwrap(r) for r in replies]
+    out: dict[str, Any] = {f"{s}Count": int(v) for s, v in zip(_STATS_ORDER, values)}
+    work = values[-1]
+    out["workTime"] = None if work is None else int(to_text(work))
+    return out
+
+
+def type_stats_plan(keys: Keys) -> Plan[dict[str, dict[str, int]]]:
+    """Counts per type and state: {"email": {"inactive": 2, ...}, ...} (two round trips)."""
+    job_types = sorted((yield from ops.types(keys)))
+    if not job_types:
+        return {}
+    replies = yield [Read(("ZCARD", keys.type_state(t, s))) for t in job_types for s in STATES]
+    counts = iter(int(ops.unwrap(r)) for r in replies)
+    return {t: {s: next(counts) for s in STATES} for t in job_types}
+
+
+def job_log_plan(keys: Keys, job_id: int) -> Plan[list[str] | None]:
+    """A job's log lines, or None when the job does not exist (one round trip)."""
+    replies = yield [Read(("HEXISTS", keys.job(job_id), "type")),
+                     Read(("LRANGE", keys.log(job_id), 0, -1))]
+    if not ops.unwrap(replies[0]):
+        return None
+    return [to_text(line) for line in ops.unwrap(replies[1])]
+
+
+class Gateway:
+    """The queue as the web app sees it: async methods returning plain JSON-ready values."""
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+        self.keys: Keys = queue.keys
+        self.is_async = isinstance(queue, AsyncQueue)
+
+    @property
+    def search_enabled(self) -> bool:
+        return not self.queue.disable_search
+
+    async def run(self, plan: Plan[T]) -> T:
+        if self.is_async:
+            return await self.queue.driver.run(plan)  # type: ignore[no-any-return]
+        return await run_in_threadpool(self.queue.driver.run, plan)
+
+    def _job(self, job_id: int, fields: dict[str, str]) -> JobBase:
+        return JobBase(self.queue, fields["type"]).load_fields(job_id, fields)
+
+    # --- reads ----------------------------------------------------------------------------
+    async def stats(self) -> dict[str, Any]:
+        return await self.run(stats_plan(self.keys))
+
+    async def type_stats(self) -> dict[str, dict[str, int]]:
+        return await self.run(type_stats_plan(self.keys))
+
+    async def types(self) -> list[str]:
+        return await self.run(ops.types(self.keys))
+
+    async def count(self, job_type: str, state: str) -> int:
+        return await self.run(ops.count(self.keys.type_state(job_type, parse_state(state))))
+
+    async def range(self, zset: str, start: int, stop: int, order: str) -> list[dict[str, Any]]:
+        """Kue's Job.range ordering (slice by score, sort the slice by id), as toJSON dicts."""
+        pairs = await self.run(ops.ranged_hashes(self.keys, zset, start, stop, order))
+        return [self._job(i, f).to_json() for i, f in pairs]
+
+    async def job(self, job_id: int, as_text: str) -> dict[str, Any]:
+        fields = await self.run(ops.get_hash(self.keys, job_id))
+        if fields is None:
+            raise JobNotFound(f'job "{as_text}" doesnt exist')
+        return self._job(job_id, fields).to_json(id_as_string=True)
+
+    async def log(self, job_id: int, as_text: str) -> list[str]:
+        lines = await self.run(job_log_plan(self.keys, job_id))
+        if lines is None:
+            raise JobNotFound(f'job "{as_text}" doesnt exist')
+        return lines
+
+    async def search(self, query: str) -> list[str]:
+        return await self.run(ops.search(self.keys, query))
+
+    # --- writes (one Lua script each) ------------------------------------------------------
+    async def set_state(self, job_id: int, state: str) -> None:
+        await self.run(ops.set_state(self.keys, job_id, state))
+
+    async def set_priority(self, job_id: int, priority: int) -> None:
+        await self.run(ops.set_priority(self.keys, job_id, priority))
+
+    async def remove(self, job_id: int) -> None:
+        await self.run(ops.remove(self.keys, job_id))
+
+    async def create(self, specs: list[Any]) -> list[Any]:
+        """Bulk create: each element the new id or the KueError it raised, in order; all the
+        valid jobs are created in one round trip."""
+        results: list[Any]
+        results, todo, encoded = self.queue.prepare_bulk(specs)
+        ids = await self.run(ops.create(self.keys, encoded))
+        for index, job_id in zip(todo, ids):
+            results[index] = job_id
+        return results

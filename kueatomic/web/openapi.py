@@ -1,0 +1,235 @@
+"""The OpenAPI 3.0 document of the JSON API, served at ``/openapi.json``.
+
+It describes the bodies recorded from real Kue (kue-wire.md §7) and kueatomic's status codes;
+the test suite runs schemathesis against it, so a route that drifts from it fails a test.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import __version__
+from ..states import PRIORITIES, STATES
+
+_REF = "#/components/schemas/"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _REF + name}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+_TIMESTAMP = {"type": "string", "pattern": "^-?[0-9]+$", "description": "ms, as Redis holds it"}
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "string"}},
+    },
+    "Message": {
+        "type": "object",
+        "required": ["message"],
+        "properties": {"message": {"type": "string"}},
+    },
+    "Created": {
+        "type": "object",
+        "required": ["message", "id"],
+        "properties": {"message": {"type": "string", "enum": ["job created"]},
+                       "id": {"type": "integer", "minimum": 1}},
+    },
+    "Stats": {
+        "type": "object",
+        "required": ["inactiveCount", "completeCount", "activeCount", "failedCount",
+                     "delayedCount", "workTime"],
+        "properties": {
+            **{f"{s}Count": {"type": "integer", "minimum": 0} for s in STATES},
+            "workTime": {"type": "integer", "nullable": True,
+                         "description": "total ms spent by completed jobs; null before any"},
+        },
+    },
+    "Attempts": {
+        "type": "object",
+        "required": ["made", "remaining", "max"],
+        "properties": {"made": {"type": "integer"}, "remaining": {"type": "integer"},
+                       "max": {"type": "integer"}},
+    },
+    "Job": {
+        "type": "object",
+        "description": "Kue's toJSON. Keys without a value are left out.",
+        "required": ["id", "type", "data", "priority", "progress", "attempts"],
+        "properties": {
+            "id": {"anyOf": [{"type": "integer"}, {"type": "string"}],
+                   "description": "a number in ranges, a string from GET /job/{id} (as Kue)"},
+            "type": {"type": "string"},
+            "data": {"description": "the job's data as given"},
+            "result": {"description": "what the handler returned"},
+            "priority": {"type": "integer"},
+            "progress": {"anyOf": [{"type": "string", "pattern": "^[0-9]+$"},
+                                   {"type": "integer", "enum": [0]}],
+                         "description": "percent as a string; the number 0 when never set"},
+            "progress_data": {},
+            "state": {"type": "string"},
+            "error": {"type": "string"},
+            **{name: _TIMESTAMP for name in ("created_at", "promote_at", "updated_at",
+                                             "failed_at", "started_at", "duration", "delay",
+                                             "ttl")},
+            "workerId": {"type": "string"},
+            "attempts": _ref("Attempts"),
+        },
+    },
+    "JobSpec": {
+        "type": "object",
+        "required": ["type"],
+        "properties": {
+            "type": {"type": "string", "minLength": 1, "pattern": "^[^:]+$"},
+            "data": {"description": "any JSON value; {} when left out"},
+            "options": _ref("JobOptions"),
+        },
+    },
+    "JobOptions": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "attempts": {"type": "integer", "minimum": 1, "maximum": 1000000},
+            "priority": {"anyOf": [
+                {"type": "integer", "minimum": -(2**53 - 1), "maximum": 2**53 - 1},
+                {"type": "string", "enum": list(PRIORITIES)}]},
+            "delay": {"type": "integer", "minimum": 0, "maximum": 10**12,
+                      "description": "ms; the job starts delayed"},
+            "ttl": {"type": "integer", "minimum": 1, "maximum": 10**12},
+            "backoff": {"anyOf": [
+                {"type": "boolean", "enum": [True]},
+                {"type": "object", "additionalProperties": False,
+                 "properties": {"type": {"type": "string", "enum": ["fixed", "exponential"]},
+                                "delay": {"type": "integer", "minimum": 0, "maximum": 10**9}}},
+            ]},
+            "searchKeys": {"type": "array", "items": {"type": "string"}},
+            "removeOnComplete": {"type": "boolean"},
+        },
+    },
+}
+
+_ID = {"name": "id", "in": "path", "required": True,
+       "description": "a job id (Kue ids are decimal numbers)",
+       "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,15}$"}}
+_STATE = {"name": "state", "in": "path", "required": True,
+          "schema": {"type": "string", "enum": list(STATES)}}
+_TYPE = {"name": "type", "in": "path", "required": True,
+         "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}}
+_ORDER = {"name": "order", "in": "path", "required": True,
+          "schema": {"type": "string", "enum": ["asc", "desc"]}}
+_RANGE = [{"name": name, "in": "path", "required": True,
+           "description": "rank in the sorted set (0-based, inclusive, negative from the end)",
+           "schema": {"type": "integer", "minimum": -(2**63 - 1), "maximum": 2**63 - 1}}
+          for name in ("from", "to")]
+
+_JOBS = _json({"type": "array", "items": _ref("Job")},
+              "jobs of the slice (by score), sorted by id")
+_BAD = _error("bad range, state or order")
+_NOT_FOUND = _error("no job with this id")
+_MESSAGE = _json(_ref("Message"), "done")
+_BULK = {"type": "array", "items": {"anyOf": [_ref("Created"), _ref("Error")]}}
+
+
+def _get(summary: str, responses: dict[str, Any], parameters: list[Any] | None = None,
+         **extra: Any) -> dict[str, Any]:
+    operation = {"summary": summary, "responses": responses, **extra}
+    if parameters:
+        operation["parameters"] = parameters
+    return operation
+
+
+def _ranges(prefix: str, params: list[Any], summary: str) -> dict[str, Any]:
+    responses = {"200": _JOBS, "400": _BAD}
+    return {
+        f"{prefix}/{{from}}..{{to}}": {"get": _get(summary, responses, params + _RANGE)},
+        f"{prefix}/{{from}}..{{to}}/{{order}}": {
+            "get": _get(summary + " (asc or desc by id)", responses, params + _RANGE + [_ORDER])},
+    }
+
+
+def _paths() -> dict[str, Any]:
+    return {
+        "/stats": {"get": _get("counts per state and total work time",
+                               {"200": _json(_ref("Stats"), "counts")})},
+        "/stats/types": {"get": _get(
+            "kueatomic addition: counts per type and state",
+            {"200": _json({"type": "object", "additionalProperties": {
+                "type": "object", "additionalProperties": {"type": "integer"}}},
+                "{type: {state: count}}")})},
+        "/job/search": {"get": _get(
+            "ids of jobs whose indexed text has every query word (reds)",
+            {"200": _json({"type": "array", "items": {"type": "string"}}, "ids, best first"),
+             "400": _error("search is disabled on this queue")},
+            [{"name": "q", "in": "query", "required": False, "schema": {"type": "string"}}])},
+        **_ranges("/jobs", [], "jobs of every state"),
+        **_ranges("/jobs/{type}/{state}", [_TYPE, _STATE], "jobs of one type in one state"),
+        "/jobs/{type}/{state}/stats": {"get": _get(
+            "how many jobs of a type are in a state",
+            {"200": _json({"type": "object", "required": ["count"],
+                           "properties": {"count": {"type": "integer", "minimum": 0}}},
+                          "the count"), "400": _BAD}, [_TYPE, _STATE])},
+        **_ranges("/jobs/{state}", [_STATE], "jobs in one state"),
+        "/job/types": {"get": _get("every job type ever saved",
+                                   {"200": _json({"type": "array", "items": {"type": "string"}},
+                                                 "types")})},
+        "/job/{id}": {
+            "get": _get("one job (id as a string, as Kue)",
+                        {"200": _json(_ref("Job"), "the job"), "404": _NOT_FOUND}, [_ID]),
+            "delete": _get("remove the job, its log and index entries",
+                           {"200": _MESSAGE, "404": _NOT_FOUND}, [_ID]),
+        },
+        "/job/{id}/log": {"get": _get(
+            "the job's log lines",
+            {"200": _json({"type": "array", "items": {"type": "string"}}, "lines"),
+             "404": _NOT_FOUND}, [_ID])},
+        "/job/{id}/state/{state}": {"put": _get(
+            "move the job to a state", {"200": _MESSAGE, "400": _BAD, "404": _NOT_FOUND},
+            [_ID, _STATE])},
+        "/job/{id}/priority/{priority}": {"put": _get(
+            "change the job's priority (an integer or a name; lower runs first)",
+            {"200": _MESSAGE, "400": _error("invalid priority"), "404": _NOT_FOUND},
+            [_ID, {"name": "priority", "in": "path", "required": True,
+                   "schema": {"type": "string",
+                              "pattern": "^(-?[0-9]{1,15}|low|normal|medium|high|critical)$"}}])},
+        "/job": {"post": _get(
+            "create one job (an object) or many (an array, answered in order)",
+            {"200": _json({"anyOf": [_ref("Created"), _BULK]}, "created"),
+             "204": {"description": "empty body, {} or []: nothing to do"},
+             "400": _json({"anyOf": [_ref("Error"), _BULK]},
+                          "a bad job (for an array: the first error's status)"),
+             "413": _json({"anyOf": [_ref("Error"), _BULK]}, "body or job data too large"),
+             "415": _error("the body is not declared as application/json")},
+            requestBody={"required": True, "content": {"application/json": {"schema": {
+                "anyOf": [_ref("JobSpec"), {"type": "array", "items": _ref("JobSpec")}]}}}})},
+        "/inactive/{id}": {"get": _get("restart: move the job to inactive (queued)",
+                                       {"200": _MESSAGE, "404": _NOT_FOUND}, [_ID])},
+    }
+
+
+def document(title: str, basic_auth: bool) -> dict[str, Any]:
+    """The document for one app (its title; a basic-auth requirement when it has one)."""
+    doc: dict[str, Any] = {
+        "openapi": "3.0.3",
+        "info": {"title": f"{title} JSON API", "version": __version__,
+                 "description": "Kue 0.11.6's JSON API served by kueatomic. Errors answer "
+                                "{\"error\": message} with a real status code."},
+        "paths": _paths(),
+        "components": {"schemas": _SCHEMAS},
+    }
+    if basic_auth:
+        doc["components"]["securitySchemes"] = {"basic": {"type": "http", "scheme": "basic"}}
+        doc["security"] = [{"basic": []}]
+        for item in doc["paths"].values():
+            for operation in item.values():
+                operation["responses"]["401"] = _error("missing or wrong credentials")
+    return doc
