@@ -43,6 +43,10 @@ def encode(spec: Any) -> str:
     if callable(spec):
         backoff_function(spec)
         return dumps({"type": "function", "name": function_name(spec)})
+    if isinstance(spec, str) and spec.lstrip().startswith("function"):
+        return spec  # a JavaScript backoff stored by Node Kue, kept as it is on re-save
+    if isinstance(spec, dict) and spec.get("type") == "function" and isinstance(spec.get("name"), str):
+        return dumps(spec)  # a Python function's stored name, as decode() gives it back
     if isinstance(spec, dict):
         kind = spec.get("type", "fixed")
         if kind not in ("fixed", "exponential"):

@@ -356,3 +356,25 @@ def test_scripts_reload_after_script_flush(queue: Queue) -> None:
     queue.client.script_flush()
     assert len(queue.create_bulk([{"type": "t"}] * 3)) == 3
     assert queue.inactive_count() == 5
+
+
+def backoff_for_test(attempts: int, delay: int) -> int:
+    return attempts * 10
+
+
+def test_backoff_specs_survive_a_reload_and_resave(queue: Queue) -> None:
+    fn_job = queue.create("t").backoff(backoff_for_test).save()
+    stored = queue.client.hget(f"q:job:{fn_job.id}", "backoff")
+    assert json.loads(stored) == {"type": "function", "name": f"{__name__}:backoff_for_test"}
+    assert kueatomic.backoff.lookup(f"{__name__}:backoff_for_test") is backoff_for_test
+    loaded = queue.get_job(fn_job.id)
+    loaded.update()
+    assert queue.client.hget(f"q:job:{fn_job.id}", "backoff") == stored
+    js_source = "function (attempts, delay) { return attempts * 1000; }"
+    node_job = queue.create("t").save()
+    node_job.backoff_spec = js_source  # as Node Kue stores a function
+    node_job.update()
+    queue.get_job(node_job.id).update()
+    assert queue.client.hget(f"q:job:{node_job.id}", "backoff") == js_source
+    true_job = queue.create("t").backoff(True).save()
+    assert queue.get_job(true_job.id).backoff_spec is True
