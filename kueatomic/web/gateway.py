@@ -94,7 +94,7 @@ def type_stats_plan(keys: Keys) -> Plan[dict[str, dict[str, int]]]:
 
 def job_log_plan(keys: Keys, job_id: int) -> Plan[list[str] | None]:
     """A job's log lines, or None when the job does not exist (one round trip)."""
-    replies = yield [Read(("HEXISTS", keys.job(job_id), "type")),
+    replies = yield [Read(("HGET", keys.job(job_id), "type")),
                      Read(("LRANGE", keys.log(job_id), 0, -1))]
     if not ops.unwrap(replies[0]):
         return None
