@@ -266,10 +266,9 @@
   }
 
   // --- the job card ------------------------------------------------------------------------
-  function field(list, name, value) {
+  function field(pairs, name, value) {
     if (value === "" || value === undefined || value === null) return;
-    list.appendChild(el("dt", "", name));
-    list.appendChild(el("dd", "", value));
+    pairs.push([name, String(value)]);
   }
 
   function renderDetail(job, log) {
@@ -296,7 +295,7 @@
       chooser.dataset.job = String(job.id);
     }
     const attempts = job.attempts || {};
-    const fields = document.createDocumentFragment();
+    const fields = [];
     field(fields, "Attempts", (attempts.made || 0) + " made, " + attempts.remaining + " remaining, max " + attempts.max);
     field(fields, "Created", when(job.created_at));
     field(fields, "Updated", when(job.updated_at));
@@ -308,9 +307,13 @@
     field(fields, "TTL", duration(job.ttl));
     field(fields, "Worker", job.workerId);
     const list = $("d-fields");
-    const next = el("dl");
-    next.appendChild(fields.cloneNode(true));
-    if (list.innerHTML !== next.innerHTML) list.replaceChildren(...next.childNodes);
+    const names = JSON.stringify(fields.map((pair) => pair[0]));
+    if (list.dataset.names !== names) {
+      list.dataset.names = names;
+      list.replaceChildren(...fields.flatMap(([name, value]) => [el("dt", "", name), el("dd", "", value)]));
+    } else {
+      fields.forEach((pair, index) => setText(list.children[2 * index + 1], pair[1]));
+    }
     $("d-error-box").hidden = !job.error;
     setText($("d-error"), job.error);
     $("d-result-box").hidden = job.result === undefined;
