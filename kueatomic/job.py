@@ -30,6 +30,10 @@ def _ms(value: Any, what: str) -> int:
     return int(value)
 
 
+def _ascii_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()  # int() refuses "²", which isdigit() accepts
+
+
 def _int_or_none(value: str | None) -> int | None:
     if value is None or value == "":
         return None
@@ -126,7 +130,7 @@ class JobBase:
                 raise InvalidArgument(
                     f"unknown job option {name!r}; use {', '.join(sorted(_OPTION_SETTERS))}"
                 )
-            if name == "attempts" and isinstance(value, str) and value.strip().isdigit():
+            if name == "attempts" and isinstance(value, str) and _ascii_digits(value.strip()):
                 value = int(value)  # Kue parseInts attempts
             getattr(self, setter)(value)
         return self

@@ -46,7 +46,8 @@ def parse_priority(priority: object) -> int:
         if priority in PRIORITIES:
             return PRIORITIES[priority]
         text = priority.strip()
-        if text.lstrip("-").isdigit():
+        digits = text[1:] if text[:1] == "-" else text
+        if digits.isascii() and digits.isdigit():  # not "²" or "--5", which int() refuses
             return int(text)
     raise InvalidPriority(
         f"unknown priority {priority!r}; use one of {', '.join(PRIORITIES)} or an integer"
