@@ -76,12 +76,12 @@ def run_all(args: argparse.Namespace, pythons: dict[str, str], skipped: dict[str
         try:
             got = fn()
         except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
-            print("FAILED")
-            errors.append({"measure": label, "system": system,
-                           "error": "".join(traceback.format_exception_only(exc))[-1500:]})
+            error = "".join(traceback.format_exception_only(exc))[-1500:]
+            print("FAILED\n    " + error.strip().replace("\n", "\n    "))
+            errors.append({"measure": label, "system": system, "error": error})
             return
         for r in got:
-            r["run"] = run
+            r.setdefault("run", run)
         records.extend(got)
         print(", ".join(f"{r['measure']}={r['value']:.4g}" for r in got))
 
