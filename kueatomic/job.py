@@ -114,7 +114,7 @@ class JobBase:
         return self
 
     def search_keys(self, paths: list[str]) -> Self:
-        if isinstance(paths, str) or not all(isinstance(p, str) for p in paths):
+        if not isinstance(paths, (list, tuple)) or not all(isinstance(p, str) for p in paths):
             raise InvalidArgument("search_keys takes a list of dotted paths into the data")
         self.search_key_paths = list(paths)
         return self
