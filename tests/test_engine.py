@@ -378,3 +378,31 @@ def test_backoff_specs_survive_a_reload_and_resave(queue: Queue) -> None:
     assert queue.client.hget(f"q:job:{node_job.id}", "backoff") == js_source
     true_job = queue.create("t").backoff(True).save()
     assert queue.get_job(true_job.id).backoff_spec is True
+
+
+def test_client_factory_is_used(backend: str) -> None:
+    from kueatomic.connection import sync_client
+
+    calls: list[str] = []
+
+    def factory() -> Any:
+        calls.append("made")
+        return sync_client(backend)
+
+    queue = Queue(prefix="f", client_factory=factory)
+    assert queue.create("t").save().id == 1 and calls == ["made"]
+    queue.close()
+
+
+def test_cli_stats_prints_counts(backend: str, capsys: Any) -> None:
+    from kueatomic.cli import main
+
+    queue = Queue(redis=backend)
+    queue.create("email").save()
+    queue.create("video").delay(10_000).save()
+    assert main(["stats", "-r", backend]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["counts"]["inactive"] == 1 and out["types"]["video"]["delayed"] == 1
+    assert main(["stats", "-r", "redis://127.0.0.1:1/0"]) == 2
+    assert "RedisUnavailable" in capsys.readouterr().err
+    queue.close()
