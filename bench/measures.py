@@ -47,14 +47,20 @@ def enqueue_bulk(bench: Bench, system: str, sizes: Sizes) -> list[Record]:
     return [rec("bulk", system, out["jobs"] / out["seconds"], unit="jobs/s")]
 
 
-def drain(bench: Bench, system: str, sizes: Sizes, processes: int, concurrency: int
-          ) -> list[Record]:
-    """Queue N no-op jobs (Redis memory measured before/after: measurement 6), then drain
-    them with `processes` worker processes."""
+def memory(bench: Bench, system: str, sizes: Sizes) -> list[Record]:
+    """Redis used_memory before and after queueing N jobs, per job (no worker running)."""
     bench.flush()
     before = bench.used_memory()
     bench.fill(system, sizes.drain)
-    memory = (bench.used_memory() - before) / sizes.drain
+    per_job = (bench.used_memory() - before) / sizes.drain
+    return [rec("memory", system, per_job, unit="bytes/job")]
+
+
+def drain(bench: Bench, system: str, sizes: Sizes, processes: int, concurrency: int
+          ) -> list[Record]:
+    """Queue N no-op jobs, then drain them with `processes` worker processes."""
+    bench.flush()
+    bench.fill(system, sizes.drain)
     bench.reset_tally()
     procs = bench.start_workers(system, processes, concurrency)
     try:
@@ -62,10 +68,25 @@ def drain(bench: Bench, system: str, sizes: Sizes, processes: int, concurrency: 
     finally:
         bench.stop_workers(procs)
     rate = seen["count"] / max(seen["last"] - seen["first"], 1e-9)
-    out = [rec(f"drain{processes}", system, rate, unit="jobs/s")]
-    if processes == 1:
-        out.append(rec("memory", system, memory, unit="bytes/job"))
-    return out
+    return [rec(f"drain{processes}", system, rate, unit="jobs/s")]
+
+
+def end_to_end(bench: Bench, system: str, sizes: Sizes, concurrency: int) -> list[Record]:
+    """The whole life of a job at full speed: one producer process creating N jobs by its
+    bulk/batch path while one worker process runs them."""
+    bench.flush()
+    bench.reset_tally()
+    procs = bench.start_workers(system, 1, concurrency)
+    try:
+        bench.fill(system, 1)  # the worker is up before the producer starts
+        bench.wait_count(1, procs, timeout=60)
+        bench.reset_tally()
+        bench.step(system, "fill", sizes.drain, "--batch", sizes.batch)
+        seen = bench.wait_count(sizes.drain, procs, timeout=max(120.0, sizes.drain / 50))
+    finally:
+        bench.stop_workers(procs)
+    return [rec("e2e", system, seen["count"] / max(seen["last"] - seen["first"], 1e-9),
+                unit="jobs/s")]
 
 
 def latency(bench: Bench, system: str, sizes: Sizes, concurrency: int) -> list[Record]:

@@ -26,7 +26,7 @@ sys.path.insert(0, str(BENCH.parent))
 
 from bench import envs  # noqa: E402
 
-MEASURES = ["enqueue", "bulk", "drain", "latency", "claim", "ceiling"]
+MEASURES = ["enqueue", "bulk", "memory", "drain", "e2e", "latency", "claim", "ceiling"]
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -34,7 +34,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--systems", default=",".join(envs.SYSTEMS))
     p.add_argument("--measures", default=",".join(MEASURES),
-                   help="enqueue, bulk, drain (also gives memory), latency, claim, ceiling")
+                   help=", ".join(MEASURES))
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     p.add_argument("--n", type=int, help="jobs per enqueue/drain run")

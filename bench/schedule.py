@@ -92,11 +92,17 @@ def run_all(args: argparse.Namespace, pythons: dict[str, str], skipped: dict[str
                     attempt("enqueue", system, lambda: measures.enqueue_single(bench, system, sizes))
                 if "bulk" in wanted:
                     attempt("bulk", system, lambda: measures.enqueue_bulk(bench, system, sizes))
+                if "memory" in wanted:
+                    attempt("memory", system, lambda: measures.memory(bench, system, sizes))
         for processes in (1, 2):
             for run in range(args.runs if "drain" in wanted else 0):
                 for system in rotated(systems, run):
                     attempt(f"drain{processes}", system, lambda: measures.drain(
                         bench, system, sizes, processes, concurrency[system]))
+        for run in range(args.runs if "e2e" in wanted else 0):
+            for system in rotated(systems, run):
+                attempt("e2e", system,
+                        lambda: measures.end_to_end(bench, system, sizes, concurrency[system]))
         for run in range(args.runs if "latency" in wanted else 0):
             for system in rotated(systems, run):
                 attempt("latency", system,
