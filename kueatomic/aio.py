@@ -18,6 +18,7 @@ from .job import JobBase
 from .ops import Plan, Request, T
 from .queue import _job_id
 from .queue_base import J, QueueBase
+from .worker.mixin import AsyncQueueWorkerMixin
 
 
 class AsyncDriver:
@@ -139,7 +140,7 @@ class Job(JobBase):
         return await self.set_state("delayed")
 
 
-class Queue(QueueBase):
+class Queue(AsyncQueueWorkerMixin, QueueBase):
     """``kueatomic.Queue`` for asyncio; same options, every I/O method awaited."""
 
     job_class = Job
@@ -253,6 +254,7 @@ class Queue(QueueBase):
         return True
 
     async def close(self) -> None:
+        await self.close_workers()
         await self.client.aclose()
 
 

@@ -223,6 +223,11 @@ class JobBase:
         }
         return {key: value for key, value in out.items() if value is not None}
 
+    def on(self, event: str, listener: Any = None) -> Any:
+        """Listen to this job's events (Kue's ``job.on``), e.g. ``"progress"`` ``(percent,
+        data)``, ``"complete"`` ``(result)``, ``"failed"`` ``(message)``; see Queue.on_job."""
+        return self.queue.on_job(self, event, listener)
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id} {self.type} {self.state}>"
 

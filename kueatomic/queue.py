@@ -16,9 +16,10 @@ from .errors import JobNotFound, KueError
 from .job import Job
 from .ops import Plan, T
 from .queue_base import J, QueueBase
+from .worker.mixin import QueueWorkerMixin
 
 
-class Queue(QueueBase):
+class Queue(QueueWorkerMixin, QueueBase):
     """A Kue queue on Redis.
 
     ``redis`` is a URL (``redis://``, ``rediss://``, ``unix://``, ``memory://`` for the
@@ -146,6 +147,7 @@ class Queue(QueueBase):
         return True
 
     def close(self) -> None:
+        self.close_workers()
         self.client.close()
 
 

@@ -27,6 +27,13 @@ TRANSITIONS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "add_job_log": ((ANY,), (SAME,)),
     "set_job_progress": ((ANY,), (SAME,)),
     "search_jobs": ((), ()),
+    # worker transitions (kueatomic/worker)
+    "activate_jobs": (("inactive",), ("active",)),
+    "complete_jobs": (("active",), ("complete", REMOVED)),
+    "fail_jobs": (("active",), ("inactive", "delayed", "failed")),
+    "renew_leases": (("active",), (SAME,)),
+    "promote_delayed_jobs": (("delayed",), ("inactive",)),
+    "recover_jobs": (("active",), ("inactive", "delayed", "failed")),
 }
 
 

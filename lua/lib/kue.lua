@@ -62,33 +62,78 @@ local function sync_tokens(prefix, jtype)
   end
 end
 
--- Kue's state(S) transition (kue-wire.md §3), plus lease clean-up when leaving active.
--- `job` is a table with id, type, priority (number), state (old, may be false),
--- promote_at and ttl (numbers, may be nil). Does not re-balance tokens or publish:
--- callers do that once per type after a batch.
-local function move_state(prefix, job, new_state, now)
-  local z = zid(job.id)
-  local old = job.state
-  if old and old ~= new_state then
-    redis.call('ZREM', state_key(prefix, old), z)
-    redis.call('ZREM', type_state_key(prefix, job.type, old), z)
-    if old == 'active' then
-      redis.call('ZREM', leases_key(prefix), z)
-      redis.call('HDEL', job_key(prefix, job.id), 'lease')
+-- Set operations grouped by key, sent as one ZADD/ZREM per key (in first-use order).
+local function key_batch()
+  return { order = {}, members = {} }
+end
+local function batch_push(batch, key, a, b)
+  local list = batch.members[key]
+  if not list then
+    list = {}
+    batch.members[key] = list
+    batch.order[#batch.order + 1] = key
+  end
+  list[#list + 1] = a
+  if b ~= nil then list[#list + 1] = b end
+end
+local function batch_send(batch, command)
+  for _, key in ipairs(batch.order) do
+    local list = batch.members[key]
+    for i = 1, #list, 4000 do  -- unpack() is limited by the C stack
+      redis.call(command, key, unpack(list, i, math.min(i + 3999, #list)))
     end
   end
-  redis.call('HSET', job_key(prefix, job.id), 'state', new_state, 'updated_at', int_text(now))
-  redis.call('ZADD', state_key(prefix, new_state), job.priority, z)
-  redis.call('ZADD', type_state_key(prefix, job.type, new_state), job.priority, z)
-  if new_state == 'delayed' then
-    redis.call('ZADD', state_key(prefix, 'delayed'), job.promote_at or now, z)
-  elseif new_state == 'active' then
-    local ttl = job.ttl or 0
-    local score = -math.abs(job.priority)
-    if ttl > 0 then score = now + ttl end
-    redis.call('ZADD', state_key(prefix, 'active'), score, z)
+end
+
+-- Kue's state(S) transition (kue-wire.md §3) for many jobs at once, plus lease clean-up when
+-- leaving active. Each job is a table with id, type, priority (number), state (old, may be
+-- false), promote_at and ttl (numbers, may be nil), and optionally `set`: more field/value
+-- pairs written in the same HSET. The zset writes are grouped into one call per key; the
+-- result equals move_state() per job. Does not re-balance tokens or publish: callers do that
+-- once per type after a batch.
+local function move_many(prefix, jobs, new_state, now)
+  local now_text = int_text(now)
+  local removals, additions = key_batch(), key_batch()
+  local lease_holders = {}
+  local global_new = state_key(prefix, new_state)
+  for _, job in ipairs(jobs) do
+    local z = zid(job.id)
+    local old = job.state
+    local key = job_key(prefix, job.id)
+    if old and old ~= new_state then
+      batch_push(removals, state_key(prefix, old), z)
+      batch_push(removals, type_state_key(prefix, job.type, old), z)
+      if old == 'active' then
+        lease_holders[#lease_holders + 1] = z
+        redis.call('HDEL', key, 'lease')
+      end
+    end
+    local fields = { 'state', new_state, 'updated_at', now_text }
+    if job.set then
+      for i = 1, #job.set do fields[4 + i] = job.set[i] end
+    end
+    redis.call('HSET', key, unpack(fields))
+    -- The global set scores by priority, except delayed (promote_at) and active (the ttl
+    -- deadline, else -|priority|); the per-type set always scores by priority.
+    local score = job.priority
+    if new_state == 'delayed' then
+      score = job.promote_at or now
+    elseif new_state == 'active' then
+      local ttl = job.ttl or 0
+      if ttl > 0 then score = now + ttl else score = -math.abs(job.priority) end
+    end
+    batch_push(additions, global_new, score, z)
+    batch_push(additions, type_state_key(prefix, job.type, new_state), job.priority, z)
+    job.state = new_state
   end
-  job.state = new_state
+  for _, z in ipairs(lease_holders) do batch_push(removals, leases_key(prefix), z) end
+  batch_send(removals, 'ZREM')
+  batch_send(additions, 'ZADD')
+end
+
+-- Kue's state(S) for one job (see move_many).
+local function move_state(prefix, job, new_state, now)
+  move_many(prefix, { job }, new_state, now)
 end
 
 -- Load the fields move_state needs; false when the job does not exist (no hash or no type).
@@ -102,4 +147,79 @@ end
 -- Every script answers a missing job the same way, so Python maps it to JobNotFound.
 local function not_found(id)
   return redis.error_reply('KUE_NOT_FOUND job "' .. id .. '" doesnt exist')
+end
+
+-- ---------------------------------------------------------------------------------------
+-- Worker transitions (activate/complete/fail/recover): shared so each rule has one home.
+
+-- A flat HGETALL reply as a table.
+local function hash_table(flat)
+  local t = {}
+  for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
+  return t
+end
+
+-- The fields failed_attempt() needs, or false when the job does not exist.
+local function load_attempt_job(prefix, id)
+  local f = redis.call('HMGET', job_key(prefix, id), 'type', 'state', 'priority', 'promote_at',
+    'ttl', 'attempts', 'max_attempts', 'backoff', 'delay', 'lease')
+  if not f[1] then return false end
+  return { id = id, type = f[1], state = f[2], priority = tonumber(f[3]) or 0,
+           promote_at = tonumber(f[4]), ttl = tonumber(f[5]), attempts = tonumber(f[6]) or 0,
+           max_attempts = tonumber(f[7]) or 1, backoff = f[8], delay = tonumber(f[9]) or 0,
+           lease = f[10] }
+end
+
+-- JavaScript's Math.round (halves go up).
+local function js_round(x)
+  return math.floor(x + 0.5)
+end
+
+-- Kue's retry delay for a stored backoff spec (kue-wire.md §3), `attempts` counted after the
+-- increment: fixed d; exponential round(min(maxDelay - d/2, d/2 * (2^attempts - 1))); "true"
+-- the job's own delay. An object without delay uses the job's delay (JS `delay || _delay`).
+-- Anything else (a function, stored as Kue's JS source or kueatomic's {"type":"function"})
+-- cannot run here: the worker passes its delay in, and without one the job's delay is used.
+local function backoff_delay(spec, attempts, own_delay)
+  if spec == 'true' then return own_delay end
+  local kind = string.match(spec, '"type"%s*:%s*"([^"]*)"')
+  local delay = tonumber(string.match(spec, '"delay"%s*:%s*([-%d%.eE+]+)'))
+  if not delay or delay == 0 then delay = own_delay end
+  if kind == 'fixed' then return delay end
+  if kind == 'exponential' then
+    local max_delay = tonumber(string.match(spec, '"maxDelay"%s*:%s*([-%d%.eE+]+)'))
+    if not max_delay or max_delay == 0 then max_delay = math.huge end
+    return js_round(math.min(max_delay - delay * 0.5, delay * 0.5 * (2 ^ attempts - 1)))
+  end
+  return own_delay
+end
+
+-- Kue's failedAttempt (kue-wire.md §3) without its events: error + log summary, failed_at,
+-- state(failed), attempts + 1 (only while below max_attempts, as Kue's attempt() does), then
+-- back to inactive, to delayed (with a backoff: promote_at = failed_at + delay) or left failed.
+-- `delay_text` is a delay computed by the worker ("" = from the stored spec); `final` skips
+-- the retry. Returns the state the job ended in and the attempt count. Callers publish
+-- error / enqueue / failed attempt / failed and re-balance the type's tokens.
+local function failed_attempt(prefix, job, err, summary, delay_text, final, now)
+  local key = job_key(prefix, job.id)
+  redis.call('HSET', key, 'error', err, 'failed_at', int_text(now))
+  redis.call('RPUSH', key .. ':log', summary)
+  move_state(prefix, job, 'failed', now)
+  local attempts = job.attempts
+  if attempts < job.max_attempts then attempts = redis.call('HINCRBY', key, 'attempts', 1) end
+  if final or job.max_attempts - attempts <= 0 then return 'failed', attempts end
+  if job.backoff and job.backoff ~= '' then
+    local delay = tonumber(delay_text)
+    if not delay then delay = backoff_delay(job.backoff, attempts, job.delay) end
+    if delay and delay > 0 then job.delay = js_round(delay) end
+    if job.delay > 0 then
+      job.promote_at = now + job.delay
+      redis.call('HSET', key, 'delay', int_text(job.delay), 'promote_at', int_text(job.promote_at))
+    end
+    -- Without any delay promote_at stays in the past: due at the next promotion, as in Kue.
+    move_state(prefix, job, 'delayed', now)
+    return 'delayed', attempts
+  end
+  move_state(prefix, job, 'inactive', now)
+  return 'inactive', attempts
 end

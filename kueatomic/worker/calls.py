@@ -1,0 +1,153 @@
+"""The worker's script calls, sans I/O: how each is built and how its reply is read, plus the
+pure rules for turning a handler's outcome into script arguments (result JSON, error text,
+backoff delay). The threaded and the asyncio runtime both use these and only differ in how
+they send them."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import socket
+import traceback
+import uuid
+from typing import Any, Iterable, Sequence
+
+from .. import backoff as _backoff
+from ..codec import to_text
+from ..errors import NotSerializable
+from ..keyspace import Keys
+from ..ops import Call, Read
+
+_TOKEN_PREFIX = uuid.uuid4().hex[:12]
+_claims = itertools.count(1)
+_workers = itertools.count(1)
+
+
+def claim_token() -> str:
+    """A lease token unique to one claim call (process-random prefix + counter)."""
+    return f"{_TOKEN_PREFIX}:{next(_claims)}"
+
+
+def worker_id(job_type: str) -> str:
+    """Kue's workerId, ``kue:<host>:<pid>:<type>:<n>``; n counts registrations per process."""
+    return f"kue:{socket.gethostname()}:{os.getpid()}:{job_type}:{next(_workers)}"
+
+
+# --- calls --------------------------------------------------------------------------------
+
+def activate(keys: Keys, job_type: str, count: int, worker: str, token: str, lease_ms: int) -> Call:
+    return Call("activate_jobs", (keys.type_state(job_type, "inactive"), keys.leases),
+                (keys.prefix, job_type, count, worker, token, lease_ms))
+
+
+def wait_for_token(keys: Keys, job_types: Sequence[str], timeout_ms: int) -> Read:
+    """BLPOP on the types' wake-up lists: consumes one token, which the next claim re-syncs."""
+    return Read(("BLPOP", *(keys.tokens(t) for t in job_types), max(timeout_ms, 1) / 1000))
+
+
+def complete(keys: Keys, items: Sequence[tuple[int, str, int, str]]) -> Call:
+    """items: (id, token, duration_ms, result_json or "")."""
+    args: list[Any] = [keys.prefix, len(items)]
+    for item in items:
+        args.extend(item)
+    return Call("complete_jobs", (keys.leases, keys.work_time), tuple(args))
+
+
+def fail(keys: Keys, items: Sequence[tuple[int, str, str, str, str, str]]) -> Call:
+    """items: (id, token, error, summary, message, delay_ms or "")."""
+    args: list[Any] = [keys.prefix, len(items)]
+    for item in items:
+        args.extend(item)
+    return Call("fail_jobs", (keys.leases,), tuple(args))
+
+
+def renew(keys: Keys, lease_ms: int, pairs: Iterable[tuple[int, str]]) -> Call:
+    args: list[Any] = [keys.prefix, lease_ms]
+    for job_id, token in pairs:
+        args.append(job_id)
+        args.append(token)
+    return Call("renew_leases", (keys.leases,), tuple(args))
+
+
+def promote(keys: Keys, limit: int) -> Call:
+    return Call("promote_delayed_jobs", (keys.state("delayed"),), (keys.prefix, limit))
+
+
+def recover(keys: Keys, limit: int, max_stalls: int, grace_ms: int, rebalance: bool) -> Call:
+    return Call("recover_jobs", (keys.leases, keys.state("active"), keys.types),
+                (keys.prefix, limit, max_stalls, grace_ms, "1" if rebalance else ""))
+
+
+# --- replies ------------------------------------------------------------------------------
+
+def parse_claimed(reply: Sequence[Any], worker: str, token: str) -> list[tuple[int, dict[str, str]]]:
+    """activate_jobs' reply -> [(id, fields)], fields as the hash is after the claim."""
+    if not reply:
+        return []
+    now = to_text(reply[0])
+    claim = {"state": "active", "updated_at": now, "started_at": now, "workerId": worker,
+             "lease": token}
+    out = []
+    for i in range(1, len(reply), 2):
+        flat = reply[i + 1]
+        if flat and isinstance(flat[0], bytes):
+            flat = [to_text(v) for v in flat]
+        fields = dict(zip(flat[::2], flat[1::2]))
+        fields.update(claim)
+        out.append((int(reply[i]), fields))
+    return out
+
+
+# --- outcomes -----------------------------------------------------------------------------
+
+def encode_result(result: Any) -> str:
+    """A handler's return value as stored JSON ("" for None); raises NotSerializable."""
+    if result is None:
+        return ""
+    try:
+        return json.dumps(result, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise NotSerializable(
+            f"the handler's result must be JSON-serialisable: {exc} (got {type(result).__name__})"
+        ) from None
+
+
+def describe_failure(exc: BaseException) -> tuple[str, str, str]:
+    """(error, summary, message) for a handler exception, shaped like Kue's Error handling:
+    ``error`` starts with "Type: message" and holds the traceback (Kue stores the stack), the
+    log summary is that first line, and the event message is the bare message."""
+    message = str(exc) or type(exc).__name__
+    head = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    summary = head.split("\n", 1)[0]
+    stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+    return f"{head}\n{stack}", summary, message
+
+
+def plain_failure(message: str) -> tuple[str, str, str]:
+    """A failure with a fixed text and no stack ("Shutdown", "TTL exceeded"), as Kue stores
+    them: the text is the error, the summary line and the message."""
+    return message, message, message
+
+
+def backoff_delay(fields: dict[str, str]) -> tuple[str, str | None]:
+    """The delay a Python backoff function gives for this failure, as script text ("" to let
+    the script compute fixed/exponential/true itself), and a problem to report, if any."""
+    text = fields.get("backoff")
+    if not text or not text.startswith("{") or '"function"' not in text:
+        return "", None
+    spec = _backoff.decode(text)
+    if not isinstance(spec, dict) or spec.get("type") != "function":
+        return "", None
+    name = str(spec.get("name"))
+    function = _backoff.lookup(name)
+    if function is None:
+        return "", (f"backoff function {name!r} is not registered in this worker (import the "
+                    "module that defines it); the job's own delay is used")
+    attempts = int(fields.get("attempts") or 0) + 1
+    delay = int(fields.get("delay") or 0)
+    try:
+        value = int(function(attempts, delay))
+    except Exception as exc:  # a user function: report, fall back to the job's delay
+        return "", f"backoff function {name!r} raised {type(exc).__name__}: {exc}"
+    return str(max(0, value)), None

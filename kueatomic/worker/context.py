@@ -1,0 +1,45 @@
+"""The ``ctx`` a handler receives: Kue's workerCtx (pause, resume, shutdown)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class WorkerContext:
+    """Controls the worker a handler runs in (all slots of one ``process()`` call).
+
+    ``pause(timeout)`` stops taking new jobs at once and returns without waiting; jobs already
+    running get ``timeout`` ms to finish, after which they fail with "Shutdown" (Kue's
+    ``ctx.pause``; the calling handler may simply return within that time). ``resume()``
+    takes jobs again. ``shutdown()`` stops this worker for good, letting running jobs finish."""
+
+    __slots__ = ("_runtime", "_registration")
+
+    def __init__(self, runtime: Any, registration: Any) -> None:
+        self._runtime = runtime
+        self._registration = registration
+
+    @property
+    def job_type(self) -> str:
+        return str(self._registration.job_type)
+
+    @property
+    def worker_id(self) -> str:
+        return str(self._registration.worker_id)
+
+    @property
+    def paused(self) -> bool:
+        return not self._registration.running
+
+    def pause(self, timeout: float | None = 5000) -> None:
+        self._runtime.pause(self._registration, timeout)
+
+    def resume(self) -> None:
+        self._runtime.resume(self._registration)
+
+    def shutdown(self) -> None:
+        self._runtime.pause(self._registration, None, final=True)
+
+    def __repr__(self) -> str:
+        state = "paused" if self.paused else "running"
+        return f"<WorkerContext {self.worker_id} {state}>"

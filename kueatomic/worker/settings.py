@@ -1,0 +1,53 @@
+"""Worker tuning knobs, one dataclass per queue (``queue.configure_workers(...)``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from ..errors import InvalidArgument
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """How a queue's workers claim, renew and recover jobs. Times are in ms.
+
+    ``lease_ms``: how long a claim lasts without renewal; workers renew every third of it, so
+    a killed worker's jobs go back to inactive between ``lease_ms`` and ``lease_ms`` + one
+    upkeep interval later. ``max_stalls``: lease expiries a job survives; one more and it
+    fails for good. ``claim_batch`` / ``flush_batch``: jobs per claim call / results per
+    complete-or-fail call. ``block_timeout_ms``: how long an idle worker blocks on the wake-up
+    list before claiming anyway. ``upkeep_interval_ms``: how often promotion of delayed jobs
+    and recovery run (sooner when a delayed job is due sooner). ``foreign_ttl_grace_ms``: how
+    long a Node Kue worker's job past its ttl is left to Kue's own sweeper."""
+
+    lease_ms: int = 15000
+    max_stalls: int = 1
+    claim_batch: int = 100
+    flush_batch: int = 500
+    block_timeout_ms: int = 1000
+    upkeep_interval_ms: int = 1000
+    promote_batch: int = 1000
+    recover_batch: int = 1000
+    foreign_ttl_grace_ms: int = 3000
+    rebalance_tokens: bool = True
+
+    def __post_init__(self) -> None:
+        minimum = {"lease_ms": 100, "max_stalls": 0, "claim_batch": 1, "flush_batch": 1,
+                   "block_timeout_ms": 10, "upkeep_interval_ms": 10, "promote_batch": 1,
+                   "recover_batch": 1, "foreign_ttl_grace_ms": 0}
+        for name, low in minimum.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise InvalidArgument(f"worker setting {name} must be an integer >= {low}, "
+                                      f"not {value!r}")
+        if self.claim_batch > 1000:
+            raise InvalidArgument("worker setting claim_batch must be <= 1000")
+
+    def updated(self, **changes: Any) -> "WorkerSettings":
+        known = {f.name for f in fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise InvalidArgument(
+                f"unknown worker setting(s) {sorted(unknown)}; use {', '.join(sorted(known))}")
+        return replace(self, **changes)

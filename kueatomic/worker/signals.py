@@ -1,0 +1,73 @@
+"""Signal handling for ``Queue.run()`` and the CLI only (never in a constructor): the first
+SIGINT/SIGTERM stops gracefully, the second fails running jobs with "Shutdown" at once."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import threading
+from typing import Any, Awaitable, Callable
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def run_until_signalled(graceful: Callable[[], None], immediate: Callable[[], None]) -> None:
+    """Block the main thread until a signal arrives and the graceful stop has finished."""
+    done = threading.Event()
+    received = 0
+
+    def stop_gracefully() -> None:
+        try:
+            graceful()
+        finally:
+            done.set()
+
+    def handle(signum: int, frame: Any) -> None:
+        nonlocal received
+        received += 1
+        if received == 1:
+            print(f"kueatomic: {signal.Signals(signum).name}: stopping gracefully "
+                  "(again to stop at once)", file=sys.stderr, flush=True)
+            threading.Thread(target=stop_gracefully, name="kueatomic-shutdown", daemon=True).start()
+        elif received == 2:
+            print("kueatomic: stopping now; running jobs fail with \"Shutdown\"",
+                  file=sys.stderr, flush=True)
+            threading.Thread(target=immediate, name="kueatomic-abort", daemon=True).start()
+
+    previous = {sig: signal.signal(sig, handle) for sig in SIGNALS}
+    try:
+        while not done.wait(0.5):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+async def serve_until_signalled(graceful: Callable[[], Awaitable[None]],
+                                immediate: Callable[[], Awaitable[None]]) -> None:
+    """The asyncio version: wait for a signal on the running loop, then stop."""
+    loop = asyncio.get_running_loop()
+    first = asyncio.Event()
+    received = 0
+
+    def handle() -> None:
+        nonlocal received
+        received += 1
+        if received == 1:
+            print("kueatomic: stopping gracefully (again to stop at once)", file=sys.stderr,
+                  flush=True)
+            first.set()
+        elif received == 2:
+            print("kueatomic: stopping now; running jobs fail with \"Shutdown\"",
+                  file=sys.stderr, flush=True)
+            loop.create_task(immediate())
+
+    for sig in SIGNALS:
+        loop.add_signal_handler(sig, handle)
+    try:
+        await first.wait()
+        await graceful()
+    finally:
+        for sig in SIGNALS:
+            loop.remove_signal_handler(sig)

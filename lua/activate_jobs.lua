@@ -1,0 +1,76 @@
+-- name: activate_jobs
+-- version: 1
+-- transition: inactive -> active
+-- purpose: Claim up to `count` inactive jobs of one type for a worker, most urgent first
+--   (lowest priority score, then FIFO within a priority), as Kue's worker dequeue does but many
+--   per call. Each claimed job gets started_at, workerId and a lease: the claim token in the
+--   hash field `lease` and the deadline (now + lease_ms) in <prefix>:leases. It moves to active
+--   (ttl deadline scored in <prefix>:jobs:active) and `start` is published. A member whose hash
+--   is gone or not inactive is dropped from the queue, never run. count 0 only re-balances the
+--   type's wake-up tokens (a worker that consumed a token and stopped calls it so).
+-- KEYS:
+--   1 inactive: <prefix>:jobs:<type>:inactive, the type's queue (zset by priority, FIFO zids)
+--   2 leases: <prefix>:leases, claimed jobs scored by lease deadline (ms)
+-- ARGV:
+--   1 prefix: the queue prefix
+--   2 type: the job type
+--   3 count: how many jobs to claim at most (0..1000)
+--   4 worker_id: stored in each job's workerId (Kue: kue:<host>:<pid>:<type>:<n>)
+--   5 token: the claim token, unique per call; complete/fail/renew must present it
+--   6 lease_ms: lease length in ms (> 0)
+-- Derived keys: <prefix>:job:<id>, <prefix>:jobs:inactive, <prefix>:jobs:active,
+--   <prefix>:jobs:<type>:active, <prefix>:<type>:jobs
+-- Returns: flat array now, id1, fields1, id2, fields2, ... in claim order: now is the claim
+--   time (ms), fields the job hash before the claim as a flat field/value array (as HGETALL
+--   gives it); the claim wrote state=active, updated_at=started_at=now, workerId and lease
+-- Errors: KUE_BAD_ARGS
+-- Publishes: start
+--@include lib/kue.lua
+
+local prefix, jtype, worker_id, token = ARGV[1], ARGV[2], ARGV[4], ARGV[5]
+local count, lease_ms = tonumber(ARGV[3]), tonumber(ARGV[6])
+if not (count and lease_ms) or count < 0 or count > 1000 or lease_ms <= 0 then
+  return redis.error_reply('KUE_BAD_ARGS count must be 0..1000 and lease_ms > 0')
+end
+local now = now_ms()
+local now_text = int_text(now)
+local out = { now_text }
+if count > 0 then
+  local popped = redis.call('ZPOPMIN', KEYS[1], count)
+  local claim = { 'started_at', now_text, 'workerId', worker_id, 'lease', token }
+  local jobs = {}
+  for i = 1, #popped, 2 do
+    local z = popped[i]
+    local id = string.sub(z, string.find(z, '|', 1, true) + 1)
+    local flat = redis.call('HGETALL', job_key(prefix, id))
+    local found_type, state, priority, ttl
+    for k = 1, #flat, 2 do
+      local name = flat[k]
+      if name == 'type' then found_type = flat[k + 1]
+      elseif name == 'state' then state = flat[k + 1]
+      elseif name == 'priority' then priority = tonumber(flat[k + 1])
+      elseif name == 'ttl' then ttl = tonumber(flat[k + 1]) end
+    end
+    if found_type and state == 'inactive' then
+      jobs[#jobs + 1] = { id = id, type = found_type, state = 'inactive',
+                          priority = priority or 0, ttl = ttl, set = claim }
+      out[#out + 1] = id
+      out[#out + 1] = flat
+    else
+      -- A stale member (job removed, or moved without its sets being fixed): drop it.
+      redis.call('ZREM', state_key(prefix, 'inactive'), z)
+    end
+  end
+  if #jobs > 0 then
+    move_many(prefix, jobs, 'active', now)
+    local leases = {}
+    for i, job in ipairs(jobs) do
+      leases[2 * i - 1], leases[2 * i] = now + lease_ms, zid(job.id)
+    end
+    redis.call('ZADD', KEYS[2], unpack(leases))
+    local start_args = json_string(jtype) .. ',null'
+    for _, job in ipairs(jobs) do publish(prefix, job.id, 'start', start_args) end
+  end
+end
+sync_tokens(prefix, jtype)
+return out

@@ -1,0 +1,56 @@
+-- name: fail_jobs
+-- version: 1
+-- transition: active -> inactive | delayed | failed
+-- purpose: Record many failed runs at once, each exactly as Kue's failedAttempt: error text and
+--   a log summary line, failed_at, attempts + 1, then back to inactive (no backoff), to delayed
+--   (backoff: fixed or exponential computed here from the stored spec, `true` reusing the job's
+--   delay, or a delay the worker computed with a registered Python function and passed in) or
+--   left failed when no attempts remain; events error, enqueue, failed attempt / failed. Each
+--   job must still hold the caller's lease token, else it is left alone and reported lost.
+-- KEYS:
+--   1 leases: <prefix>:leases, claimed jobs scored by lease deadline (ms)
+-- ARGV:
+--   1 prefix: the queue prefix
+--   2 count: how many jobs follow
+--   3.. jobs: per job: id, token (from the claim), error (stack or text, stored in `error`),
+--     summary (the log line), message (for the events), delay (ms from a backoff function;
+--     "" = compute from the stored backoff)
+-- Derived keys: <prefix>:job:<id>, <prefix>:job:<id>:log, <prefix>:jobs:<state>,
+--   <prefix>:jobs:<type>:<state>, <prefix>:<type>:jobs
+-- Returns: array with one string per job, in order: the state it ended in (inactive, delayed
+--   or failed), or "" when the lease was lost (nothing done)
+-- Errors: KUE_BAD_ARGS
+-- Publishes: error, enqueue, failed attempt, failed
+--@include lib/kue.lua
+
+local prefix, count = ARGV[1], tonumber(ARGV[2])
+if not count or count < 0 or #ARGV < 2 + 6 * count then
+  return redis.error_reply('KUE_BAD_ARGS expected count then 6 arguments per job')
+end
+local now = now_ms()
+local ended = {}
+local touched_types = {}
+for n = 1, count do
+  local base = 2 + (n - 1) * 6
+  local id, token = ARGV[base + 1], ARGV[base + 2]
+  local err, summary, message, delay = ARGV[base + 3], ARGV[base + 4], ARGV[base + 5], ARGV[base + 6]
+  local job = load_attempt_job(prefix, id)
+  if not job or job.lease ~= token or job.state ~= 'active' then
+    ended[n] = ''
+  else
+    publish(prefix, id, 'error', json_string(err))
+    local state, attempts = failed_attempt(prefix, job, err, summary, delay, false, now)
+    if state == 'inactive' then
+      touched_types[job.type] = true
+      publish(prefix, id, 'enqueue', json_string(job.type))
+    end
+    if state == 'failed' then
+      publish(prefix, id, 'failed', json_string(message) .. ',null')
+    else
+      publish(prefix, id, 'failed attempt', json_string(message) .. ',' .. attempts)
+    end
+    ended[n] = state
+  end
+end
+for jtype in pairs(touched_types) do sync_tokens(prefix, jtype) end
+return ended

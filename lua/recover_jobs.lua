@@ -1,0 +1,107 @@
+-- name: recover_jobs
+-- version: 1
+-- transition: active -> inactive | delayed | failed
+-- purpose: Crash recovery and Kue's ttl, for any process to call at any time (no lock):
+--   1) jobs whose lease expired (the worker was killed, hung or lost Redis for longer than its
+--   lease) go back to inactive with a log line and a `stalled` event, their hash counting
+--   `stalls`; past max_stalls they fail for good instead. 2) active jobs past their ttl
+--   deadline (score in [100000, now] of <prefix>:jobs:active; progress pushes it back) get a
+--   failed attempt "TTL exceeded" (retried if attempts remain), as Kue's ttl sweeper does; a
+--   job claimed by a Node Kue worker (no lease) is left to Kue's own sweeper for grace_ms
+--   first. 3) with rebalance "1", every type's wake-up tokens are re-synced (watchStuckJobs).
+--   At most `limit` jobs per part per call.
+-- KEYS:
+--   1 leases: <prefix>:leases, claimed jobs scored by lease deadline (ms)
+--   2 active: <prefix>:jobs:active, active jobs scored by ttl deadline (or <= 0 without ttl)
+--   3 types: <prefix>:job:types, every job type (read for rebalance)
+-- ARGV:
+--   1 prefix: the queue prefix
+--   2 limit: jobs to handle at most per part (> 0)
+--   3 max_stalls: how many lease expiries a job survives before it fails (>= 0)
+--   4 grace_ms: extra ms a lease-less (Node Kue) job past its ttl is left to Kue's sweeper
+--   5 rebalance: "1" to re-sync every type's wake-up tokens, "" not to
+-- Derived keys: <prefix>:job:<id>, <prefix>:job:<id>:log, <prefix>:jobs:<state>,
+--   <prefix>:jobs:<type>:<state>, <prefix>:<type>:jobs
+-- Returns: {requeued, stalled_failed, ttl_failed}: counts of jobs put back to inactive after a
+--   stall, failed for stalling too often, and failed attempts for an exceeded ttl
+-- Errors: KUE_BAD_ARGS
+-- Publishes: stalled, enqueue, error, failed attempt, failed, ttl exceeded, ttl exceeded ack
+--@include lib/kue.lua
+
+local prefix, limit, max_stalls = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local grace_ms = tonumber(ARGV[4])
+if not (limit and max_stalls and grace_ms) or limit < 1 or max_stalls < 0 then
+  return redis.error_reply('KUE_BAD_ARGS limit > 0, max_stalls >= 0 and grace_ms are numbers')
+end
+local now = now_ms()
+local requeued, stalled_failed, ttl_failed = 0, 0, 0
+local touched_types = {}
+
+-- The events of a failed attempt, after failed_attempt() ran.
+local function publish_outcome(job, state, attempts, message)
+  if state == 'inactive' then
+    touched_types[job.type] = true
+    publish(prefix, job.id, 'enqueue', json_string(job.type))
+  end
+  if state == 'failed' then
+    publish(prefix, job.id, 'failed', json_string(message) .. ',null')
+  else
+    publish(prefix, job.id, 'failed attempt', json_string(message) .. ',' .. attempts)
+  end
+end
+
+-- 1) expired leases
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
+for _, z in ipairs(expired) do
+  local id = string.sub(z, string.find(z, '|', 1, true) + 1)
+  local job = load_attempt_job(prefix, id)
+  if not job or job.state ~= 'active' or not job.lease then
+    redis.call('ZREM', KEYS[1], z)  -- stale: the job left active without its lease (or is gone)
+    if job and job.lease then redis.call('HDEL', job_key(prefix, id), 'lease') end
+  else
+    local key = job_key(prefix, id)
+    local stalls = redis.call('HINCRBY', key, 'stalls', 1)
+    publish(prefix, id, 'stalled', tostring(stalls))
+    if stalls > max_stalls then
+      local err = 'Stalled: the worker stopped renewing its lease (killed, hung or cut off ' ..
+        'from Redis) ' .. stalls .. ' times; max_stalls is ' .. int_text(max_stalls)
+      publish(prefix, id, 'error', json_string(err))
+      local state, attempts = failed_attempt(prefix, job, err, err, '', true, now)
+      publish_outcome(job, state, attempts, err)
+      stalled_failed = stalled_failed + 1
+    else
+      redis.call('RPUSH', key .. ':log', 'Stalled: the lease expired (worker killed, hung or ' ..
+        'cut off from Redis); back to inactive (stall ' .. stalls .. ')')
+      move_state(prefix, job, 'inactive', now)
+      touched_types[job.type] = true
+      publish(prefix, id, 'enqueue', json_string(job.type))
+      requeued = requeued + 1
+    end
+  end
+end
+
+-- 2) ttl exceeded (Kue's sweeper range: only scores that are deadlines)
+local over = redis.call('ZRANGEBYSCORE', KEYS[2], 100000, now, 'LIMIT', 0, limit, 'WITHSCORES')
+for i = 1, #over, 2 do
+  local z, deadline = over[i], tonumber(over[i + 1])
+  local id = string.sub(z, string.find(z, '|', 1, true) + 1)
+  local job = load_attempt_job(prefix, id)
+  if not job or job.state ~= 'active' then
+    redis.call('ZREM', KEYS[2], z)  -- stale member
+  elseif job.lease or deadline + grace_ms <= now then
+    local err = 'TTL exceeded'
+    publish(prefix, id, 'ttl exceeded')
+    publish(prefix, id, 'error', json_string(err))
+    local state, attempts = failed_attempt(prefix, job, err, err, '', false, now)
+    publish_outcome(job, state, attempts, err)
+    if job.lease then publish(prefix, id, 'ttl exceeded ack') end
+    ttl_failed = ttl_failed + 1
+  end
+end
+
+-- 3) wake-up tokens of every type (Node Kue workers let them drift)
+if ARGV[5] == '1' then
+  for _, jtype in ipairs(redis.call('SMEMBERS', KEYS[3])) do touched_types[jtype] = true end
+end
+for jtype in pairs(touched_types) do sync_tokens(prefix, jtype) end
+return { requeued, stalled_failed, ttl_failed }

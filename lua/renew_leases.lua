@@ -1,0 +1,36 @@
+-- name: renew_leases
+-- version: 1
+-- transition: active -> same
+-- purpose: Extend the leases a worker holds (its heartbeat): each job that still carries the
+--   given token gets the deadline now + lease_ms in <prefix>:leases. A job whose token differs
+--   or that is no longer active is reported lost, so the worker stops caring about its result.
+--   A job's ttl is not extended here (only progress does that, as in Kue).
+-- KEYS:
+--   1 leases: <prefix>:leases, claimed jobs scored by lease deadline (ms)
+-- ARGV:
+--   1 prefix: the queue prefix
+--   2 lease_ms: new lease length in ms (> 0)
+--   3.. jobs: pairs of id, token
+-- Derived keys: <prefix>:job:<id>
+-- Returns: array with one integer per pair, in order: 1 renewed, 0 lost
+-- Errors: KUE_BAD_ARGS
+-- Publishes: none
+--@include lib/kue.lua
+
+local prefix, lease_ms = ARGV[1], tonumber(ARGV[2])
+if not lease_ms or lease_ms <= 0 or (#ARGV - 2) % 2 ~= 0 then
+  return redis.error_reply('KUE_BAD_ARGS expected lease_ms > 0 then id, token pairs')
+end
+local deadline = now_ms() + lease_ms
+local renewed = {}
+for i = 3, #ARGV, 2 do
+  local id, token = ARGV[i], ARGV[i + 1]
+  local f = redis.call('HMGET', job_key(prefix, id), 'lease', 'state')
+  if f[1] == token and f[2] == 'active' then
+    redis.call('ZADD', KEYS[1], deadline, zid(id))
+    renewed[#renewed + 1] = 1
+  else
+    renewed[#renewed + 1] = 0
+  end
+end
+return renewed
