@@ -321,7 +321,7 @@ def test_post_data_over_queue_limit_is_413(queue: Queue) -> None:
 # --- search ----------------------------------------------------------------------------------
 
 def test_search_disabled_says_so(client: TestClient) -> None:
-    assert "search is disabled" in error(client.get("/job/search?q=tj"), 400)
+    assert "search is disabled" in error(client.get("/job/search?q=tj"), 409)
 
 
 def test_search_enabled(flavor: str, make_queue: Any, backend: str) -> None:

@@ -13,9 +13,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..errors import InvalidArgument, KueError
+from ..errors import KueError
 from ..states import parse_state
 from .body import is_empty, read_json
+from .errors import SearchDisabled
 from .gateway import Gateway, job_number, parse_api_priority, parse_bound, parse_order
 from .responses import KueJSONResponse
 
@@ -41,7 +42,7 @@ async def type_stats(request: Request) -> Response:
 async def search(request: Request) -> Response:
     gateway = _gateway(request)
     if not gateway.search_enabled:
-        raise InvalidArgument(
+        raise SearchDisabled(
             "search is disabled on this queue; create it with disable_search=False "
             "(kueatomic dashboard --search) and index jobs with search enabled"
         )

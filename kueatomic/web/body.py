@@ -8,22 +8,16 @@ from typing import Any
 from starlette.requests import Request
 
 from ..errors import InvalidArgument, PayloadTooLarge
+from .errors import UnsupportedMediaType
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
-
-
-class UnsupportedMediaType(InvalidArgument):
-    """The body is not declared as JSON; refusing it also keeps cross-site HTML forms (which
-    cannot send application/json without a CORS preflight) from creating jobs."""
-
-    http_status = 415
 
 
 _EMPTY = object()
 
 
 async def read_json(request: Request, limit: int) -> Any:
-    """The parsed body, or ``EMPTY`` for a zero-length body. Refuses a body over ``limit``
+    """The parsed body, or ``_EMPTY`` for a zero-length body. Refuses a body over ``limit``
     bytes before reading it all, a content type other than JSON, and malformed JSON."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -36,7 +30,7 @@ async def read_json(request: Request, limit: int) -> Any:
             raise _too_large(limit)
         chunks.append(chunk)
     raw = b"".join(chunks)
-    if not raw.strip():
+    if not raw:
         return _EMPTY
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
@@ -44,9 +38,14 @@ async def read_json(request: Request, limit: int) -> Any:
             f"send the body as JSON with Content-Type: application/json (got {media_type or 'none'!r})"
         )
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return json.loads(raw, parse_constant=_refuse_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidArgument(f"malformed JSON body: {exc}") from None
+
+
+def _refuse_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON (Python's parser would accept them)."""
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def is_empty(value: Any) -> bool:

@@ -27,6 +27,8 @@ def _error(description: str) -> dict[str, Any]:
     return _json(_ref("Error"), description)
 
 
+_SEARCH_KEYS = {"type": "array", "items": {"type": "string"},
+                "description": "dotted paths into data to index for search"}
 _TIMESTAMP = {"type": "string", "pattern": "^-?[0-9]+$", "description": "ms, as Redis holds it"}
 
 _SCHEMAS: dict[str, Any] = {
@@ -92,29 +94,44 @@ _SCHEMAS: dict[str, Any] = {
         "properties": {
             "type": {"type": "string", "minLength": 1, "pattern": "^[^:]+$"},
             "data": {"description": "any JSON value; {} when left out"},
-            "options": _ref("JobOptions"),
+            "options": {"nullable": True, "allOf": [_ref("JobOptions")]},
         },
     },
     "JobOptions": {
         "type": "object",
+        "description": "Kue's job options; the snake_case spellings are accepted too.",
         "additionalProperties": False,
         "properties": {
-            "attempts": {"type": "integer", "minimum": 1, "maximum": 1000000},
-            "priority": {"anyOf": [
-                {"type": "integer", "minimum": -(2**53 - 1), "maximum": 2**53 - 1},
-                {"type": "string", "enum": list(PRIORITIES)}]},
-            "delay": {"type": "integer", "minimum": 0, "maximum": 10**12,
-                      "description": "ms; the job starts delayed"},
-            "ttl": {"type": "integer", "minimum": 1, "maximum": 10**12},
-            "backoff": {"anyOf": [
-                {"type": "boolean", "enum": [True]},
-                {"type": "object", "additionalProperties": False,
-                 "properties": {"type": {"type": "string", "enum": ["fixed", "exponential"]},
-                                "delay": {"type": "integer", "minimum": 0, "maximum": 10**9}}},
-            ]},
-            "searchKeys": {"type": "array", "items": {"type": "string"}},
-            "removeOnComplete": {"type": "boolean"},
+            "attempts": {"anyOf": [{"type": "integer", "minimum": 1},
+                                   {"type": "string", "pattern": "^\\s*0*[1-9][0-9]*\\s*$"}]},
+            "priority": {"anyOf": [{"type": "integer"},
+                                   {"type": "string", "enum": list(PRIORITIES)},
+                                   {"type": "string", "pattern": "^\\s*-?[0-9]+\\s*$"}]},
+            "delay": {"type": "number", "minimum": 0, "description": "ms; the job starts delayed"},
+            "ttl": {"type": "number", "minimum": 1, "description": "ms a run may take"},
+            "backoff": _ref("Backoff"),
+            "searchKeys": _SEARCH_KEYS,
+            "search_keys": _SEARCH_KEYS,
+            "removeOnComplete": {"description": "truthy: remove the job once complete"},
+            "remove_on_complete": {"description": "truthy: remove the job once complete"},
         },
+    },
+    "Backoff": {
+        "nullable": True,
+        "description": "retry delay: true (the job's own delay), {type, delay, maxDelay}, a "
+                       "Python function's stored name, or JavaScript source kept from Node Kue",
+        "anyOf": [
+            {"type": "boolean"},
+            {"type": "object", "required": ["type", "name"],
+             "properties": {"type": {"type": "string", "enum": ["function"]},
+                            "name": {"type": "string"}}},
+            {"type": "object",
+             "properties": {
+                 "type": {"type": "string", "enum": ["fixed", "exponential"]},
+                 "delay": {"type": "number", "minimum": 0, "nullable": True},
+                 "maxDelay": {"type": "number", "minimum": 0, "nullable": True}}},
+            {"type": "string", "pattern": "^\\s*function"},
+        ],
     },
 }
 
@@ -124,7 +141,8 @@ _ID = {"name": "id", "in": "path", "required": True,
 _STATE = {"name": "state", "in": "path", "required": True,
           "schema": {"type": "string", "enum": list(STATES)}}
 _TYPE = {"name": "type", "in": "path", "required": True,
-         "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}}
+         "description": "a job type (any text; one without '/' can be reached)",
+         "schema": {"type": "string", "minLength": 1}}
 _ORDER = {"name": "order", "in": "path", "required": True,
           "schema": {"type": "string", "enum": ["asc", "desc"]}}
 _RANGE = [{"name": name, "in": "path", "required": True,
@@ -135,6 +153,7 @@ _RANGE = [{"name": name, "in": "path", "required": True,
 _JOBS = _json({"type": "array", "items": _ref("Job")},
               "jobs of the slice (by score), sorted by id")
 _BAD = _error("bad range, state or order")
+_NO_ROUTE = _error("no such route (a type containing '/' cannot be addressed)")
 _NOT_FOUND = _error("no job with this id")
 _MESSAGE = _json(_ref("Message"), "done")
 _BULK = {"type": "array", "items": {"anyOf": [_ref("Created"), _ref("Error")]}}
@@ -150,6 +169,8 @@ def _get(summary: str, responses: dict[str, Any], parameters: list[Any] | None =
 
 def _ranges(prefix: str, params: list[Any], summary: str) -> dict[str, Any]:
     responses = {"200": _JOBS, "400": _BAD}
+    if _TYPE in params:
+        responses["404"] = _NO_ROUTE
     return {
         f"{prefix}/{{from}}..{{to}}": {"get": _get(summary, responses, params + _RANGE)},
         f"{prefix}/{{from}}..{{to}}/{{order}}": {
@@ -169,7 +190,7 @@ def _paths() -> dict[str, Any]:
         "/job/search": {"get": _get(
             "ids of jobs whose indexed text has every query word (reds)",
             {"200": _json({"type": "array", "items": {"type": "string"}}, "ids, best first"),
-             "400": _error("search is disabled on this queue")},
+             "409": _error("search is disabled on this queue")},
             [{"name": "q", "in": "query", "required": False, "schema": {"type": "string"}}])},
         **_ranges("/jobs", [], "jobs of every state"),
         **_ranges("/jobs/{type}/{state}", [_TYPE, _STATE], "jobs of one type in one state"),
@@ -177,7 +198,7 @@ def _paths() -> dict[str, Any]:
             "how many jobs of a type are in a state",
             {"200": _json({"type": "object", "required": ["count"],
                            "properties": {"count": {"type": "integer", "minimum": 0}}},
-                          "the count"), "400": _BAD}, [_TYPE, _STATE])},
+                          "the count"), "400": _BAD, "404": _NO_ROUTE}, [_TYPE, _STATE])},
         **_ranges("/jobs/{state}", [_STATE], "jobs in one state"),
         "/job/types": {"get": _get("every job type ever saved",
                                    {"200": _json({"type": "array", "items": {"type": "string"}},
@@ -204,13 +225,15 @@ def _paths() -> dict[str, Any]:
         "/job": {"post": _get(
             "create one job (an object) or many (an array, answered in order)",
             {"200": _json({"anyOf": [_ref("Created"), _BULK]}, "created"),
-             "204": {"description": "empty body, {} or []: nothing to do"},
+             "204": {"description": "an empty body, {} or []: nothing to do"},
              "400": _json({"anyOf": [_ref("Error"), _BULK]},
                           "a bad job (for an array: the first error's status)"),
              "413": _json({"anyOf": [_ref("Error"), _BULK]}, "body or job data too large"),
              "415": _error("the body is not declared as application/json")},
-            requestBody={"required": True, "content": {"application/json": {"schema": {
-                "anyOf": [_ref("JobSpec"), {"type": "array", "items": _ref("JobSpec")}]}}}})},
+            requestBody={"required": False, "content": {"application/json": {"schema": {
+                "anyOf": [_ref("JobSpec"), {"type": "array", "items": _ref("JobSpec")},
+                          {"type": "object", "maxProperties": 0,
+                           "description": "{}: nothing to create (204)"}]}}}})},
         "/inactive/{id}": {"get": _get("restart: move the job to inactive (queued)",
                                        {"200": _MESSAGE, "404": _NOT_FOUND}, [_ID])},
     }

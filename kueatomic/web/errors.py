@@ -1,0 +1,20 @@
+"""Errors only the HTTP API raises; both join kueatomic's one hierarchy (``KueError``), so the
+app's single exception handler answers them like every other error."""
+
+from __future__ import annotations
+
+from ..errors import InvalidArgument, KueError
+
+
+class UnsupportedMediaType(InvalidArgument):
+    """The body is not declared as JSON. Refusing it also keeps cross-site HTML forms (which
+    cannot send application/json without a CORS preflight) from creating jobs."""
+
+    http_status = 415
+
+
+class SearchDisabled(KueError):
+    """The queue was made with ``disable_search=True``; a valid request the server's set-up
+    cannot answer, so 409 rather than 400."""
+
+    http_status = 409

@@ -1,0 +1,47 @@
+"""schemathesis against /openapi.json, in the suite: generated requests for every operation
+(a bounded number of examples each) must get no 5xx and responses that conform to the
+document (status codes, content types, body schemas)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis.generation.modes import GenerationMode
+
+from kueatomic import Queue
+from kueatomic.web import create_app
+from kueatomic.web.openapi import document
+
+EXAMPLES_PER_OPERATION = 20
+OPERATIONS = [(path, method) for path, item in document("Kue", False)["paths"].items()
+              for method in item]
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
+                         ids=["valid", "invalid"])
+@pytest.mark.parametrize("path, method", OPERATIONS, ids=[f"{m.upper()} {p}" for p, m in OPERATIONS])
+def test_api_matches_its_openapi_document(make_queue: Any, path: str, method: str,
+                                          mode: GenerationMode) -> None:
+    """Valid requests are accepted and answered as documented; invalid ones are refused with
+    a documented 4xx, never a 5xx."""
+    queue: Queue = make_queue(disable_search=False)
+    # A few jobs, so generated ids and ranges hit existing jobs as well as missing ones.
+    for n in range(1, 6):
+        queue.create("email" if n % 2 else "video", {"title": f"job {n}"}).save()
+    queue.get_job(2).set_state("failed")
+    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(queue))
+    operation = schema[path][method]
+    if mode is GenerationMode.NEGATIVE and not (operation.path_parameters or operation.query
+                                                 or operation.body):
+        pytest.skip("no parameters or body to make invalid")
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    def check(case: Any) -> None:
+        case.call_and_validate()
+
+    check()
