@@ -1,0 +1,393 @@
+"""The worker scripts' effects, called directly (no threads), on fakeredis and a real server:
+claim order and fields, Kue's done()/failedAttempt() effects, lease checks, backoff delays,
+promotion, recovery of expired leases and exceeded ttls."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Callable
+
+import pytest
+
+from kueatomic import Queue, backoff_function
+from kueatomic.ops import Call, Read, single, unwrap
+from kueatomic.scripts import registry
+from kueatomic.worker import calls
+
+from .invariants import check_invariants
+
+
+def run(queue: Queue, call: Call | Read) -> Any:
+    return queue._run(single(call))
+
+
+def claim(queue: Queue, job_type: str, count: int = 10, lease_ms: int = 10000,
+          worker: str = "kue:test:1:t:1") -> tuple[str, list[tuple[int, dict[str, str]]]]:
+    token = calls.claim_token()
+    reply = run(queue, calls.activate(queue.keys, job_type, count, worker, token, lease_ms))
+    return token, calls.parse_claimed(reply, worker, token)
+
+
+def hash_of(queue: Queue, job_id: int) -> dict[str, str]:
+    return dict(queue.client.hgetall(queue.keys.job(job_id)))
+
+
+def poll(fn: Callable[[], Any], timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.01)
+
+
+class Events:
+    """Collects <prefix>:events messages through a subscriber of our own."""
+
+    def __init__(self, queue: Queue) -> None:
+        self.pubsub = queue.client.pubsub(ignore_subscribe_messages=True)
+        self.pubsub.subscribe(queue.keys.events)
+        poll(lambda: self.pubsub.get_message(timeout=0.05) is None or True)
+
+    def drain(self, wait: float = 0.3) -> list[dict[str, Any]]:
+        out = []
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            message = self.pubsub.get_message(timeout=0.05)
+            if message and message["type"] == "message":
+                out.append(json.loads(message["data"]))
+        self.pubsub.close()
+        return out
+
+
+def test_calls_match_headers(queue: Queue) -> None:
+    """Every worker call passes the KEYS and ARGV its script header lists."""
+    keys = queue.keys
+    built = [
+        calls.activate(keys, "t", 1, "w", "tok", 1000),
+        calls.complete(keys, [(1, "tok", 5, "")]),
+        calls.fail(keys, [(1, "tok", "e", "s", "m", "")]),
+        calls.renew(keys, 1000, [(1, "tok")]),
+        calls.promote(keys, 10),
+        calls.recover(keys, 10, 1, 3000, True),
+    ]
+    for call in built:
+        header = registry()[call.script].header
+        assert len(call.keys) == len(header.keys), call.script
+        fixed = [p for p in header.argv if not p.variadic]
+        assert len(call.args) >= len(fixed), call.script
+        if not any(p.variadic for p in header.argv):
+            assert len(call.args) == len(fixed), call.script
+
+
+def test_claims_by_priority_then_fifo_up_to_count(queue: Queue) -> None:
+    low = queue.create("email", {"n": "low"}).priority("low").save()
+    first = queue.create("email", {"n": "first"}).save()
+    second = queue.create("email", {"n": "second"}).save()
+    high = queue.create("email", {"n": "high"}).priority("high").save()
+    queue.create("video", {"n": "other type"}).save()
+    _, claimed = claim(queue, "email", count=3)
+    assert [job_id for job_id, _ in claimed] == [high.id, first.id, second.id]
+    _, rest = claim(queue, "email", count=3)
+    assert [job_id for job_id, _ in rest] == [low.id]
+    assert claim(queue, "email")[1] == []
+    assert queue.inactive_count("video") == 1
+    check_invariants(queue.client, queue.prefix)
+
+
+def test_claim_writes_kue_fields_lease_and_start_event(queue: Queue) -> None:
+    job = queue.create("email", {"to": "tj"}).ttl(5000).save()
+    events = Events(queue)
+    token, [(job_id, fields)] = claim(queue, "email", lease_ms=7000, worker="kue:h:1:email:1")
+    stored = hash_of(queue, job.id)
+    assert fields == stored  # the reply is the hash after the claim
+    assert stored["state"] == "active" and stored["workerId"] == "kue:h:1:email:1"
+    assert stored["lease"] == token and stored["started_at"] == stored["updated_at"]
+    started = int(stored["started_at"])
+    client = queue.client
+    assert client.zscore(queue.keys.leases, "01|1") == started + 7000
+    assert client.zscore(queue.keys.state("active"), "01|1") == started + 5000  # ttl deadline
+    assert client.zscore(queue.keys.type_state("email", "active"), "01|1") == 0
+    assert client.llen(queue.keys.tokens("email")) == 0
+    assert {"id": 1, "event": "start", "args": ["start", "email", None]} in events.drain()
+    check_invariants(queue.client, queue.prefix)
+
+
+def test_claim_drops_stale_members(queue: Queue) -> None:
+    job = queue.create("email").save()
+    queue.client.delete(queue.keys.job(job.id))  # a vanished hash (test-only write)
+    assert claim(queue, "email")[1] == []
+    assert queue.inactive_count() == 0 and queue.inactive_count("email") == 0
+
+
+def test_complete_is_kues_done(queue: Queue) -> None:
+    job = queue.create("email", {"to": "a"}).save()
+    token, _ = claim(queue, "email")
+    events = Events(queue)
+    assert run(queue, calls.complete(queue.keys, [(job.id, token, 165, '{"sent":true}')])) == [1]
+    stored = hash_of(queue, job.id)
+    assert stored["state"] == "complete" and stored["progress"] == "100"
+    assert stored["duration"] == "165" and stored["result"] == '{"sent":true}'
+    assert stored["attempts"] == "1" and "lease" not in stored
+    assert queue.client.zscore(queue.keys.leases, "01|1") is None
+    assert queue.work_time() == 165
+    assert queue.get_job(job.id).to_json()["attempts"] == {"made": 1, "remaining": 0, "max": 1}
+    assert {"id": 1, "event": "complete", "args": ["complete", {"sent": True}, None]} in events.drain()
+    check_invariants(queue.client, queue.prefix)
+
+
+@pytest.mark.parametrize("result", ["", "null", "0", "false", '""'])
+def test_falsy_results_are_not_stored(queue: Queue, result: str) -> None:
+    job = queue.create("email").save()
+    token, _ = claim(queue, "email")
+    run(queue, calls.complete(queue.keys, [(job.id, token, 0, result)]))
+    assert "result" not in hash_of(queue, job.id)
+    assert queue.work_time() == 0  # the key exists once a job completed, as in Kue
+
+
+def test_complete_with_remove_on_complete(queue: Queue) -> None:
+    job = queue.create("email").remove_on_complete().save()
+    job.log("a line")
+    token, _ = claim(queue, "email")
+    events = Events(queue)
+    run(queue, calls.complete(queue.keys, [(job.id, token, 3, "")]))
+    assert not queue.client.exists(queue.keys.job(job.id), queue.keys.log(job.id))
+    assert queue.counts() == {s: 0 for s in queue.counts()}
+    names = [e["event"] for e in events.drain()]
+    assert names == ["remove", "complete"]
+    assert queue.work_time() == 3
+
+
+def test_a_wrong_token_changes_nothing(queue: Queue) -> None:
+    job = queue.create("email").save()
+    token, _ = claim(queue, "email")
+    before = hash_of(queue, job.id)
+    assert run(queue, calls.complete(queue.keys, [(job.id, "stolen", 1, "")])) == [0]
+    assert run(queue, calls.fail(queue.keys, [(job.id, "stolen", "e", "s", "m", "")])) == [""]
+    assert run(queue, calls.renew(queue.keys, 1000, [(job.id, "stolen")])) == [0]
+    assert run(queue, calls.complete(queue.keys, [(999, token, 1, "")])) == [0]
+    assert hash_of(queue, job.id) == before
+    job.set_state("inactive")  # moved by hand: the lease is gone
+    assert "lease" not in hash_of(queue, job.id)
+    assert run(queue, calls.complete(queue.keys, [(job.id, token, 1, "")])) == [0]
+
+
+def test_many_results_in_one_call(queue: Queue) -> None:
+    jobs = queue.create_bulk([{"type": "email", "data": {"n": n}} for n in range(5)])
+    token, claimed = claim(queue, "email")
+    assert len(claimed) == 5
+    reply = run(queue, calls.complete(queue.keys, [(j.id, token, 10, str(j.id)) for j in jobs]))
+    assert reply == [1] * 5
+    assert queue.complete_count() == 5 and queue.work_time() == 50
+    check_invariants(queue.client, queue.prefix)
+
+
+def fail_once(queue: Queue, job_id: int, message: str = "smtp down") -> str:
+    token, claimed = claim(queue, "email")
+    assert [i for i, _ in claimed] == [job_id]
+    error = f"Error: {message}\n    at stack"
+    [state] = run(queue, calls.fail(queue.keys, [(job_id, token, error, f"Error: {message}",
+                                                  message, "")]))
+    return str(state)
+
+
+def test_failed_attempt_without_backoff_requeues_then_fails(queue: Queue) -> None:
+    job = queue.create("email").attempts(2).save()
+    events = Events(queue)
+    assert fail_once(queue, job.id) == "inactive"
+    stored = hash_of(queue, job.id)
+    assert stored["attempts"] == "1" and stored["error"].startswith("Error: smtp down")
+    assert stored["state"] == "inactive" and "failed_at" in stored and "lease" not in stored
+    assert queue.client.llen(queue.keys.tokens("email")) == 1
+    assert fail_once(queue, job.id) == "failed"
+    assert queue.get_job(job.id).to_json()["attempts"] == {"made": 2, "remaining": 0, "max": 2}
+    assert job.logs() == ["Error: smtp down", "Error: smtp down"]
+    got = [(e["event"], e["args"][1:]) for e in events.drain() if e["event"] != "start"]
+    assert got == [
+        ("error", ["Error: smtp down\n    at stack"]), ("enqueue", ["email"]),
+        ("failed attempt", ["smtp down", 1]),
+        ("error", ["Error: smtp down\n    at stack"]), ("failed", ["smtp down", None]),
+    ]
+    check_invariants(queue.client, queue.prefix)
+
+
+def delays_of(queue: Queue, job_id: int, failures: int) -> list[int]:
+    """Fail a job repeatedly; promote_at - failed_at after each retry."""
+    out = []
+    for _ in range(failures):
+        if fail_once(queue, job_id) != "delayed":
+            break
+        stored = hash_of(queue, job_id)
+        out.append(int(stored["promote_at"]) - int(stored["failed_at"]))
+        assert queue.client.zscore(queue.keys.state("delayed"), f"{len(str(job_id)):02d}|{job_id}") \
+            == int(stored["promote_at"])
+        queue.get_job(job_id).inactive()  # promote by hand
+    return out
+
+
+def test_fixed_backoff(queue: Queue) -> None:
+    job = queue.create("email").attempts(3).backoff({"type": "fixed", "delay": 5000}).save()
+    assert delays_of(queue, job.id, 3) == [5000, 5000]
+    assert hash_of(queue, job.id)["state"] == "failed"
+
+
+def test_exponential_backoff_as_measured_in_kue(queue: Queue) -> None:
+    job = queue.create("email").attempts(3).backoff({"type": "exponential", "delay": 400}).save()
+    assert delays_of(queue, job.id, 3) == [200, 600]
+    capped = queue.create("email").attempts(4).backoff(
+        {"type": "exponential", "delay": 400, "maxDelay": 700}).save()
+    assert delays_of(queue, capped.id, 4) == [200, 500, 500]
+
+
+def test_true_backoff_reuses_the_jobs_delay(queue: Queue) -> None:
+    job = queue.create("email").attempts(2).backoff(True).delay(1).save()
+    queue.get_job(job.id).inactive()
+    assert delays_of(queue, job.id, 1) == [1]
+    job.remove()
+    plain = queue.create("email").attempts(2).backoff(True).save()
+    before = int(hash_of(queue, plain.id)["promote_at"])
+    assert fail_once(queue, plain.id) == "delayed"
+    assert int(hash_of(queue, plain.id)["promote_at"]) == before  # due at once, as in Kue
+
+
+@backoff_function
+def linear_backoff(attempts: int, delay: int) -> int:
+    return attempts * 1000 + delay
+
+
+def test_function_backoff_delay_comes_from_the_worker(queue: Queue) -> None:
+    job = queue.create("email").attempts(3).backoff(linear_backoff).save()
+    token, [(job_id, fields)] = claim(queue, "email")
+    delay, problem = calls.backoff_delay(fields)
+    assert (delay, problem) == ("1000", None)
+    run(queue, calls.fail(queue.keys, [(job_id, token, "e", "e", "e", delay)]))
+    stored = hash_of(queue, job.id)
+    assert int(stored["promote_at"]) - int(stored["failed_at"]) == 1000
+    assert stored["backoff"] == json.dumps(
+        {"type": "function", "name": f"{__name__}:linear_backoff"}, separators=(",", ":"))
+
+
+def test_unregistered_backoff_function_is_reported() -> None:
+    fields = {"backoff": '{"type":"function","name":"nowhere:fn"}', "attempts": "0"}
+    delay, problem = calls.backoff_delay(fields)
+    assert delay == "" and problem and "not registered" in problem
+    assert calls.backoff_delay({"backoff": "function (a, d) { return 1; }"}) == ("", None)
+
+
+def test_renew_extends_the_lease(queue: Queue) -> None:
+    job = queue.create("email").save()
+    token, _ = claim(queue, "email", lease_ms=1000)
+    first = queue.client.zscore(queue.keys.leases, "01|1")
+    assert run(queue, calls.renew(queue.keys, 60000, [(job.id, token)])) == [1]
+    assert queue.client.zscore(queue.keys.leases, "01|1") >= first + 59000
+
+
+def test_promotion_moves_due_jobs_once_and_reports_the_next(queue: Queue) -> None:
+    soon = queue.create("email", {"n": 1}).delay(30).save()
+    later = queue.create("email", {"n": 2}).delay(60000).save()
+    promoted, wait_ms = run(queue, calls.promote(queue.keys, 100))
+    assert promoted == 0 and 0 <= wait_ms <= 30
+    events = Events(queue)
+    assert poll(lambda: run(queue, calls.promote(queue.keys, 100))[0] == 1)
+    assert run(queue, calls.promote(queue.keys, 100))[0] == 0  # once only
+    assert hash_of(queue, soon.id)["state"] == "inactive"
+    assert hash_of(queue, later.id)["state"] == "delayed"
+    assert 59000 <= run(queue, calls.promote(queue.keys, 100))[1] <= 60000
+    assert queue.client.llen(queue.keys.tokens("email")) == 1
+    got = [(e["event"], e["args"]) for e in events.drain()]
+    assert got == [("promotion", ["promotion"]), ("enqueue", ["enqueue", "email"])]
+    check_invariants(queue.client, queue.prefix)
+
+
+def test_promotion_is_bounded(queue: Queue) -> None:
+    queue.create_bulk([{"type": "email", "options": {"delay": 1}} for _ in range(5)])
+    time.sleep(0.01)
+    assert poll(lambda: run(queue, calls.promote(queue.keys, 2)) == [2, 0])
+    assert run(queue, calls.promote(queue.keys, 2))[0] == 2
+    assert run(queue, calls.promote(queue.keys, 2)) == [1, -1]
+
+
+def test_recovery_requeues_expired_leases_then_fails_after_max_stalls(queue: Queue) -> None:
+    job = queue.create("email").attempts(3).save()
+    for stall in (1, 2):
+        token, _ = claim(queue, "email", lease_ms=20)
+        assert poll(lambda: sum(run(queue, calls.recover(queue.keys, 100, 1, 3000, False))[:2]))
+        stored = hash_of(queue, job.id)
+        assert stored["stalls"] == str(stall) and "lease" not in stored
+        assert run(queue, calls.complete(queue.keys, [(job.id, token, 1, "")])) == [0]
+    assert stored["state"] == "failed"  # second stall with max_stalls=1
+    assert stored["error"].startswith("Stalled:") and stored["attempts"] == "1"
+    assert job.logs()[0].startswith("Stalled: the lease expired")
+    check_invariants(queue.client, queue.prefix)
+
+
+def test_recovery_first_stall_goes_back_to_inactive(queue: Queue) -> None:
+    job = queue.create("email").save()
+    claim(queue, "email", lease_ms=20)
+    assert poll(lambda: run(queue, calls.recover(queue.keys, 100, 1, 3000, False))[0] == 1)
+    stored = hash_of(queue, job.id)
+    assert stored["state"] == "inactive" and "attempts" not in stored
+    assert queue.client.llen(queue.keys.tokens("email")) == 1
+    assert claim(queue, "email")[1][0][0] == job.id
+
+
+def test_ttl_exceeded_is_a_failed_attempt(queue: Queue) -> None:
+    job = queue.create("email").ttl(30).attempts(2).save()
+    claim(queue, "email", lease_ms=60000)
+    events = Events(queue)
+    assert poll(lambda: run(queue, calls.recover(queue.keys, 100, 1, 3000, False))[2] == 1)
+    stored = hash_of(queue, job.id)
+    assert stored["state"] == "inactive" and stored["error"] == "TTL exceeded"
+    assert stored["attempts"] == "1" and job.logs() == ["TTL exceeded"]
+    names = [e["event"] for e in events.drain()]
+    assert names == ["ttl exceeded", "error", "enqueue", "failed attempt", "ttl exceeded ack"]
+
+
+def test_progress_pushes_the_ttl_deadline(queue: Queue) -> None:
+    job = queue.create("email").ttl(300).save()
+    claim(queue, "email")
+    key, member = queue.keys.state("active"), "01|1"
+    first = queue.client.zscore(key, member)
+
+    def redis_ms() -> int:
+        seconds, micros = queue.client.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    assert poll(lambda: redis_ms() > first - 300 + 5)
+    job.progress(1, 2)
+    assert queue.client.zscore(key, member) > first
+
+
+def test_a_node_kue_job_past_ttl_gets_a_grace_period(queue: Queue) -> None:
+    job = queue.create("email").ttl(20).save()
+    queue.get_job(job.id).active()  # claimed without a lease, as a Node Kue worker does
+    time.sleep(0.05)
+    assert run(queue, calls.recover(queue.keys, 100, 1, 60000, False)) == [0, 0, 0]
+    assert run(queue, calls.recover(queue.keys, 100, 1, 0, False)) == [0, 0, 1]
+    assert hash_of(queue, job.id)["state"] == "failed"
+
+
+def test_rebalance_restores_wake_up_tokens(queue: Queue) -> None:
+    queue.create_bulk([{"type": "email"} for _ in range(3)])
+    queue.client.delete(queue.keys.tokens("email"))  # drifted, as Node Kue's can
+    run(queue, calls.recover(queue.keys, 100, 1, 3000, False))
+    assert queue.client.llen(queue.keys.tokens("email")) == 0
+    run(queue, calls.recover(queue.keys, 100, 1, 3000, True))
+    assert queue.client.llen(queue.keys.tokens("email")) == 3
+
+
+def test_result_and_failure_encoding() -> None:
+    assert calls.encode_result(None) == ""
+    assert calls.encode_result({"a": [1, "é"]}) == '{"a":[1,"é"]}'
+    from kueatomic import NotSerializable
+
+    with pytest.raises(NotSerializable, match="JSON-serialisable"):
+        calls.encode_result({"when": object()})
+    try:
+        raise ValueError("smtp down\nsecond line")
+    except ValueError as exc:
+        error, summary, message = calls.describe_failure(exc)
+    assert summary == "ValueError: smtp down" and message == "smtp down\nsecond line"
+    assert error.startswith("ValueError: smtp down\n") and "Traceback" in error
+    assert calls.plain_failure("Shutdown") == ("Shutdown", "Shutdown", "Shutdown")
