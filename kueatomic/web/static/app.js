@@ -273,8 +273,10 @@
 
   function renderDetail(job, log) {
     const panel = $("detail");
+    const switched = panel.dataset.id !== String(job.id);
     panel.hidden = false;
     panel.dataset.id = String(job.id);
+    $("d-progress-bar").classList.toggle("instant", switched); // animate progress, not a switch
     panel.dataset.state = job.state || "";
     document.querySelector(".content").classList.add("with-detail");
     setText($("d-id"), "#" + job.id);
@@ -518,7 +520,7 @@
       });
     } else {
       search.disabled = true;
-      search.placeholder = "Search is disabled";
+      search.placeholder = "Search";
       search.title = "Start the dashboard with --search (or disable_search=False) to search job data";
       $("search-off").hidden = false;
     }
