@@ -172,18 +172,33 @@ def test_dashboard_follows_jobs_and_acts_on_them(browser: Any, real_redis_url: s
         queue.close()
 
 
-def test_dashboard_says_search_is_disabled(browser: Any, real_redis_url: str) -> None:
+def test_dashboard_pages_filters_and_sorts(browser: Any, real_redis_url: str) -> None:
     from playwright.sync_api import expect
 
     queue = Queue(redis=real_redis_url)
-    queue.create("email", {"title": "hello"}).save()
+    for n in range(25):
+        queue.create("email", {"title": f"email {n}"}).save()
+    for n in range(3):
+        queue.create("video", {"title": f"video {n}"}).save()
     try:
         with serve(create_app(queue)) as base:
-            page = browser.new_page()
-            page.goto(base)
+            page = browser.new_page(viewport={"width": 1200, "height": 700})
+            page.goto(base + "inactive")
             expect(page.locator("#search")).to_be_disabled()
             expect(page.locator("#search-off")).to_have_text("Search is disabled on this queue")
-            page.click('.state[data-state="inactive"]')
-            expect(page.locator("#job-list .job")).to_have_count(1, timeout=WAIT_MS)
+            expect(page.locator("#job-list .job")).to_have_count(20, timeout=WAIT_MS)
+            expect(page.locator("#list-summary")).to_have_text("showing 20 of 28")
+            page.locator("#list-end").scroll_into_view_if_needed()  # infinite scroll
+            expect(page.locator("#job-list .job")).to_have_count(28, timeout=WAIT_MS)
+            expect(page.locator("#job-list .job").first).to_have_attribute("data-id", "1")
+            page.select_option("#sort", "desc")
+            expect(page.locator("#job-list .job").first).to_have_attribute("data-id", "28")
+            page.select_option("#type-filter", "video")
+            expect(page.locator("#job-list .job")).to_have_count(3, timeout=WAIT_MS)
+            expect(page.locator("#list-title")).to_have_text("Queued · video")
+            assert page.url.endswith("inactive?type=video&sort=desc")
+            page.reload()  # the view is in the URL
+            expect(page.locator("#job-list .job")).to_have_count(3, timeout=WAIT_MS)
+            expect(page.locator("#job-list .job").first).to_have_attribute("data-id", "28")
     finally:
         queue.close()

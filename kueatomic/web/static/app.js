@@ -9,7 +9,7 @@
   const STATE_LABELS = { inactive: "Queued", active: "Active", failed: "Failed", complete: "Complete", delayed: "Delayed" };
   const PRIORITIES = { critical: -15, high: -10, medium: -5, normal: 0, low: 10 };
   const PAGE = 20;
-  const SEARCH_LIMIT = 100;
+  const SEARCH_LIMIT = 50; // each match is one GET /job/:id per poll
 
   const body = document.body;
   const POLL_MS = Math.max(250, Number(body.dataset.poll) || 1000);
