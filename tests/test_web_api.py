@@ -470,3 +470,16 @@ def test_api_writes_only_through_scripts(flavor: str, redis_server: Any) -> None
     assert "evalsha" in sent
     assert set(sent) <= ALLOWED_SENT, sorted(set(sent) - ALLOWED_SENT)
     admin.close()
+
+
+def test_a_bug_still_answers_json_500(queue: Queue) -> None:
+    app = create_app(queue)
+
+    def broken(plan: Any) -> Any:
+        raise RuntimeError("boom")
+
+    queue.driver.run = broken  # type: ignore[method-assign]
+    with client_for(app, raise_server_exceptions=False) as client:
+        response = client.get("/stats")
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal server error"}

@@ -37,6 +37,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return KueJSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
 
 
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    """A bug: still a JSON body (the traceback goes to the server's log, not the client)."""
+    return KueJSONResponse({"error": "internal server error"}, status_code=500)
+
+
 async def _openapi(request: Request) -> Response:
     return KueJSONResponse(request.app.state.openapi)
 
@@ -93,7 +98,8 @@ def create_app(
         routes=[*api.ROUTES, Route("/openapi.json", _openapi, methods=["GET"]),
                 *dashboard.ROUTES],
         middleware=middleware,
-        exception_handlers={KueError: _kue_error, HTTPException: _http_error},
+        exception_handlers={KueError: _kue_error, HTTPException: _http_error,
+                            Exception: _internal_error},
         lifespan=lifespan,
     )
     app.state.kue = Gateway(queue)
