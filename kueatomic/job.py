@@ -7,6 +7,7 @@ the methods that talk to Redis, each one line that runs a plan from ``kueatomic.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from typing import TYPE_CHECKING, Any, Self
 
 from . import backoff as _backoff
@@ -19,6 +20,10 @@ if TYPE_CHECKING:
     from .queue import Queue
 
 
+# About 69 years: far beyond any sane delay, and exact as a double once added to a timestamp.
+MAX_MS = 2**41
+
+
 def _ms(value: Any, what: str) -> int:
     if isinstance(value, _dt.timedelta):
         return int(value.total_seconds() * 1000)
@@ -27,6 +32,8 @@ def _ms(value: Any, what: str) -> int:
         return max(0, int((value - now).total_seconds() * 1000))
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidDelay(f"{what} must be ms (a number), a timedelta or a datetime, not {value!r}")
+    if math.isnan(value) or abs(value) > MAX_MS:
+        raise InvalidDelay(f"{what} must be a number of ms within ±{MAX_MS}, not {value!r}")
     return int(value)
 
 
@@ -46,8 +53,10 @@ def _int_or_none(value: str | None) -> int | None:
 class JobBase:
     """A job's fields. Builder methods return the job so calls chain like Kue's."""
 
-    def __init__(self, queue: Any, job_type: str, data: Any = None) -> None:
-        if not isinstance(job_type, str) or not job_type or ":" in job_type:
+    def __init__(self, queue: Any, job_type: str, data: Any = None, *, loaded: bool = False) -> None:
+        # New jobs get a type that keeps key names unambiguous; a job read back from Redis
+        # keeps whatever type Node Kue gave it.
+        if not loaded and (not isinstance(job_type, str) or not job_type or ":" in job_type):
             raise InvalidArgument(
                 f"job type must be a non-empty string without ':', not {job_type!r}"
             )

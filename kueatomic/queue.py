@@ -63,13 +63,13 @@ class Queue(QueueWorkerMixin, QueueBase):
         fields = self._run(ops.get_hash(self.keys, number))
         if fields is None:
             raise JobNotFound(f'job "{job_id}" doesnt exist')
-        job = into or Job(self, fields["type"])
+        job = into or Job(self, fields["type"], loaded=True)
         job.type = fields["type"]
         job.load_fields(number, fields)
         return job
 
     def _jobs(self, pairs: list[tuple[int, dict[str, str]]]) -> list[Job]:
-        return [Job(self, f["type"]).load_fields(i, f) for i, f in pairs]
+        return [Job(self, f["type"], loaded=True).load_fields(i, f) for i, f in pairs]
 
     # --- counts and ids -------------------------------------------------------------------
     def card(self, state: str, job_type: str | None = None) -> int:

@@ -11,6 +11,9 @@ STATES: Final = ("inactive", "active", "complete", "failed", "delayed")
 # Kue's priority map: a lower score is more urgent.
 PRIORITIES: Final = {"low": 10, "normal": 0, "medium": -5, "high": -10, "critical": -15}
 
+# Scores are doubles in Redis and Lua: beyond 2^53 integers stop being exact.
+MAX_PRIORITY: Final = 2**53 - 1
+
 ANY: Final = "any"
 NEW: Final = "new"
 SAME: Final = "same"
@@ -48,6 +51,8 @@ def parse_priority(priority: object) -> int:
     if isinstance(priority, bool):
         raise InvalidPriority(f"priority must be a name or an integer, not {priority!r}")
     if isinstance(priority, int):
+        if abs(priority) > MAX_PRIORITY:
+            raise InvalidPriority(f"priority must be within ±{MAX_PRIORITY}, not {priority}")
         return priority
     if isinstance(priority, str):
         if priority in PRIORITIES:
@@ -55,7 +60,7 @@ def parse_priority(priority: object) -> int:
         text = priority.strip()
         digits = text[1:] if text[:1] == "-" else text
         if digits.isascii() and digits.isdigit():  # not "²" or "--5", which int() refuses
-            return int(text)
+            return parse_priority(int(text))
     raise InvalidPriority(
         f"unknown priority {priority!r}; use one of {', '.join(PRIORITIES)} or an integer"
     )

@@ -406,3 +406,25 @@ def test_cli_stats_prints_counts(backend: str, capsys: Any) -> None:
     assert main(["stats", "-r", "redis://127.0.0.1:1/0"]) == 2
     assert "RedisUnavailable" in capsys.readouterr().err
     queue.close()
+
+
+def test_absurd_numbers_are_refused(queue: Queue) -> None:
+    with pytest.raises(InvalidPriority):
+        queue.create("t").priority(10**30)
+    with pytest.raises(InvalidPriority):
+        queue.create("t").priority("9" * 30)
+    for value in (1e300, float("nan"), float("inf")):
+        with pytest.raises(InvalidDelay):
+            queue.create("t").delay(value)
+    with pytest.raises(InvalidDelay):
+        queue.create("t").ttl(1e300)
+    assert dump_keys(queue.client) == {}
+
+
+def test_a_job_whose_type_has_a_colon_can_be_read(queue: Queue) -> None:
+    job = queue.create("t").save()
+    queue.client.eval("redis.call('HSET', KEYS[1], 'type', 'node:made')", 1, f"q:job:{job.id}")
+    assert queue.get_job(job.id).type == "node:made"
+    assert [j.type for j in queue.range(0, -1)] == ["node:made"]
+    with pytest.raises(InvalidArgument):
+        queue.create("node:made")
