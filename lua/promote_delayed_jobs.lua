@@ -6,16 +6,20 @@
 --   promotion timer does, but atomically, so any number of processes may call it at the same
 --   time without a lock and each job is promoted once. Members whose hash is gone or not
 --   delayed are dropped from the set. Also says how long until the next delayed job is due,
---   so callers can sleep until then.
+--   so callers can sleep until then. While Node Kue's own promoter holds its lock it promotes
+--   nothing: Kue promotes with separate reads and writes, which a concurrent promotion here
+--   could interleave with (leaving a job in two states).
 -- KEYS:
 --   1 delayed: <prefix>:jobs:delayed, delayed jobs scored by promote_at (ms)
+--   2 kue_lock: promotion:lock, Node Kue's promotion lock (unprefixed, as Kue names it; read only)
 -- ARGV:
 --   1 prefix: the queue prefix
 --   2 limit: how many jobs to promote at most (> 0)
 -- Derived keys: <prefix>:job:<id>, <prefix>:jobs:<state>, <prefix>:jobs:<type>:<state>,
 --   <prefix>:<type>:jobs
 -- Returns: {promoted, wait_ms}: wait_ms is the time until the next delayed job is due (0 when
---   more are due now, -1 when none is delayed)
+--   more are due now, -1 when none is delayed); {0, 100} while a Node Kue process holds its
+--   promotion lock
 -- Errors: KUE_BAD_ARGS
 -- Publishes: promotion, enqueue
 --@include lib/kue.lua
@@ -24,6 +28,7 @@ local prefix, limit = ARGV[1], tonumber(ARGV[2])
 if not limit or limit < 1 then
   return redis.error_reply('KUE_BAD_ARGS limit must be a positive integer')
 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return { 0, 100 } end
 local now = now_ms()
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
 local promoted = 0

@@ -391,3 +391,15 @@ def test_result_and_failure_encoding() -> None:
     assert summary == "ValueError: smtp down" and message == "smtp down\nsecond line"
     assert error.startswith("ValueError: smtp down\n") and "Traceback" in error
     assert calls.plain_failure("Shutdown") == ("Shutdown", "Shutdown", "Shutdown")
+
+
+def test_promotion_waits_while_node_kue_holds_its_lock(queue: Queue) -> None:
+    job = queue.create("email").delay(1).save()
+    queue.client.set("promotion:lock", "node", px=5000)  # as Kue's warlock does (test-only)
+    try:
+        time.sleep(0.01)
+        assert run(queue, calls.promote(queue.keys, 100)) == [0, 100]
+        assert hash_of(queue, job.id)["state"] == "delayed"
+    finally:
+        queue.client.delete("promotion:lock")
+    assert run(queue, calls.promote(queue.keys, 100))[0] == 1

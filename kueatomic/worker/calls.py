@@ -70,8 +70,12 @@ def renew(keys: Keys, lease_ms: int, pairs: Iterable[tuple[int, str]]) -> Call:
     return Call("renew_leases", (keys.leases,), tuple(args))
 
 
+KUE_PROMOTION_LOCK = "promotion:lock"  # Node Kue's lock key: unprefixed (kue-wire.md §1)
+
+
 def promote(keys: Keys, limit: int) -> Call:
-    return Call("promote_delayed_jobs", (keys.state("delayed"),), (keys.prefix, limit))
+    return Call("promote_delayed_jobs", (keys.state("delayed"), KUE_PROMOTION_LOCK),
+                (keys.prefix, limit))
 
 
 def recover(keys: Keys, limit: int, max_stalls: int, grace_ms: int, rebalance: bool) -> Call:
