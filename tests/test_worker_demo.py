@@ -19,7 +19,8 @@ def run_demo(*args: str, env: dict[str, str] | None = None) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "kueatomic.cli", "demo", "--jobs", "10", "--seed", "3",
          "--no-serve", "--port", "0", *args],
-        env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=120)
+        env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=120,
+        check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from kueatomic import Queue, backoff_function
-from kueatomic.ops import Call, Read, single, unwrap
+from kueatomic.ops import Call, Read, single
 from kueatomic.scripts import registry
 from kueatomic.worker import calls
 
@@ -99,7 +100,8 @@ def test_claims_by_priority_then_fifo_up_to_count(queue: Queue) -> None:
 def test_claim_writes_kue_fields_lease_and_start_event(queue: Queue) -> None:
     job = queue.create("email", {"to": "tj"}).ttl(5000).save()
     events = Events(queue)
-    token, [(job_id, fields)] = claim(queue, "email", lease_ms=7000, worker="kue:h:1:email:1")
+    token, [(claimed_id, fields)] = claim(queue, "email", lease_ms=7000, worker="kue:h:1:email:1")
+    assert claimed_id == job.id
     stored = hash_of(queue, job.id)
     assert fields == stored  # the reply is the hash after the claim
     assert stored["state"] == "active" and stored["workerId"] == "kue:h:1:email:1"

@@ -7,7 +7,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ from kueatomic import InvalidArgument, LeaseLost, Queue
 
 from .invariants import check_invariants
 
-FAST = dict(lease_ms=600, upkeep_interval_ms=50, block_timeout_ms=100)
+FAST = {"lease_ms": 600, "upkeep_interval_ms": 50, "block_timeout_ms": 100}
 
 
 def wait_for(fn: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:

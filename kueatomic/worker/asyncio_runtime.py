@@ -36,7 +36,7 @@ class _Backoff:
             self.reported = True
         try:
             await asyncio.wait_for(self.stopped.wait(), self.pause)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         self.pause = min(self.pause * 2, 1.0)
 
@@ -175,6 +175,7 @@ class AsyncRuntime:
             return
         record.stage = RUNNING
         start = time.perf_counter()
+        payload: Any
         try:
             if reg.is_async:
                 args = (record.job, reg.ctx) if reg.wants_ctx else (record.job,)
@@ -187,7 +188,7 @@ class AsyncRuntime:
             if record.stage == ABANDONED:
                 return
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any handler error fails the attempt
             ok, payload = False, calls.describe_failure(exc)
         if record.stage == ABANDONED:
             return
@@ -213,7 +214,7 @@ class AsyncRuntime:
                 if self.stopped.is_set():
                     return
                 continue
-            batch = []
+            batch: list[core.Result] = []
             while self.results and len(batch) < 2 * limit:
                 batch.append(self.results.popleft())
             self.flushing = True
@@ -262,7 +263,7 @@ class AsyncRuntime:
             until = next_renew if self.upkeep_interval_ms is None else min(next_renew, next_upkeep)
             try:
                 await asyncio.wait_for(self.wake.wait(), max(0.0, until - clock()))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self.wake.clear()
 

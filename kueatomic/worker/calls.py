@@ -11,7 +11,8 @@ import os
 import socket
 import traceback
 import uuid
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from .. import backoff as _backoff
 from ..codec import to_text
@@ -152,6 +153,6 @@ def backoff_delay(fields: dict[str, str]) -> tuple[str, str | None]:
     delay = int(fields.get("delay") or 0)
     try:
         value = int(function(attempts, delay))
-    except Exception as exc:  # a user function: report, fall back to the job's delay
+    except Exception as exc:  # noqa: BLE001 - a user function: report, use the job's delay
         return "", f"backoff function {name!r} raised {type(exc).__name__}: {exc}"
     return str(max(0, value)), None

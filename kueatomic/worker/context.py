@@ -13,7 +13,7 @@ class WorkerContext:
     ``ctx.pause``; the calling handler may simply return within that time). ``resume()``
     takes jobs again. ``shutdown()`` stops this worker for good, letting running jobs finish."""
 
-    __slots__ = ("_runtime", "_registration")
+    __slots__ = ("_registration", "_runtime")
 
     def __init__(self, runtime: Any, registration: Any) -> None:
         self._runtime = runtime

@@ -3,7 +3,8 @@ grouping lease renewals, reading upkeep replies. Pure functions, no I/O."""
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from ..errors import KueError, LeaseLost
 from ..keyspace import Keys

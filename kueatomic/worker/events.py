@@ -10,12 +10,16 @@ The queue also emits ``"error"`` locally with an exception when a worker hits a 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import sys
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
+
+import redis
 
 from ..codec import to_text
 from ..driver import CONNECTION_ERRORS, unavailable
@@ -119,7 +123,7 @@ class EventHub:
     def _run(self, bound: _Bound, args: tuple[Any, ...], event: str) -> None:
         try:
             self._call(bound.fn, bound.args_for(args))
-        except Exception as exc:  # a listener's bug must not stop event delivery
+        except Exception as exc:  # noqa: BLE001 - a listener's bug must not stop delivery
             if event == "error":
                 print(f"kueatomic: an 'error' listener raised {exc!r}", file=sys.stderr)
             else:
@@ -176,7 +180,7 @@ class Subscriber:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="kueatomic-events", daemon=True)
 
-    def start(self, wait: float = 5.0) -> "Subscriber":
+    def start(self, wait: float = 5.0) -> Subscriber:
         self._thread.start()
         self.ready.wait(wait)
         return self
@@ -210,12 +214,11 @@ class Subscriber:
                     reported = True
                 time.sleep(pause)
                 pause = min(pause * 2, 1.0)
-            except Exception as exc:  # keep delivering whatever a listener or Redis did
+            except redis.RedisError as exc:  # e.g. a server that refuses SUBSCRIBE
                 self.hub.emit("error", exc)
                 time.sleep(pause)
+                pause = min(pause * 2, 1.0)
             finally:
                 if pubsub is not None:
-                    try:
+                    with contextlib.suppress(redis.RedisError, *CONNECTION_ERRORS):
                         pubsub.close()
-                    except Exception:
-                        pass

@@ -10,13 +10,19 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
+from ..driver import SyncDriver
 from ..errors import InvalidArgument
+from ..keyspace import Keys
 from . import control
 from .events import EventHub, Listener, Subscriber
-from .registration import Registration, check_process_args, is_async_handler
+from .registration import Registration, check_process_args
 from .settings import WorkerSettings
+
+if TYPE_CHECKING:
+    from ..aio import AsyncDriver
 
 _state_lock = threading.Lock()
 
@@ -38,8 +44,7 @@ class _Common:
     """What both queue kinds share: settings, listeners, argument parsing."""
 
     prefix: str
-    keys: Any
-    driver: Any
+    keys: Keys
 
     @property
     def _workers(self) -> _WorkerState:
@@ -123,7 +128,7 @@ class QueueWorkerMixin(_Common):
     handlers on an asyncio loop in a background thread)."""
 
     client: Any
-    job_class: Any
+    driver: SyncDriver
 
     def process(self, job_type: str, concurrency: Any = 1, handler: Callable[..., Any] | None = None,
                 *, lease_ms: int | None = None, batch: int | None = None) -> Any:
@@ -242,6 +247,7 @@ class AsyncQueueWorkerMixin(_Common):
     sync handlers in its default executor."""
 
     redis_option: Any
+    driver: AsyncDriver
 
     def process(self, job_type: str, concurrency: Any = 1, handler: Callable[..., Any] | None = None,
                 *, lease_ms: int | None = None, batch: int | None = None) -> Any:
@@ -299,9 +305,8 @@ class AsyncQueueWorkerMixin(_Common):
                     result = fn(*args)
                     if inspect.isawaitable(result):
                         asyncio.ensure_future(result)
-                except Exception as exc:
-                    if fn is not None:
-                        state.hub.emit("error", exc)
+                except Exception as exc:  # noqa: BLE001 - a listener's bug
+                    state.hub.emit("error", exc)
 
             if loop.is_closed():
                 return

@@ -4,7 +4,8 @@ in-flight record of one claimed job. Shared by the threaded and the asyncio runt
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import InvalidArgument
 from . import calls
@@ -24,8 +25,10 @@ def handler_wants_ctx(handler: Callable[..., Any]) -> bool:
 
 
 def is_async_handler(handler: Callable[..., Any]) -> bool:
-    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-        getattr(handler, "__call__", None))
+    if inspect.iscoroutinefunction(handler):
+        return True
+    # an object whose __call__ is a coroutine function
+    return not inspect.isroutine(handler) and inspect.iscoroutinefunction(type(handler).__call__)
 
 
 def check_process_args(job_type: Any, concurrency: Any) -> tuple[str, int]:
@@ -67,7 +70,7 @@ class Registration:
 class InFlight:
     """A claimed job from claim until its result is flushed (or it is given up)."""
 
-    __slots__ = ("id", "job", "token", "reg", "fields", "stage", "thread", "task")
+    __slots__ = ("fields", "id", "job", "reg", "stage", "task", "thread", "token")
 
     def __init__(self, job_id: int, job: Any, token: str, reg: Registration,
                  fields: dict[str, str]) -> None:

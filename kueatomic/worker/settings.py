@@ -44,7 +44,7 @@ class WorkerSettings:
         if self.claim_batch > 1000:
             raise InvalidArgument("worker setting claim_batch must be <= 1000")
 
-    def updated(self, **changes: Any) -> "WorkerSettings":
+    def updated(self, **changes: Any) -> WorkerSettings:
         known = {f.name for f in fields(self)}
         unknown = set(changes) - known
         if unknown:

@@ -7,7 +7,8 @@ import asyncio
 import signal
 import sys
 import threading
-from typing import Any, Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -44,8 +45,8 @@ def run_until_signalled(graceful: Callable[[], None], immediate: Callable[[], No
             signal.signal(sig, handler)
 
 
-async def serve_until_signalled(graceful: Callable[[], Awaitable[None]],
-                                immediate: Callable[[], Awaitable[None]]) -> None:
+async def serve_until_signalled(graceful: Callable[[], Coroutine[Any, Any, None]],
+                                immediate: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """The asyncio version: wait for a signal on the running loop, then stop."""
     loop = asyncio.get_running_loop()
     first = asyncio.Event()

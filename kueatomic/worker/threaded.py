@@ -13,8 +13,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from queue import SimpleQueue
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from ..errors import KueError, RedisUnavailable
 from ..ops import unwrap
@@ -180,10 +181,11 @@ class ThreadedRuntime:
                 record.stage = RUNNING
                 record.thread = me
             start = clock()
+            payload: Any
             try:
                 value = handler(record.job, ctx) if wants_ctx else handler(record.job)
                 ok, payload = True, encode(value)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any handler error fails the attempt
                 ok, payload = False, calls.describe_failure(exc)
             except SystemExit as exc:
                 ok, payload = False, calls.describe_failure(exc)
@@ -209,7 +211,7 @@ class ThreadedRuntime:
                 if self.stopped.is_set():
                     return
                 continue
-            batch = []
+            batch: list[core.Result] = []
             with self.flushed:
                 self.flushing = True
             try:
@@ -345,14 +347,14 @@ class ThreadedRuntime:
         A registration resumed meanwhile is left alone."""
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout) / 1000
 
-        def settled(reg: Registration) -> bool:
-            return reg.free >= reg.concurrency or reg.generation != paused[reg]
+        def settled(reg: Registration) -> Callable[[], bool]:
+            return lambda: reg.free >= reg.concurrency or reg.generation != paused[reg]
 
         for reg in paused:
             cond: threading.Condition = reg.cond  # type: ignore[attr-defined]
             with cond:
                 remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-                cond.wait_for(lambda: settled(reg), remaining)
+                cond.wait_for(settled(reg), remaining)
         failure = calls.plain_failure("Shutdown")
         for record in list(self.inflight.values()):
             reg = record.reg
