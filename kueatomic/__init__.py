@@ -24,6 +24,7 @@ from .errors import (
 from .job import Job
 from .queue import Queue
 from .states import PRIORITIES, STATES
+from .worker import WorkerContext, WorkerSettings
 
 __version__ = "0.1.0"
 
@@ -52,6 +53,8 @@ __all__ = [
     "Queue",
     "RedisUnavailable",
     "ScriptError",
+    "WorkerContext",
+    "WorkerSettings",
     "backoff_function",
     "create_queue",
 ]

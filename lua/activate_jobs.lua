@@ -52,7 +52,7 @@ if count > 0 then
       elseif name == 'ttl' then ttl = tonumber(flat[k + 1]) end
     end
     if found_type and state == 'inactive' then
-      jobs[#jobs + 1] = { id = id, type = found_type, state = 'inactive',
+      jobs[#jobs + 1] = { id = id, zid = z, type = found_type, state = 'inactive',
                           priority = priority or 0, ttl = ttl, set = claim }
       out[#out + 1] = id
       out[#out + 1] = flat
@@ -65,7 +65,7 @@ if count > 0 then
     move_many(prefix, jobs, 'active', now)
     local leases = {}
     for i, job in ipairs(jobs) do
-      leases[2 * i - 1], leases[2 * i] = now + lease_ms, zid(job.id)
+      leases[2 * i - 1], leases[2 * i] = now + lease_ms, job.zid
     end
     redis.call('ZADD', KEYS[2], unpack(leases))
     local start_args = json_string(jtype) .. ',null'

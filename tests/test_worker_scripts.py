@@ -270,11 +270,17 @@ def test_function_backoff_delay_comes_from_the_worker(queue: Queue) -> None:
         {"type": "function", "name": f"{__name__}:linear_backoff"}, separators=(",", ":"))
 
 
-def test_unregistered_backoff_function_is_reported() -> None:
-    fields = {"backoff": '{"type":"function","name":"nowhere:fn"}', "attempts": "0"}
+def test_backoffs_the_worker_cannot_compute_are_reported() -> None:
+    fields = {"backoff": '{"type":"function","name":"nowhere:fn"}', "max_attempts": "3"}
     delay, problem = calls.backoff_delay(fields)
     assert delay == "" and problem and "not registered" in problem
-    assert calls.backoff_delay({"backoff": "function (a, d) { return 1; }"}) == ("", None)
+    node = {"backoff": "function (attempts, delay) { return attempts * 1000; }",
+            "max_attempts": "3"}
+    delay, problem = calls.backoff_delay(node)
+    assert delay == "" and problem and "JavaScript source" in problem
+    assert calls.backoff_delay({**node, "attempts": "2"}) == ("", None)  # no retry follows
+    for plain in ("true", '{"type":"fixed","delay":5}'):
+        assert calls.backoff_delay({"backoff": plain, "max_attempts": "3"}) == ("", None)
 
 
 def test_renew_extends_the_lease(queue: Queue) -> None:

@@ -139,17 +139,22 @@ def backoff_delay(fields: dict[str, str]) -> tuple[str, str | None]:
     """The delay a Python backoff function gives for this failure, as script text ("" to let
     the script compute fixed/exponential/true itself), and a problem to report, if any."""
     text = fields.get("backoff")
-    if not text or not text.startswith("{") or '"function"' not in text:
+    if not text or text == "true":
         return "", None
+    attempts = int(fields.get("attempts") or 0) + 1
+    if attempts >= int(fields.get("max_attempts") or 1):
+        return "", None  # no retry follows: the delay does not matter
     spec = _backoff.decode(text)
-    if not isinstance(spec, dict) or spec.get("type") != "function":
+    if not isinstance(spec, dict):
+        return "", ("the backoff is Kue JavaScript source, which kueatomic never evaluates; "
+                    "the job's own delay is used")
+    if spec.get("type") != "function":
         return "", None
     name = str(spec.get("name"))
     function = _backoff.lookup(name)
     if function is None:
         return "", (f"backoff function {name!r} is not registered in this worker (import the "
                     "module that defines it); the job's own delay is used")
-    attempts = int(fields.get("attempts") or 0) + 1
     delay = int(fields.get("delay") or 0)
     try:
         value = int(function(attempts, delay))

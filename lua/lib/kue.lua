@@ -15,7 +15,9 @@ end
 
 -- Kue's zset member: "<2-digit length>|<id>", so byte order equals numeric order (FIFO).
 local function zid(id)
-  return string.format('%02d|%s', string.len(id), id)
+  local n = string.len(id)
+  if n < 10 then return '0' .. n .. '|' .. id end
+  return n .. '|' .. id
 end
 
 local STATES = { inactive = true, active = true, complete = true, failed = true, delayed = true }
@@ -29,19 +31,22 @@ local function leases_key(prefix) return prefix .. ':leases' end
 -- JSON string literal for event payloads (no cjson needed for plain strings).
 local JSON_ESCAPES = { ['"'] = '\\"', ['\\'] = '\\\\', ['\b'] = '\\b', ['\f'] = '\\f',
                        ['\n'] = '\\n', ['\r'] = '\\r', ['\t'] = '\\t' }
+local function json_escape(c)
+  return JSON_ESCAPES[c] or string.format('\\u%04x', string.byte(c))
+end
 local function json_string(s)
-  return '"' .. string.gsub(s, '[%c"\\]', function(c)
-    return JSON_ESCAPES[c] or string.format('\\u%04x', string.byte(c))
-  end) .. '"'
+  if not string.find(s, '[%c"\\]') then return '"' .. s .. '"' end
+  return '"' .. string.gsub(s, '[%c"\\]', json_escape) .. '"'
 end
 
 -- One PUBLISH on <prefix>:events in Kue's format: {"id":N,"event":E,"args":[E, ...]}.
 -- `extra` is the JSON text of the arguments after the event name (or nil).
 local function publish(prefix, id, event, extra)
-  local args = json_string(event)
-  if extra then args = args .. ',' .. extra end
+  local name = json_string(event)
+  local args = name
+  if extra then args = name .. ',' .. extra end
   redis.call('PUBLISH', prefix .. ':events',
-    '{"id":' .. id .. ',"event":' .. json_string(event) .. ',"args":[' .. args .. ']}')
+    '{"id":' .. id .. ',"event":' .. name .. ',"args":[' .. args .. ']}')
 end
 
 -- Exactly one wake-up token per inactive job of a type (Kue lets them drift). Workers may
@@ -88,7 +93,7 @@ end
 -- Kue's state(S) transition (kue-wire.md §3) for many jobs at once, plus lease clean-up when
 -- leaving active. Each job is a table with id, type, priority (number), state (old, may be
 -- false), promote_at and ttl (numbers, may be nil), and optionally `set`: more field/value
--- pairs written in the same HSET. The zset writes are grouped into one call per key; the
+-- pairs written in the same HSET, and `zid` (the member, when the caller has it). The zset writes are grouped into one call per key; the
 -- result equals move_state() per job. Does not re-balance tokens or publish: callers do that
 -- once per type after a batch.
 local function move_many(prefix, jobs, new_state, now)
@@ -96,13 +101,23 @@ local function move_many(prefix, jobs, new_state, now)
   local removals, additions = key_batch(), key_batch()
   local lease_holders = {}
   local global_new = state_key(prefix, new_state)
+  local type_keys = {}  -- "<type> <state>" -> key, built once per call
+  local function type_key(jtype, state)
+    local memo = jtype .. ' ' .. state
+    local key = type_keys[memo]
+    if not key then
+      key = type_state_key(prefix, jtype, state)
+      type_keys[memo] = key
+    end
+    return key
+  end
   for _, job in ipairs(jobs) do
-    local z = zid(job.id)
+    local z = job.zid or zid(job.id)
     local old = job.state
     local key = job_key(prefix, job.id)
     if old and old ~= new_state then
       batch_push(removals, state_key(prefix, old), z)
-      batch_push(removals, type_state_key(prefix, job.type, old), z)
+      batch_push(removals, type_key(job.type, old), z)
       if old == 'active' then
         lease_holders[#lease_holders + 1] = z
         redis.call('HDEL', key, 'lease')
@@ -123,7 +138,7 @@ local function move_many(prefix, jobs, new_state, now)
       if ttl > 0 then score = now + ttl else score = -math.abs(job.priority) end
     end
     batch_push(additions, global_new, score, z)
-    batch_push(additions, type_state_key(prefix, job.type, new_state), job.priority, z)
+    batch_push(additions, type_key(job.type, new_state), job.priority, z)
     job.state = new_state
   end
   for _, z in ipairs(lease_holders) do batch_push(removals, leases_key(prefix), z) end
