@@ -202,3 +202,20 @@ def test_handler_kind_is_detected() -> None:
 
     assert is_async_handler(a) and not is_async_handler(s) and is_async_handler(Callable_())
     assert handler_wants_ctx(a) and not handler_wants_ctx(s)
+
+
+async def test_shutdown_from_inside_an_async_handler(make_aqueue: Callable[..., aio.Queue]) -> None:
+    queue = make_aqueue()
+    queue.configure_workers(**FAST)
+
+    async def work(job: aio.Job) -> str:
+        await queue.shutdown()
+        return "stopped the worker"
+
+    first = await queue.create("email").save()
+    queue.process("email", 1, work)
+    await until(lambda: _eq(state_of(queue, first.id), "complete"))
+    later = await queue.create("email").save()
+    await asyncio.sleep(0.3)
+    assert await state_of(queue, later.id) == "inactive"
+    await queue.close()

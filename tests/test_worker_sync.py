@@ -361,3 +361,20 @@ def test_close_stops_the_workers(make_queue: Callable[..., Queue]) -> None:
     job = other.create("email").save()
     time.sleep(0.3)
     assert state_of(other, job.id) == "inactive"
+
+
+def test_shutdown_from_inside_a_handler_does_not_wait_for_itself(wq: Queue) -> None:
+    returned = threading.Event()
+
+    def work(job: Any) -> str:
+        wq.shutdown()
+        returned.set()
+        return "stopped the worker"
+
+    first = wq.create("email").save()
+    wq.process("email", 1, work)
+    assert returned.wait(10)
+    wait_for(lambda: state_of(wq, first.id) == "complete")
+    later = wq.create("email").save()
+    time.sleep(0.3)
+    assert state_of(wq, later.id) == "inactive"

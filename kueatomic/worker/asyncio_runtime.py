@@ -63,8 +63,6 @@ class AsyncRuntime:
         self.inflight: dict[int, InFlight] = {}
         self.results: deque[core.Result] = deque()
         self.results_ready = asyncio.Event()
-        self.idle = asyncio.Event()
-        self.idle.set()
         self.wake = asyncio.Event()
         self.stopped = asyncio.Event()
         self.upkeep_interval_ms: int | None = settings.upkeep_interval_ms if upkeep else None
@@ -136,30 +134,41 @@ class AsyncRuntime:
                 await freed.wait()
             if not current():
                 return
+            # Reserve the slots for the claim in flight, so a stop waits for its jobs.
             want = min(reg.free, reg.batch)
+            reg.free -= want
             token = calls.claim_token()
             try:
                 call = calls.activate(keys, reg.job_type, want, reg.worker_id, token, reg.lease_ms)
                 claimed = calls.parse_claimed(unwrap((await driver.execute([call]))[0]),
                                                reg.worker_id, token)
-                retry.ok()
-                if not claimed:
-                    wait = calls.wait_for_token(keys, (reg.job_type,), settings.block_timeout_ms)
-                    await driver.execute([wait])
-                    continue
             except KueError as exc:  # RedisUnavailable included
+                self._release(reg, want)
                 if not current():
                     return
                 await retry.failed(exc)
                 continue
-            self._dispatch(reg, token, claimed)
+            except asyncio.CancelledError:
+                self._release(reg, want)
+                raise
+            retry.ok()
+            if len(claimed) < want:
+                self._release(reg, want - len(claimed))
+            if claimed:
+                self._dispatch(reg, token, claimed)
+                continue
+            try:
+                await driver.execute([calls.wait_for_token(keys, (reg.job_type,),
+                                                           settings.block_timeout_ms)])
+            except KueError as exc:
+                if not current():
+                    return
+                await retry.failed(exc)
 
     def _dispatch(self, reg: Registration, token: str,
                   claimed: list[tuple[int, dict[str, str]]]) -> None:
         owner = self.queue if reg.is_async else self.sync_twin
         make = owner.job_class
-        reg.free -= len(claimed)
-        self.idle.clear()
         for job_id, fields in claimed:
             job = make(owner, fields["type"]).load_fields(job_id, fields)
             record = InFlight(job_id, job, token, reg, fields)
@@ -197,11 +206,9 @@ class AsyncRuntime:
         self.results.append((record, ok, payload, int((time.perf_counter() - start) * 1000)))
         self.results_ready.set()
 
-    def _release(self, reg: Registration) -> None:
-        reg.free += 1
+    def _release(self, reg: Registration, count: int = 1) -> None:
+        reg.free += count
         reg.slot_freed.set()  # type: ignore[attr-defined]
-        if all(r.free >= r.concurrency for r in self.registrations):
-            self.idle.set()
 
     # --- flushing results -----------------------------------------------------------------
     async def _flush_loop(self) -> None:
@@ -309,6 +316,11 @@ class AsyncRuntime:
             self.upkeep_interval_ms = self.settings.upkeep_interval_ms if self._upkeep_allowed else None
             for task in list(self._tasks):
                 task.cancel()
+
+    def runs_current_task(self) -> bool:
+        """Whether the calling task is one of this runtime's handlers."""
+        task = asyncio.current_task()
+        return any(record.task is task for record in list(self.inflight.values()))
 
     async def abort(self) -> None:
         """Fail every running job with "Shutdown" now (a second SIGINT/SIGTERM)."""

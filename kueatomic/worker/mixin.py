@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ..aio import AsyncDriver
 
 _state_lock = threading.Lock()
+_background: set[asyncio.Task[None]] = set()
 
 
 class _WorkerState:
@@ -204,8 +205,14 @@ class QueueWorkerMixin(_Common):
         """Stop workers gracefully (Kue's ``queue.shutdown``): no new claims; running jobs
         get ``timeout`` ms (None: as long as they need), then fail with "Shutdown"; results
         are written before this returns. Without ``job_type`` upkeep and event delivery stop
-        too. Idempotent; the queue stays usable for producing and reading."""
+        too. Idempotent; the queue stays usable for producing and reading. Called from a
+        handler, it returns at once and stops in the background (it would wait for itself)."""
         state = self._workers
+        runtime = getattr(threading.current_thread(), "kueatomic_runtime", None)
+        if runtime is not None and runtime is state.runtime:
+            threading.Thread(target=self.shutdown, args=(timeout, job_type), daemon=True,
+                             name="kueatomic-shutdown").start()
+            return
         bridge_stop = state.bridge.stop(timeout, job_type) if state.bridge else None
         if state.runtime is not None:
             state.runtime.stop(timeout, job_type)
@@ -336,8 +343,13 @@ class AsyncQueueWorkerMixin(_Common):
         state.subscriber.start()
 
     async def shutdown(self, timeout: float | None = None, job_type: str | None = None) -> None:
-        """As ``kueatomic.Queue.shutdown``, awaited."""
+        """As ``kueatomic.Queue.shutdown``, awaited (from a handler: in the background)."""
         state = self._workers
+        if state.runtime is not None and state.runtime.runs_current_task():
+            task = asyncio.get_running_loop().create_task(self.shutdown(timeout, job_type))
+            _background.add(task)  # keep a reference until it is done
+            task.add_done_callback(_background.discard)
+            return
         if state.runtime is not None:
             await state.runtime.stop(timeout, job_type)
         if job_type is None:

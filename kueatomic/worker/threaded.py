@@ -123,36 +123,50 @@ class ThreadedRuntime:
         def current() -> bool:
             return reg.running and reg.generation == generation
 
+        def give_back(count: int) -> None:
+            with cond:
+                reg.free += count
+                cond.notify_all()
+
         while True:
             with cond:
                 while current() and reg.free <= 0:
                     cond.wait()
                 if not current():
                     return
+                # Reserve the slots for the claim in flight, so a stop waits for its jobs.
                 want = min(reg.free, reg.batch)
+                reg.free -= want
             token = calls.claim_token()
             try:
                 call = calls.activate(keys, reg.job_type, want, reg.worker_id, token, reg.lease_ms)
                 claimed = calls.parse_claimed(unwrap(execute([call])[0]), reg.worker_id, token)
-                retry.ok()
-                if not claimed:
-                    wait = calls.wait_for_token(keys, (reg.job_type,), settings.block_timeout_ms)
-                    execute([wait])
-                    continue
             except KueError as exc:  # RedisUnavailable included
+                give_back(want)
+                if not current():
+                    return  # stopped meanwhile
+                retry.failed(exc)
+                continue
+            retry.ok()
+            if len(claimed) < want:
+                give_back(want - len(claimed))
+            if claimed:
+                self._dispatch(reg, token, claimed)
+                continue
+            try:
+                execute([calls.wait_for_token(keys, (reg.job_type,), settings.block_timeout_ms)])
+            except KueError as exc:
                 if not current():
                     return  # stopped meanwhile (close() cut the blocking connection)
                 retry.failed(exc)
-                continue
-            self._dispatch(reg, token, claimed)
 
-    def _dispatch(self, reg: Registration, token: str, claimed: list[tuple[int, dict[str, str]]]) -> None:
+    def _dispatch(self, reg: Registration, token: str,
+                  claimed: list[tuple[int, dict[str, str]]]) -> None:
+        """Hand claimed jobs (their slots already reserved) to the slot threads."""
         queue = self.queue
         make = queue.job_class
         inflight = self.inflight
         put = reg.jobs.put  # type: ignore[attr-defined]
-        with reg.cond:  # type: ignore[attr-defined]
-            reg.free -= len(claimed)
         for job_id, fields in claimed:
             job = make(queue, fields["type"]).load_fields(job_id, fields)
             record = InFlight(job_id, job, token, reg, fields)
@@ -168,6 +182,7 @@ class ThreadedRuntime:
         encode = calls.encode_result
         clock = time.perf_counter
         me = threading.current_thread()
+        me.kueatomic_runtime = self  # type: ignore[attr-defined]
         while True:
             record = jobs.get()
             if record is None:
