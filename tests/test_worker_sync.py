@@ -378,3 +378,15 @@ def test_shutdown_from_inside_a_handler_does_not_wait_for_itself(wq: Queue) -> N
     later = wq.create("email").save()
     time.sleep(0.3)
     assert state_of(wq, later.id) == "inactive"
+
+
+def test_a_hung_handler_frees_its_slot_soon_after_its_ttl(wq: Queue) -> None:
+    """Not only at the next lease renewal (every lease_ms / 3 = 10 s here)."""
+    wq.configure_workers(lease_ms=30000, upkeep_interval_ms=50)
+    hang = threading.Event()
+    stuck = wq.create("email", {"hang": True}).ttl(200).save()
+    after = wq.create("email").save()
+    wq.process("email", 1, lambda job: hang.wait(20) if job.data.get("hang") else "done")
+    wait_for(lambda: state_of(wq, after.id) == "complete", timeout=5, what="slot freed")
+    assert wq.get_job(stuck.id).error == "TTL exceeded"
+    hang.set()

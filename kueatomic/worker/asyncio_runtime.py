@@ -255,8 +255,10 @@ class AsyncRuntime:
         while not self.stopped.is_set():
             now = clock()
             try:
-                if now >= next_renew:
+                ttl_check = core.next_ttl_check(list(self.inflight.values()))
+                if now >= next_renew or (ttl_check is not None and now >= ttl_check):
                     await self._renew()
+                    core.push_ttl_checks(list(self.inflight.values()), now)
                     next_renew = now + self._renew_every()
                 interval = self.upkeep_interval_ms
                 if interval is not None and (now >= next_upkeep or self._poke_upkeep):
@@ -268,6 +270,9 @@ class AsyncRuntime:
                 await retry.failed(exc)
                 continue
             until = next_renew if self.upkeep_interval_ms is None else min(next_renew, next_upkeep)
+            ttl_check = core.next_ttl_check(list(self.inflight.values()))
+            if ttl_check is not None:
+                until = min(until, ttl_check)
             try:
                 await asyncio.wait_for(self.wake.wait(), max(0.0, until - clock()))
             except TimeoutError:

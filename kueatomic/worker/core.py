@@ -11,7 +11,7 @@ from ..keyspace import Keys
 from ..ops import Call, unwrap
 from . import calls
 from .events import EventHub
-from .registration import ABANDONED, InFlight
+from .registration import ABANDONED, TTL_CHECK_SLACK, InFlight
 from .settings import WorkerSettings
 
 # (record, ok, payload, duration_ms): payload is the result JSON when ok, else
@@ -79,6 +79,19 @@ def renew_requests(keys: Keys, records: Iterable[InFlight]) -> tuple[list[Call],
             requests.append(calls.renew(keys, lease_ms, [(r.id, r.token) for r in part]))
             groups.append(part)
     return requests, groups
+
+
+def next_ttl_check(records: Iterable[InFlight]) -> float | None:
+    """The earliest ``check_at`` among live records with a ttl (monotonic seconds)."""
+    due = [r.check_at for r in records if r.check_at and r.stage != ABANDONED]
+    return min(due) if due else None
+
+
+def push_ttl_checks(records: Iterable[InFlight], now: float) -> None:
+    """After a renewal pass, check again one ttl later (progress may have moved the deadline)."""
+    for record in records:
+        if record.check_at and record.check_at <= now:
+            record.check_at = now + int(record.fields.get("ttl") or 0) / 1000 + TTL_CHECK_SLACK
 
 
 def lost_records(groups: Sequence[list[InFlight]], replies: Sequence[Any]) -> list[InFlight]:

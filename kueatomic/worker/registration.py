@@ -4,6 +4,7 @@ in-flight record of one claimed job. Shared by the threaded and the asyncio runt
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ from . import calls
 
 # InFlight.stage values
 QUEUED, RUNNING, FINISHED, ABANDONED, LOST = range(5)
+TTL_CHECK_SLACK = 0.05  # s after a ttl deadline before asking whether the job was failed
 
 
 def handler_wants_ctx(handler: Callable[..., Any]) -> bool:
@@ -70,7 +72,7 @@ class Registration:
 class InFlight:
     """A claimed job from claim until its result is flushed (or it is given up)."""
 
-    __slots__ = ("fields", "id", "job", "reg", "stage", "task", "thread", "token")
+    __slots__ = ("check_at", "fields", "id", "job", "reg", "stage", "task", "thread", "token")
 
     def __init__(self, job_id: int, job: Any, token: str, reg: Registration,
                  fields: dict[str, str]) -> None:
@@ -82,3 +84,7 @@ class InFlight:
         self.stage = QUEUED
         self.thread: Any = None
         self.task: Any = None
+        # For a job with a ttl: when (time.monotonic()) to ask Redis whether it still holds the
+        # job, so a handler hung past its ttl frees its slot soon after recovery fails it.
+        ttl = fields.get("ttl")
+        self.check_at = time.monotonic() + int(ttl) / 1000 + TTL_CHECK_SLACK if ttl else 0.0
