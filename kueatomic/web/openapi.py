@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from .. import __version__
-from ..states import PRIORITIES, STATES
+from ..job import MAX_MS
+from ..states import MAX_PRIORITY, PRIORITIES, STATES
 
 _REF = "#/components/schemas/"
 
@@ -104,11 +105,14 @@ _SCHEMAS: dict[str, Any] = {
         "properties": {
             "attempts": {"anyOf": [{"type": "integer", "minimum": 1},
                                    {"type": "string", "pattern": "^\\s*0*[1-9][0-9]*\\s*$"}]},
-            "priority": {"anyOf": [{"type": "integer"},
+            "priority": {"anyOf": [{"type": "integer", "minimum": -MAX_PRIORITY,
+                                    "maximum": MAX_PRIORITY},
                                    {"type": "string", "enum": list(PRIORITIES)},
-                                   {"type": "string", "pattern": "^\\s*-?[0-9]+\\s*$"}]},
-            "delay": {"type": "number", "minimum": 0, "description": "ms; the job starts delayed"},
-            "ttl": {"type": "number", "minimum": 1, "description": "ms a run may take"},
+                                   {"type": "string", "pattern": "^\\s*-?[0-9]{1,15}\\s*$"}]},
+            "delay": {"type": "number", "minimum": 0, "maximum": MAX_MS,
+                      "description": "ms; the job starts delayed"},
+            "ttl": {"type": "number", "minimum": 1, "maximum": MAX_MS,
+                    "description": "ms a run may take"},
             "backoff": _ref("Backoff"),
             "searchKeys": _SEARCH_KEYS,
             "search_keys": _SEARCH_KEYS,
