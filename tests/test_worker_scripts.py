@@ -411,3 +411,32 @@ def test_promotion_waits_while_node_kue_holds_its_lock(queue: Queue) -> None:
     finally:
         queue.client.delete("promotion:lock")
     assert run(queue, calls.promote(queue.keys, 100))[0] == 1
+
+
+def test_racing_promoters_promote_each_job_once(queue: Queue) -> None:
+    """Many processes run upkeep without a lock: each delayed job is promoted exactly once."""
+    import threading
+
+    queue.create_bulk([{"type": "email", "options": {"delay": 1}} for _ in range(300)])
+    time.sleep(0.01)
+    events = Events(queue)
+    totals: list[int] = []
+
+    def promoter() -> None:
+        other = Queue(queue.prefix, queue.redis_option)
+        done = 0
+        for _ in range(50):
+            done += run(other, calls.promote(other.keys, 7))[0]
+        other.close()
+        totals.append(done)
+
+    threads = [threading.Thread(target=promoter) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(totals) == 300 and queue.inactive_count() == 300
+    promotions = [e for e in events.drain() if e["event"] == "promotion"]
+    assert len(promotions) == 300 and len({e["id"] for e in promotions}) == 300
+    assert queue.client.llen(queue.keys.tokens("email")) == 300
+    check_invariants(queue.client, queue.prefix)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from kueatomic import InvalidArgument, LeaseLost, Queue
+from kueatomic import InvalidArgument, LeaseLost, Queue, backoff_function
 
 from .invariants import check_invariants
 
@@ -390,3 +390,25 @@ def test_a_hung_handler_frees_its_slot_soon_after_its_ttl(wq: Queue) -> None:
     wait_for(lambda: state_of(wq, after.id) == "complete", timeout=5, what="slot freed")
     assert wq.get_job(stuck.id).error == "TTL exceeded"
     hang.set()
+
+
+@backoff_function
+def quick_backoff(attempts: int, delay: int) -> int:
+    return 50 * attempts
+
+
+def test_a_python_backoff_function_sets_the_retry_delay(wq: Queue) -> None:
+    runs: list[float] = []
+
+    def flaky(job: Any) -> str:
+        runs.append(time.monotonic())
+        if len(runs) < 3:
+            raise RuntimeError("again")
+        return "third time"
+
+    job = wq.create("email").attempts(3).backoff(quick_backoff).save()
+    wq.process("email", flaky)
+    wait_for(lambda: state_of(wq, job.id) == "complete")
+    done = wq.get_job(job.id)
+    assert done.attempts_made == 3 and done.delay_ms == 100  # 50 * attempts, after the 2nd
+    assert runs[1] - runs[0] >= 0.045 and runs[2] - runs[1] >= 0.095
