@@ -440,3 +440,13 @@ def test_racing_promoters_promote_each_job_once(queue: Queue) -> None:
     assert len(promotions) == 300 and len({e["id"] for e in promotions}) == 300
     assert queue.client.llen(queue.keys.tokens("email")) == 300
     check_invariants(queue.client, queue.prefix)
+
+
+def test_blocking_stays_below_the_socket_timeout() -> None:
+    import redis as redis_py
+
+    from kueatomic.worker.core import block_ms
+
+    assert block_ms(redis_py.Redis(socket_timeout=0.5), 1000) == 300
+    assert block_ms(redis_py.Redis(), 1000) == 1000
+    assert block_ms(object(), 1000) == 1000

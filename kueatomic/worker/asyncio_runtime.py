@@ -123,7 +123,8 @@ class AsyncRuntime:
     async def _claim_loop(self, reg: Registration, generation: int) -> None:
         freed: asyncio.Event = reg.slot_freed  # type: ignore[attr-defined]
         retry = _Backoff(self.hub, self.stopped)
-        keys, driver, settings = self.keys, self.driver, self.settings
+        keys, driver = self.keys, self.driver
+        block = core.block_ms(self.queue.client, self.settings.block_timeout_ms)
 
         def current() -> bool:
             return reg.running and reg.generation == generation
@@ -158,8 +159,7 @@ class AsyncRuntime:
                 self._dispatch(reg, token, claimed)
                 continue
             try:
-                await driver.execute([calls.wait_for_token(keys, (reg.job_type,),
-                                                           settings.block_timeout_ms)])
+                await driver.execute([calls.wait_for_token(keys, (reg.job_type,), block)])
             except KueError as exc:
                 if not current():
                     return

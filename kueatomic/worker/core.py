@@ -125,6 +125,16 @@ def upkeep_wait(replies: Sequence[Any], s: WorkerSettings, interval_ms: int) -> 
     return (interval_ms if wait_ms < 0 else min(interval_ms, wait_ms)) / 1000
 
 
+def block_ms(client: Any, wanted_ms: int) -> int:
+    """How long a BLPOP may block: ``wanted_ms``, but shorter than the client's socket timeout
+    (if it has one), so an idle wait never looks like a broken connection."""
+    pool = getattr(client, "connection_pool", None)
+    timeout = (getattr(pool, "connection_kwargs", None) or {}).get("socket_timeout")
+    if isinstance(timeout, (int, float)) and timeout > 0:
+        return max(10, min(wanted_ms, int(timeout * 1000) - 200))
+    return wanted_ms
+
+
 def renew_every(lease_ms: Iterable[int], default: int) -> float:
     """Renew at a third of the shortest lease, in seconds."""
     values = list(lease_ms)

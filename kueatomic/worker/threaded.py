@@ -118,7 +118,8 @@ class ThreadedRuntime:
     def _claim_loop(self, reg: Registration, generation: int) -> None:
         cond: threading.Condition = reg.cond  # type: ignore[attr-defined]
         retry = _Backoff(self.hub, self.stopped)
-        keys, execute, settings = self.keys, self.execute, self.settings
+        keys, execute = self.keys, self.execute
+        block = core.block_ms(self.queue.client, self.settings.block_timeout_ms)
 
         def current() -> bool:
             return reg.running and reg.generation == generation
@@ -154,7 +155,7 @@ class ThreadedRuntime:
                 self._dispatch(reg, token, claimed)
                 continue
             try:
-                execute([calls.wait_for_token(keys, (reg.job_type,), settings.block_timeout_ms)])
+                execute([calls.wait_for_token(keys, (reg.job_type,), block)])
             except KueError as exc:
                 if not current():
                     return  # stopped meanwhile (close() cut the blocking connection)
