@@ -61,7 +61,7 @@ def ensure(name: str, log=print) -> Path:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(python(name)), "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "install", "--upgrade", "pip"], check=True, capture_output=True)
-    result = subprocess.run([*pip, "install", *wanted], capture_output=True, text=True)
+    result = subprocess.run([*pip, "install", *wanted], capture_output=True, text=True, check=False)
     if result.returncode:
         errors = [line for line in result.stderr.splitlines() if "Location" not in line]
         raise RuntimeError(f"pip could not install {name}: " + "\n".join(errors[-15:]))
@@ -72,6 +72,5 @@ def ensure(name: str, log=print) -> Path:
 def installed_version(name: str, dist: str) -> str:
     out = subprocess.run(
         [str(python(name)), "-c", f"import importlib.metadata as m; print(m.version({dist!r}))"],
-        capture_output=True, text=True,
-    )
+        capture_output=True, text=True, check=False)
     return out.stdout.strip() or "?"

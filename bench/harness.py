@@ -18,7 +18,7 @@ import redis
 from bench import envs, tally
 
 sys.path.insert(0, str(envs.ROOT))
-from tests.redis_server import RedisServer  # noqa: E402  (one home for "private redis-server")
+from tests.redis_server import RedisServer
 
 CONTROL_DB = 15  # the tally lives here; queues under test use db 0
 
@@ -72,7 +72,7 @@ class Bench:
         """Run ``python -m bench.child SYSTEM ARGS`` in the system's venv; its JSON answer."""
         cmd = [self.pythons[system], "-m", "bench.child", system, *map(str, args)]
         done = subprocess.run(cmd, env=self.env, cwd=envs.ROOT, capture_output=True, text=True,
-                              timeout=timeout)
+                              timeout=timeout, check=False)
         lines = done.stdout.strip().splitlines()
         if done.returncode or not lines:
             raise StepFailed(f"{system} {' '.join(map(str, args))} failed:\n"

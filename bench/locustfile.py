@@ -21,8 +21,9 @@ from __future__ import annotations
 import os
 import random
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from locust import HttpUser, User, between, constant_pacing, task
 
@@ -48,7 +49,7 @@ def reported(environment: Any, name: str, request_type: str = "python") -> Itera
     exception: BaseException | None = None
     try:
         yield
-    except Exception as exc:  # reported to locust, not raised: the user goes on
+    except Exception as exc:  # noqa: BLE001 - reported to locust; the user goes on
         exception = exc
     environment.events.request.fire(
         request_type=request_type, name=name, response_time=(time.perf_counter() - start) * 1000,

@@ -29,6 +29,7 @@ class Sizes:
     backlogs: tuple[int, ...] = (1_000, 100_000, 1_000_000)
     claim: int = 10_000  # jobs timed per claim-scaling run (fewer when the backlog is smaller)
     fill_producers: int = 2  # producer processes for big fills
+    ceiling_jobs: int = 200_000  # jobs per ceiling run
 
 
 def rec(measure: str, system: str, value: float, **extra: Any) -> Record:

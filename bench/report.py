@@ -25,7 +25,8 @@ TITLES = {
     "drain1": "3a. Drain {drain:,} queued no-op jobs, one worker process (jobs/s)",
     "drain2": "3b. Drain {drain:,} queued no-op jobs, two worker processes (jobs/s)",
     "e2e": "3c. End to end: one producer (bulk path) and one worker process at once (jobs/s)",
-    "memory": "6. Redis memory per queued job (bytes, INFO used_memory before/after queueing {drain:,})",
+    "memory": ("6. Redis memory per queued job (bytes, INFO used_memory before/after "
+               "queueing {drain:,})"),
 }
 
 
@@ -99,7 +100,7 @@ def targets(t: Table, data: dict[str, Any]) -> list[str]:
         return f"| {name} | {detail} | {mark} |"
 
     rows = ["| target | measured (medians) | |", "|---|---|---|"]
-    k = lambda m: t.median(m, "kueatomic")  # noqa: E731
+    k = lambda m: t.median(m, "kueatomic")
     best = t.best_peer("drain1")
     if k("drain1") and best:
         rows.append(line("drain, one process >= 10x fastest peer", k("drain1") >= 10 * best[1],
@@ -157,8 +158,8 @@ def claim_table(t: Table) -> list[str]:
                      key=lambda s: -(t.median(claims[-1], s) or 0))
     head = "| system | " + " | ".join(f"{m[6:]} queued" for m in claims)
     head += f" | {claims[-1][6:]} / {claims[0][6:]} | fill time of {claims[-1][6:]} |"
-    lines = ["### 5. Claim throughput with jobs already queued, one worker process (jobs/s; "
-             "median, min–max)", "", head, "|---|" + "---:|" * (len(claims) + 2)]
+    lines = [("### 5. Claim throughput with jobs already queued, one worker process (jobs/s; "
+             "median, min–max)"), "", head, "|---|" + "---:|" * (len(claims) + 2)]
     for s in systems:
         cells = []
         for m in claims:
@@ -181,8 +182,8 @@ def latency_table(t: Table, data: dict[str, Any]) -> list[str]:
     rate = data["meta"]["sizes"]["latency_rate"]
     producer = {r["system"]: r.get("producer_rate") for r in data["records"]
                 if r["measure"] == "latency_p99"}
-    lines = [f"### 4. Create-to-start latency at {rate:,.0f} jobs/s, one producer, one worker "
-             "process (ms; median of runs, min–max)", "",
+    lines = [(f"### 4. Create-to-start latency at {rate:,.0f} jobs/s, one producer, one worker "
+             "process (ms; median of runs, min–max)"), "",
              "| system | p50 | p99 | p99 vs best peer | producer kept up (jobs/s) |",
              "|---|---:|---:|---:|---:|"]
     for s in systems:
@@ -202,12 +203,13 @@ def ceiling_table(t: Table) -> list[str]:
              "ceiling_create100": "create, 100 jobs per call (redis-benchmark)",
              "ceiling_claim100": "claim, 100 jobs per call (redis-benchmark)",
              "ceiling_complete100": "complete, 100 jobs per call (redis-cli --pipe)",
-             "ceiling_cycle": "whole cycle: create 100 + claim 100 + complete 100 (redis-cli --pipe)"}
+             "ceiling_cycle": ("whole cycle: create 100 + claim 100 + complete 100 "
+                               "(redis-cli --pipe)")}
     present = [m for m in names if t.values.get((m, "kueatomic"))]
     if not present:
         return []
-    lines = ["### 7. The ceiling: kueatomic's scripts driven by C clients, deep pipelines "
-             "(jobs/s)", "", "| script | median | min | max | server µs per job |",
+    lines = [("### 7. The ceiling: kueatomic's scripts driven by C clients, deep pipelines "
+             "(jobs/s)"), "", "| script | median | min | max | server µs per job |",
              "|---|---:|---:|---:|---:|"]
     for m in present:
         v = t.values[(m, "kueatomic")]
@@ -271,11 +273,11 @@ def write(data: dict[str, Any], results: Path, chart_path: Path | None = None) -
     out = [
         "# kueatomic benchmarks",
         "",
-        f"Measured {meta['started']} – {meta['finished']} with `{meta['argv']}`; every figure "
+        (f"Measured {meta['started']} – {meta['finished']} with `{meta['argv']}`; every figure "
         f"is the median of {meta['runs']} runs (min and max beside it). \"vs best peer\" is "
         "kueatomic's figure over the best other system's, or for latency and memory the best "
         "other's over kueatomic's: above 1.00x kueatomic is ahead. How it is measured: "
-        "[How](#how-it-is-measured) below; the code is in this folder.",
+        "[How](#how-it-is-measured) below; the code is in this folder."),
         "",
         chart_line,
         "",
@@ -299,21 +301,21 @@ def write(data: dict[str, Any], results: Path, chart_path: Path | None = None) -
     out += [
         "## How it is measured",
         "",
-        "- One private `redis-server` (no persistence) on a free port, started by the harness; "
+        ("- One private `redis-server` (no persistence) on a free port, started by the harness; "
         "every system runs on it in turn, the database flushed between runs. Runs are "
-        "interleaved (each run goes through every system, in a rotated order).",
-        "- Each system runs from its own virtualenv (`bench/.venv/<name>`, from PyPI), with "
-        "hiredis, in separate processes started by the harness (`python -m bench.child`).",
-        "- Jobs are no-op handlers taking a small dict; the handler's first act is "
+        "interleaved (each run goes through every system, in a rotated order)."),
+        ("- Each system runs from its own virtualenv (`bench/.venv/<name>`, from PyPI), with "
+        "hiredis, in separate processes started by the harness (`python -m bench.child`)."),
+        ("- Jobs are no-op handlers taking a small dict; the handler's first act is "
         "`bench.tally.hit()`, which counts in process and publishes the count every 50 ms to "
         "db 15. Rates run from the first handler start to the last one, so process start-up "
         "is not counted. Latency is `time.time()` at handler start minus the time stored in "
-        "the payload just before the create call.",
-        f"- Sizes: {sizes['enqueue']:,} jobs per enqueue run, bulk batches of {sizes['batch']:,}, "
+        "the payload just before the create call."),
+        (f"- Sizes: {sizes['enqueue']:,} jobs per enqueue run, bulk batches of {sizes['batch']:,}, "
         f"{sizes['drain']:,} jobs per drain, latency {sizes['warm_seconds']} s warm-up then "
         f"{sizes['latency_seconds']} s measured, claim scaling times {sizes['claim']:,} jobs "
         f"per run at each backlog ({', '.join(f'{b:,}' for b in sizes['backlogs'])}; a backlog "
-        "is filled once and topped up between runs).",
+        "is filled once and topped up between runs)."),
         "",
         "### Settings per system",
         "",
@@ -327,8 +329,8 @@ def write(data: dict[str, Any], results: Path, chart_path: Path | None = None) -
             f"- CPU: {m['cpu']}, {m['cores']} cores, {m['memory']} RAM, Linux {m['kernel']}",
             f"- Python {m['python']}; {m['redis']}",
             f"- Load average before: {m['load_before']}; after: {meta.get('load_after', '?')}",
-            f"- Busiest processes at the start (%CPU, name): "
-            f"{'; '.join(' '.join(l.split()) for l in m['busiest_before'].splitlines())}"]
+            (f"- Busiest processes at the start (%CPU, name): "
+            f"{'; '.join(' '.join(l.split()) for l in m['busiest_before'].splitlines())}")]
     if meta.get("note"):
         out.append(f"- Also running: {meta['note']}")
     if data.get("skipped"):
@@ -338,8 +340,8 @@ def write(data: dict[str, Any], results: Path, chart_path: Path | None = None) -
         out += ["", "### Failed steps", ""]
         out += [f"- {e['measure']} / {e['system']}: `{e['error'].strip().splitlines()[-1][:300]}`"
                 for e in data["errors"]]
-    out += ["", "### Reproduce", "", "```sh", meta["argv"], "python3 bench/report.py  "
-            "# re-render this file and the chart from bench/out/latest.json", "```", ""]
+    out += ["", "### Reproduce", "", "```sh", meta["argv"], ("python3 bench/report.py  "
+            "# re-render this file and the chart from bench/out/latest.json"), "```", ""]
     results.write_text("\n".join(out))
 
 

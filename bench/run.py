@@ -17,14 +17,12 @@ import json
 import os
 import sys
 import time
-import traceback
 from pathlib import Path
-from typing import Any, Callable
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
-from bench import envs  # noqa: E402
+from bench import envs
 
 MEASURES = ["enqueue", "bulk", "memory", "drain", "e2e", "latency", "claim", "ceiling"]
 
@@ -48,7 +46,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def prepare_pythons(args: argparse.Namespace, systems: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+def prepare_pythons(args: argparse.Namespace, systems: list[str]
+                    ) -> tuple[dict[str, str], dict[str, str]]:
     """Interpreter per system, and why a system is skipped."""
     pythons: dict[str, str] = {}
     skipped: dict[str, str] = {}

@@ -8,8 +8,9 @@ import platform
 import subprocess
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench import envs, measures
 from bench.harness import Bench, StepFailed
@@ -21,7 +22,7 @@ def sizes_for(args: argparse.Namespace) -> Sizes:
     if args.quick:
         sizes = Sizes(enqueue=1_000, batch=100, drain=1_000, latency_rate=200.0,
                       latency_seconds=1.0, warm_seconds=0.5, backlogs=(1_000, 5_000),
-                      claim=500, fill_producers=1)
+                      claim=500, fill_producers=1, ceiling_jobs=20_000)
     if args.n:
         sizes.enqueue = sizes.drain = args.n
     if args.backlogs:
@@ -36,7 +37,8 @@ def rotated(systems: list[str], run: int) -> list[str]:
 
 def machine() -> dict[str, Any]:
     def sh(cmd: str) -> str:
-        return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
+        done = subprocess.run(cmd, shell=True, capture_output=True, text=True, check=False)
+        return done.stdout.strip()
 
     return {
         "cpu": sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip(),
@@ -71,10 +73,11 @@ def run_all(args: argparse.Namespace, pythons: dict[str, str], skipped: dict[str
     systems = [s for s in systems if s not in skipped]
     concurrency = {s: int(info[s]["CONCURRENCY"]) for s in systems}  # type: ignore[call-overload]
 
-    def attempt(label: str, system: str, fn: Callable[[], list[dict[str, Any]]]) -> None:
+    def attempt(label: str, system: str, run: int, fn: Callable[..., list[dict[str, Any]]],
+                *args: Any) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {label} {system} ...", end=" ", flush=True)
         try:
-            got = fn()
+            got = fn(*args)
         except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
             error = "".join(traceback.format_exception_only(exc))[-1500:]
             print("FAILED\n    " + error.strip().replace("\n", "\n    "))
@@ -88,44 +91,30 @@ def run_all(args: argparse.Namespace, pythons: dict[str, str], skipped: dict[str
     try:
         for run in range(args.runs):
             for system in rotated(systems, run):
-                if "enqueue" in wanted:
-                    attempt("enqueue", system, lambda: measures.enqueue_single(bench, system, sizes))
-                if "bulk" in wanted:
-                    attempt("bulk", system, lambda: measures.enqueue_bulk(bench, system, sizes))
-                if "memory" in wanted:
-                    attempt("memory", system, lambda: measures.memory(bench, system, sizes))
+                for name, fn in (("enqueue", measures.enqueue_single),
+                                 ("bulk", measures.enqueue_bulk), ("memory", measures.memory)):
+                    if name in wanted:
+                        attempt(name, system, run, fn, bench, system, sizes)
         for processes in (1, 2):
             for run in range(args.runs if "drain" in wanted else 0):
                 for system in rotated(systems, run):
-                    attempt(f"drain{processes}", system, lambda: measures.drain(
-                        bench, system, sizes, processes, concurrency[system]))
-        for run in range(args.runs if "e2e" in wanted else 0):
-            for system in rotated(systems, run):
-                attempt("e2e", system,
-                        lambda: measures.end_to_end(bench, system, sizes, concurrency[system]))
-        for run in range(args.runs if "latency" in wanted else 0):
-            for system in rotated(systems, run):
-                attempt("latency", system,
-                        lambda: measures.latency(bench, system, sizes, concurrency[system]))
-        if "claim" in wanted:
-            for system in systems:  # one backlog at a time: a 1M queue is filled once
-                for size in sizes.backlogs:
-                    backlog = None
-                    for run in range(args.runs):
-                        def one() -> list[dict[str, Any]]:
-                            nonlocal backlog
-                            backlog = backlog or Backlog(bench, system, size, sizes)
-                            return backlog.run(concurrency[system])
-                        attempt(f"claim {size}", system, one)
-                    if backlog:
-                        records.append({"measure": f"fill_{measures.label(size)}",
-                                        "system": system, "value": backlog.fill_seconds,
-                                        "unit": "s", "run": 0})
+                    attempt(f"drain{processes}", system, run, measures.drain, bench, system,
+                            sizes, processes, concurrency[system])
+        for name, fn in (("e2e", measures.end_to_end), ("latency", measures.latency)):
+            for run in range(args.runs if name in wanted else 0):
+                for system in rotated(systems, run):
+                    attempt(name, system, run, fn, bench, system, sizes, concurrency[system])
+        for system in systems if "claim" in wanted else []:
+            for size in sizes.backlogs:  # one backlog at a time: a 1M queue is filled once
+                backlog = Backlog(bench, system, size, sizes)
+                for run in range(args.runs):
+                    attempt(f"claim {size}", system, run, backlog.run, concurrency[system])
+                records.append({"measure": f"fill_{measures.label(size)}", "system": system,
+                                "value": backlog.fill_seconds, "unit": "s", "run": 0})
         if "ceiling" in wanted and "kueatomic" in systems:
             from bench import ceiling
 
-            run = 0
-            attempt("ceiling", "kueatomic", lambda: ceiling.measure(bench, sizes, args.runs))
+            attempt("ceiling", "kueatomic", 0, ceiling.measure, bench, sizes, args.runs)
     finally:
         bench.close()
     meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")

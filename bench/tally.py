@@ -70,7 +70,7 @@ def _flush_forever(url: str) -> None:
 
 # --- the orchestrator's side ------------------------------------------------------------
 
-def read(client: "redis.Redis[Any]") -> dict[str, float]:
+def read(client: redis.Redis[Any]) -> dict[str, float]:
     """Totals over every worker process: count, first start, last start."""
     rows = [json.loads(v) for v in client.hvals(TALLY_KEY)]
     rows = [r for r in rows if r["count"]]
@@ -83,5 +83,5 @@ def read(client: "redis.Redis[Any]") -> dict[str, float]:
     }
 
 
-def latencies(client: "redis.Redis[Any]") -> list[float]:
+def latencies(client: redis.Redis[Any]) -> list[float]:
     return [float(v) for v in client.lrange(LATENCY_KEY, 0, -1)]

@@ -16,9 +16,10 @@ PACKAGES = ["bullmq==3.4.4", "hiredis"]
 DIST = "bullmq"
 BULK_API = "Queue.addBulk"
 BATCH_PATH = ""
-CONCURRENCY = 50
+CONCURRENCY = 16
 ASYNC = True
-SETTINGS = "Worker(concurrency=50), jobs with removeOnComplete=True (BullMQ's advice)"
+SETTINGS = ("Worker(concurrency=16: best of a 1-256 sweep), jobs with removeOnComplete=True "
+            "(BullMQ's advice)")
 JOB_OPTS = {"removeOnComplete": True}
 
 

@@ -15,10 +15,10 @@ PACKAGES = ["huey==3.5.4", "redis", "hiredis"]
 DIST = "huey"
 BULK_API = None
 BATCH_PATH = "loop of task() calls (no bulk API)"
-CONCURRENCY = 4
+CONCURRENCY = 64
 ASYNC = False
 SETTINGS = ("RedisHuey with blocking dequeue (default), results=False, thread consumer "
-            "with 4 workers, periodic tasks off")
+            "with 64 worker threads (best of a 1-256 sweep, bench/sweep.py), periodic off")
 
 huey = RedisHuey(QUEUE, url=os.environ.get("BENCH_REDIS_URL"), results=False)
 

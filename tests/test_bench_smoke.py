@@ -1,0 +1,69 @@
+"""The benchmark harness still runs end to end (tiny sizes, one run): bench/run.py for
+kueatomic, and for one cheap peer when its bench venv exists. No timing is asserted: speed
+is measured by bench/, not by tests."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .redis_server import redis_server_binary
+
+ROOT = Path(__file__).resolve().parent.parent
+PEER = "huey"  # cheap to install and to run
+TINY = ["--quick", "--runs", "1", "--n", "300", "--backlogs", "300,600", "--no-install"]
+
+
+def run_bench(tmp_path: Path, systems: str, measures: str) -> dict:
+    out = tmp_path / "out"
+    results = tmp_path / "RESULTS.md"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--systems", systems,
+         "--measures", measures, "--out", str(out), "--results", str(results), *TINY],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    data = json.loads((out / "latest.json").read_text())
+    assert not data["errors"], data["errors"]
+    text = results.read_text()
+    assert "## Targets (issue 5)" in text and "### Reproduce" in text
+    return data
+
+
+def values(data: dict, system: str) -> dict[str, float]:
+    return {r["measure"]: r["value"] for r in data["records"] if r["system"] == system}
+
+
+@pytest.fixture(autouse=True)
+def _needs_redis() -> None:
+    if redis_server_binary() is None:
+        pytest.skip("redis-server is not installed")
+
+
+def test_kueatomic_every_measure(tmp_path: Path) -> None:
+    measures = "enqueue,bulk,memory,drain,e2e,latency,claim"
+    if shutil.which("redis-benchmark") and shutil.which("redis-cli"):
+        measures += ",ceiling"
+    data = run_bench(tmp_path, "kueatomic", measures)
+    got = values(data, "kueatomic")
+    expected = {"enqueue", "bulk", "memory", "drain1", "drain2", "e2e", "latency_p50",
+                "latency_p99", "claim_300", "claim_600"}
+    if "ceiling" in measures:
+        expected |= {"ceiling_create1", "ceiling_create100", "ceiling_claim100",
+                     "ceiling_complete100", "ceiling_cycle"}
+    assert expected <= set(got), sorted(got)
+    assert all(value > 0 for value in got.values()), got
+
+
+def test_a_peer_side_by_side(tmp_path: Path) -> None:
+    if not (ROOT / "bench" / ".venv" / PEER / "bin" / "python").exists():
+        pytest.skip(f"bench/.venv/{PEER} not created (python3 bench/run.py creates it)")
+    data = run_bench(tmp_path, f"kueatomic,{PEER}", "enqueue,bulk,drain")
+    for system in ("kueatomic", PEER):
+        got = values(data, system)
+        assert {"enqueue", "bulk", "drain1", "drain2"} <= set(got), (system, sorted(got))
+    assert data["versions"][PEER]
