@@ -58,6 +58,11 @@ class Bench:
     def used_memory(self) -> int:
         return int(self.data.info("memory")["used_memory"])
 
+    def redis_cpu(self) -> float:
+        """CPU seconds the redis-server process has used (user + system)."""
+        cpu = self.data.info("cpu")
+        return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
     def reset_tally(self) -> None:
         self.control.delete(tally.TALLY_KEY, tally.LATENCY_KEY)
 

@@ -65,11 +65,15 @@ def drain(bench: Bench, system: str, sizes: Sizes, processes: int, concurrency: 
     bench.reset_tally()
     procs = bench.start_workers(system, processes, concurrency)
     try:
+        bench.wait_count(1, procs, timeout=120)
+        cpu, clock = bench.redis_cpu(), time.perf_counter()
         seen = bench.wait_count(sizes.drain, procs, timeout=max(120.0, sizes.drain / 50))
+        busy = (bench.redis_cpu() - cpu) / (time.perf_counter() - clock)
     finally:
         bench.stop_workers(procs)
     rate = seen["count"] / max(seen["last"] - seen["first"], 1e-9)
-    return [rec(f"drain{processes}", system, rate, unit="jobs/s")]
+    # redis_busy: the share of one core redis-server used meanwhile (near 1.0 = Redis-bound)
+    return [rec(f"drain{processes}", system, rate, unit="jobs/s", redis_busy=busy)]
 
 
 def end_to_end(bench: Bench, system: str, sizes: Sizes, concurrency: int) -> list[Record]:
@@ -82,12 +86,14 @@ def end_to_end(bench: Bench, system: str, sizes: Sizes, concurrency: int) -> lis
         bench.fill(system, 1)  # the worker is up before the producer starts
         bench.wait_count(1, procs, timeout=60)
         bench.reset_tally()
+        cpu, clock = bench.redis_cpu(), time.perf_counter()
         bench.step(system, "fill", sizes.drain, "--batch", sizes.batch)
         seen = bench.wait_count(sizes.drain, procs, timeout=max(120.0, sizes.drain / 50))
+        busy = (bench.redis_cpu() - cpu) / (time.perf_counter() - clock)
     finally:
         bench.stop_workers(procs)
     return [rec("e2e", system, seen["count"] / max(seen["last"] - seen["first"], 1e-9),
-                unit="jobs/s")]
+                unit="jobs/s", redis_busy=busy)]
 
 
 def latency(bench: Bench, system: str, sizes: Sizes, concurrency: int) -> list[Record]:

@@ -35,8 +35,11 @@ class Table:
 
     def __init__(self, records: list[dict[str, Any]]) -> None:
         self.values: dict[tuple[str, str], list[float]] = defaultdict(list)
+        self.busy: dict[tuple[str, str], list[float]] = defaultdict(list)
         for r in records:
             self.values[(r["measure"], r["system"])].append(float(r["value"]))
+            if "redis_busy" in r:
+                self.busy[(r["measure"], r["system"])].append(float(r["redis_busy"]))
 
     def systems(self, measure: str) -> list[str]:
         return [s for (m, s) in self.values if m == measure]
@@ -78,6 +81,10 @@ def measure_table(t: Table, measure: str, title: str, extra: dict[str, str] | No
     systems.sort(key=lambda s: t.median(measure, s) or 0, reverse=reverse)
     head = "| system | median | min | max | vs best peer |"
     rule = "|---|---:|---:|---:|---:|"
+    busy = any((measure, s) in t.busy for s in systems)
+    if busy:
+        head += " redis-server CPU |"
+        rule += "---:|"
     if extra:
         head += " path |"
         rule += "---|"
@@ -88,6 +95,9 @@ def measure_table(t: Table, measure: str, title: str, extra: dict[str, str] | No
         name = f"**{s}**" if s == "kueatomic" else s
         row = (f"| {name} | {fmt(statistics.median(values), digits)} | {fmt(min(values), digits)}"
                f" | {fmt(max(values), digits)} | {'—' if ratio is None else f'{ratio:.2f}x'} |")
+        if busy:
+            b = t.busy.get((measure, s))
+            row += f" {statistics.median(b):.0%} |" if b else " — |"
         if extra:
             row += f" {extra.get(s, '')} |"
         lines.append(row)
