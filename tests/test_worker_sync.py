@@ -412,3 +412,21 @@ def test_a_python_backoff_function_sets_the_retry_delay(wq: Queue) -> None:
     done = wq.get_job(job.id)
     assert done.attempts_made == 3 and done.delay_ms == 100  # 50 * attempts, after the 2nd
     assert runs[1] - runs[0] >= 0.045 and runs[2] - runs[1] >= 0.095
+
+
+def test_workers_start_again_after_a_full_shutdown(wq: Queue) -> None:
+    wq.process("email", lambda job: "first")
+    first = wq.create("email").save()
+    wait_for(lambda: state_of(wq, first.id) == "complete")
+    wq.shutdown()
+    wq.process("email", lambda job: "second")
+    second = wq.create("email").save()
+    wait_for(lambda: state_of(wq, second.id) == "complete")
+    assert wq.get_job(second.id).result == "second"
+
+    def background(name: str) -> int:
+        return sum(t.name == name and t.is_alive() for t in threading.enumerate())
+
+    # the first start's flusher and housekeeper exit; one of each remains per live queue
+    wait_for(lambda: background("kueatomic-flush") <= 1 and background("kueatomic-upkeep") <= 1,
+             timeout=5)

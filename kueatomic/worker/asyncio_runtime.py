@@ -81,7 +81,7 @@ class AsyncRuntime:
     # --- starting -------------------------------------------------------------------------
     def add(self, reg: Registration) -> None:
         reg.ctx = WorkerContext(self, reg)
-        reg.slot_freed = asyncio.Event()  # type: ignore[attr-defined]
+        reg.slot_freed = asyncio.Event()
         self.registrations.append(reg)
         self._ensure_tasks()
         self._resume_here(reg)
@@ -121,7 +121,7 @@ class AsyncRuntime:
 
     # --- claiming -------------------------------------------------------------------------
     async def _claim_loop(self, reg: Registration, generation: int) -> None:
-        freed: asyncio.Event = reg.slot_freed  # type: ignore[attr-defined]
+        freed: asyncio.Event = reg.slot_freed
         retry = _Backoff(self.hub, self.stopped)
         keys, driver = self.keys, self.driver
         block = core.block_ms(self.queue.client, self.settings.block_timeout_ms)
@@ -208,7 +208,7 @@ class AsyncRuntime:
 
     def _release(self, reg: Registration, count: int = 1) -> None:
         reg.free += count
-        reg.slot_freed.set()  # type: ignore[attr-defined]
+        reg.slot_freed.set()
 
     # --- flushing results -----------------------------------------------------------------
     async def _flush_loop(self) -> None:
@@ -338,7 +338,7 @@ class AsyncRuntime:
             if final:
                 reg.closed = True
             paused[reg] = reg.generation
-            reg.slot_freed.set()  # type: ignore[attr-defined]
+            reg.slot_freed.set()
         return paused
 
     async def _drain(self, paused: dict[Registration, int], timeout: float | None) -> None:

@@ -63,6 +63,10 @@ class Registration:
         self.closed = False
         self.generation = 0
         self.ctx: Any = None
+        # set by the runtime that runs it
+        self.cond: Any = None  # threading.Condition guarding free/running (threaded)
+        self.jobs: Any = None  # SimpleQueue of InFlight for the slot threads (threaded)
+        self.slot_freed: Any = None  # asyncio.Event (asyncio)
 
     def __repr__(self) -> str:
         return (f"<Registration {self.job_type} x{self.concurrency} "

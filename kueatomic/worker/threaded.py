@@ -68,13 +68,14 @@ class ThreadedRuntime:
         self.upkeep_interval_ms: int | None = None
         self._poke_upkeep = False
         self._threads_started = False
+        self._epoch = 0  # background threads of an earlier start exit when this changes
         self._lock = threading.Lock()
 
     # --- starting -------------------------------------------------------------------------
     def add(self, reg: Registration) -> None:
         reg.ctx = WorkerContext(self, reg)
-        reg.cond = threading.Condition()  # type: ignore[attr-defined]
-        reg.jobs = SimpleQueue()  # type: ignore[attr-defined]
+        reg.cond = threading.Condition()
+        reg.jobs = SimpleQueue()
         with self._lock:
             self.registrations.append(reg)
             if self.upkeep_interval_ms is None:
@@ -96,16 +97,18 @@ class ThreadedRuntime:
             if self._threads_started:
                 return
             self._threads_started = True
+            self._epoch += 1
             self.stopped.clear()
         for target, name in ((self._flush_loop, "flush"), (self._housekeeping_loop, "upkeep")):
-            threading.Thread(target=target, name=f"kueatomic-{name}", daemon=True).start()
+            threading.Thread(target=target, args=(self._epoch,), name=f"kueatomic-{name}",
+                             daemon=True).start()
 
     def _spawn_slot(self, reg: Registration) -> None:
         threading.Thread(target=self._slot_loop, args=(reg,), daemon=True,
                          name=f"kueatomic-{reg.job_type}-slot").start()
 
     def resume(self, reg: Registration) -> None:
-        with reg.cond:  # type: ignore[attr-defined]
+        with reg.cond:
             if reg.running or reg.closed:
                 return
             reg.running = True
@@ -116,7 +119,7 @@ class ThreadedRuntime:
 
     # --- claiming -------------------------------------------------------------------------
     def _claim_loop(self, reg: Registration, generation: int) -> None:
-        cond: threading.Condition = reg.cond  # type: ignore[attr-defined]
+        cond: threading.Condition = reg.cond
         retry = _Backoff(self.hub, self.stopped)
         keys, execute = self.keys, self.execute
         block = core.block_ms(self.queue.client, self.settings.block_timeout_ms)
@@ -167,7 +170,7 @@ class ThreadedRuntime:
         queue = self.queue
         make = queue.job_class
         inflight = self.inflight
-        put = reg.jobs.put  # type: ignore[attr-defined]
+        put = reg.jobs.put
         for job_id, fields in claimed:
             job = make(queue, fields["type"]).load_fields(job_id, fields)
             record = InFlight(job_id, job, token, reg, fields)
@@ -176,14 +179,14 @@ class ThreadedRuntime:
 
     # --- running handlers -----------------------------------------------------------------
     def _slot_loop(self, reg: Registration) -> None:
-        jobs: SimpleQueue[InFlight | None] = reg.jobs  # type: ignore[attr-defined]
-        cond: threading.Condition = reg.cond  # type: ignore[attr-defined]
+        jobs: SimpleQueue[InFlight | None] = reg.jobs
+        cond: threading.Condition = reg.cond
         handler, ctx, wants_ctx = reg.handler, reg.ctx, reg.wants_ctx
         results, ready = self.results, self.results_ready
         encode = calls.encode_result
         clock = time.perf_counter
         me = threading.current_thread()
-        me.kueatomic_runtime = self  # type: ignore[attr-defined]
+        me.kueatomic_runtime = self  # type: ignore[attr-defined]  # lets shutdown() see us
         while True:
             record = jobs.get()
             if record is None:
@@ -217,14 +220,14 @@ class ThreadedRuntime:
                 ready.set()
 
     # --- flushing results -----------------------------------------------------------------
-    def _flush_loop(self) -> None:
+    def _flush_loop(self, epoch: int) -> None:
         retry = _Backoff(self.hub, self.stopped)
         limit = self.settings.flush_batch
         while True:
             self.results_ready.wait(0.5)
             self.results_ready.clear()
             if not self.results:
-                if self.stopped.is_set():
+                if self.stopped.is_set() or epoch != self._epoch:
                     return
                 continue
             batch: list[core.Result] = []
@@ -258,12 +261,12 @@ class ThreadedRuntime:
             return self.flushed.wait_for(lambda: not self.results and not self.flushing, timeout)
 
     # --- housekeeping: leases, promotion, recovery -----------------------------------------
-    def _housekeeping_loop(self) -> None:
+    def _housekeeping_loop(self, epoch: int) -> None:
         retry = _Backoff(self.hub, self.stopped)
         clock = time.monotonic
         next_renew = clock() + self._renew_every()
         next_upkeep = clock()
-        while not self.stopped.is_set():
+        while not self.stopped.is_set() and epoch == self._epoch:
             now = clock()
             try:
                 ttl_check = core.next_ttl_check(list(self.inflight.values()))
@@ -302,7 +305,7 @@ class ThreadedRuntime:
         """The job is no longer ours: free its slot now (a hung handler keeps its thread, which
         exits when the handler returns) and never write its result."""
         reg = record.reg
-        cond: threading.Condition = reg.cond  # type: ignore[attr-defined]
+        cond: threading.Condition = reg.cond
         with cond:
             stage = record.stage
             if stage == RUNNING:
@@ -354,7 +357,7 @@ class ThreadedRuntime:
         """Stop the claim loops; returns each registration's generation at that moment."""
         paused = {}
         for reg in regs:
-            cond: threading.Condition = reg.cond  # type: ignore[attr-defined]
+            cond: threading.Condition = reg.cond
             with cond:
                 reg.running = False
                 if final:
@@ -372,7 +375,7 @@ class ThreadedRuntime:
             return lambda: reg.free >= reg.concurrency or reg.generation != paused[reg]
 
         for reg in paused:
-            cond: threading.Condition = reg.cond  # type: ignore[attr-defined]
+            cond: threading.Condition = reg.cond
             with cond:
                 remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
                 cond.wait_for(settled(reg), remaining)
@@ -381,7 +384,7 @@ class ThreadedRuntime:
             reg = record.reg
             if reg not in paused or reg.generation != paused[reg]:
                 continue
-            cond = reg.cond  # type: ignore[attr-defined]
+            cond = reg.cond
             with cond:
                 stage = record.stage
                 if stage not in (QUEUED, RUNNING):
@@ -395,5 +398,5 @@ class ThreadedRuntime:
         if final:
             for reg in paused:
                 for _ in range(reg.concurrency):
-                    reg.jobs.put(None)  # type: ignore[attr-defined]
+                    reg.jobs.put(None)
         self._wait_flushed(10.0)
