@@ -219,3 +219,28 @@ async def test_shutdown_from_inside_an_async_handler(make_aqueue: Callable[..., 
     await asyncio.sleep(0.3)
     assert await state_of(queue, later.id) == "inactive"
     await queue.close()
+
+
+async def test_sync_handlers_get_all_their_slots(make_aqueue: Callable[..., aio.Queue]) -> None:
+    """More slots than the loop's default executor has threads (min(32, cpus + 4))."""
+    queue = make_aqueue()
+    queue.configure_workers(**FAST)
+    running, peak, lock = [0], [0], threading.Lock()
+    release = threading.Event()
+
+    def work(job: Any) -> None:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        release.wait(10)
+        with lock:
+            running[0] -= 1
+
+    await queue.create_bulk([{"type": "email"} for _ in range(40)])
+    queue.process("email", 40, work)
+    await until(lambda: _true(running[0] == 40), what="40 handlers at once")
+    release.set()
+    await until(lambda: _eq(queue.complete_count(), 40))
+    assert peak[0] == 40
+    await queue.shutdown()
+    await queue.close()

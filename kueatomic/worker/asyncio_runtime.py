@@ -2,7 +2,7 @@
 
 Tasks, per queue: one claim loop per ``process()`` call, one task per running job, one
 flusher and one housekeeper. ``async def`` handlers are awaited on the loop; sync handlers
-run in the loop's default executor with a job of a sync twin queue (their ``job.log()`` and
+run in a thread pool of ``concurrency`` threads with a job of a sync twin queue (their ``job.log()`` and
 ``job.progress()`` are then ordinary blocking calls). A job whose lease is lost has its task
 cancelled.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..errors import KueError, RedisUnavailable
@@ -82,6 +83,8 @@ class AsyncRuntime:
     def add(self, reg: Registration) -> None:
         reg.ctx = WorkerContext(self, reg)
         reg.slot_freed = asyncio.Event()
+        if not reg.is_async:  # its own threads: the loop's default pool may be smaller
+            reg.executor = ThreadPoolExecutor(reg.concurrency, f"kueatomic-{reg.job_type}")
         self.registrations.append(reg)
         self._ensure_tasks()
         self._resume_here(reg)
@@ -191,7 +194,7 @@ class AsyncRuntime:
                 value = await reg.handler(*args)
             else:
                 args = (record.job, reg.ctx) if reg.wants_ctx else (record.job,)
-                value = await self.loop.run_in_executor(None, reg.handler, *args)
+                value = await self.loop.run_in_executor(reg.executor, reg.handler, *args)
             ok, payload = True, calls.encode_result(value)
         except asyncio.CancelledError:
             if record.stage == ABANDONED:
@@ -313,6 +316,9 @@ class AsyncRuntime:
     async def stop(self, timeout: float | None, job_type: str | None = None) -> None:
         regs = [r for r in self.registrations if job_type in (None, r.job_type) and not r.closed]
         await self._drain(self._stop_claiming(regs, True), timeout)
+        for reg in regs:
+            if reg.executor is not None:
+                reg.executor.shutdown(wait=False)  # a hung sync handler keeps its thread
         if job_type is None:
             self.stopped.set()
             self.wake.set()

@@ -251,7 +251,7 @@ class QueueWorkerMixin(_Common):
 
 class AsyncQueueWorkerMixin(_Common):
     """Workers for ``kueatomic.aio.Queue``: ``async def`` handlers run as tasks on the loop,
-    sync handlers in its default executor."""
+    sync handlers in a thread pool of ``concurrency`` threads."""
 
     redis_option: Any
     driver: AsyncDriver

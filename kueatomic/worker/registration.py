@@ -67,6 +67,7 @@ class Registration:
         self.cond: Any = None  # threading.Condition guarding free/running (threaded)
         self.jobs: Any = None  # SimpleQueue of InFlight for the slot threads (threaded)
         self.slot_freed: Any = None  # asyncio.Event (asyncio)
+        self.executor: Any = None  # ThreadPoolExecutor for a sync handler (asyncio)
 
     def __repr__(self) -> str:
         return (f"<Registration {self.job_type} x{self.concurrency} "
