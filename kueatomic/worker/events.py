@@ -171,8 +171,10 @@ class Subscriber:
     """A thread holding the SUBSCRIBE to ``<prefix>:events``; re-subscribes after Redis
     restarts or the connection drops, reporting the outage once as an "error" event."""
 
-    def __init__(self, client: Any, channel: str, hub: EventHub, where: str) -> None:
+    def __init__(self, client: Any, channel: str, hub: EventHub, where: str,
+                 owns_client: bool = False) -> None:
         self.client = client
+        self.owns_client = owns_client
         self.channel = channel
         self.hub = hub
         self.where = where
@@ -189,6 +191,9 @@ class Subscriber:
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(2)
+        if self.owns_client:
+            with contextlib.suppress(redis.RedisError, *CONNECTION_ERRORS):
+                self.client.close()
 
     def _run(self) -> None:
         pause = 0.05

@@ -339,7 +339,7 @@ class AsyncQueueWorkerMixin(_Common):
             from .twins import sync_client_like
 
             state.subscriber = Subscriber(sync_client_like(self), self.keys.events, state.hub,
-                                          self.driver.where)
+                                          self.driver.where, owns_client=True)
         state.subscriber.start()
 
     async def shutdown(self, timeout: float | None = None, job_type: str | None = None) -> None:
