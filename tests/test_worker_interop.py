@@ -8,6 +8,7 @@ the reason otherwise."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -118,7 +119,7 @@ def test_node_kue_jobs_run_on_a_kueatomic_worker(node: KueNode, queue: Queue,
     plain, retried, delayed, doomed = (jobs[i] for i in ids[:4])
     assert plain["state"] == "complete" and plain["result"] == {"by": "python", "n": 1}
     assert plain["progress"] == "100" and plain["attempts"] == {"made": 1, "remaining": 0, "max": 1}
-    assert plain["workerId"].startswith("kue:") and plain["workerId"].endswith(":py:" + plain["workerId"].rsplit(":", 1)[1])
+    assert re.fullmatch(r"kue:[^:]+:\d+:py:\d+", plain["workerId"])
     assert int(plain["duration"]) >= 0 and plain["started_at"]
     assert retried["state"] == "complete" and retried["attempts"]["made"] == 2
     assert retried["error"].startswith("RuntimeError: python first try")
