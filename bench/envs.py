@@ -28,12 +28,16 @@ def adapter_constants(name: str) -> dict[str, object]:
     out: dict[str, object] = {}
     for node in tree.body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target = node.targets[0]
-            if isinstance(target, ast.Name) and target.id.isupper():
-                try:
-                    out[target.id] = ast.literal_eval(node.value)
-                except ValueError:
-                    pass
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id.isupper():
+            try:
+                out[target.id] = ast.literal_eval(value)
+            except ValueError:
+                pass
     return out
 
 

@@ -27,7 +27,7 @@ class Sizes:
     latency_seconds: float = 5.0  # measured part (after warm_seconds)
     warm_seconds: float = 1.0
     backlogs: tuple[int, ...] = (1_000, 100_000, 1_000_000)
-    claim: int = 10_000  # jobs timed per claim-scaling run (fewer when the backlog is smaller)
+    claim: int = 5_000  # jobs timed per claim-scaling run (fewer when the backlog is smaller)
     fill_producers: int = 2  # producer processes for big fills
     ceiling_jobs: int = 200_000  # jobs per ceiling run
 

@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"unknown systems {sorted(unknown)}; choose from {envs.SYSTEMS}")
     measures = [m for m in args.measures.split(",") if m]
     pythons, skipped = prepare_pythons(args, systems)
+    for system, why in skipped.items():
+        print(f"[skip] {system}: {why}", flush=True)
     if "kueatomic" in pythons and Path(sys.prefix) != envs.VENVS / "kueatomic" \
             and pythons["kueatomic"] != sys.executable and not os.environ.get("BENCH_REEXEC"):
         # The orchestrator itself runs in kueatomic's venv (redis-py, matplotlib, scripts).
