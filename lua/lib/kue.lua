@@ -92,10 +92,10 @@ end
 
 -- Kue's state(S) transition (kue-wire.md §3) for many jobs at once, plus lease clean-up when
 -- leaving active. Each job is a table with id, type, priority (number), state (old, may be
--- false), promote_at and ttl (numbers, may be nil), and optionally `set`: more field/value
--- pairs written in the same HSET, and `zid` (the member, when the caller has it). The zset writes are grouped into one call per key; the
--- result equals move_state() per job. Does not re-balance tokens or publish: callers do that
--- once per type after a batch.
+-- false), promote_at and ttl (numbers, may be nil), and optionally `set` (more field/value
+-- pairs written in the same HSET) and `zid` (the member, when the caller has it). The zset
+-- writes are grouped into one call per key; the result equals move_state() per job. Does not
+-- re-balance tokens or publish: callers do that once per type after a batch.
 local function move_many(prefix, jobs, new_state, now)
   local now_text = int_text(now)
   local removals, additions = key_batch(), key_batch()
