@@ -42,11 +42,15 @@ def _ascii_digits(text: str) -> bool:
 
 
 def _int_or_none(value: str | None) -> int | None:
-    if value is None or value == "":
+    if not value:
         return None
     try:
-        return int(float(value))
+        return int(value)  # the usual case: Redis holds decimal integers
     except ValueError:
+        pass
+    try:
+        return int(float(value))  # "1e3" or "12.5", as a person or Node may have written
+    except (ValueError, OverflowError):
         return None
 
 
@@ -182,25 +186,31 @@ class JobBase:
 
     def load_fields(self, job_id: int, fields: dict[str, str]) -> Self:
         """Fill this job from its Redis hash (Kue's Job.get)."""
+        # Workers load every claimed job through here: keep it to plain lookups.
+        get = fields.get
+        number = _int_or_none
         self.id = job_id
         self.fields = fields
-        self.data = loads_or_raw(fields.get("data")) if "data" in fields else {}
-        self.priority_value = _int_or_none(fields.get("priority")) or 0
-        self.max_attempts = _int_or_none(fields.get("max_attempts")) or 1
-        self.attempts_made = _int_or_none(fields.get("attempts")) or 0
-        self.delay_ms = _int_or_none(fields.get("delay")) or 0
-        self.ttl_ms = _int_or_none(fields.get("ttl")) or 0
-        self.backoff_spec = _backoff.decode(fields.get("backoff"))
-        self.remove_on_complete_flag = fields.get("removeOnComplete") == "true"
-        self.state = fields.get("state")
-        self.progress_percent = _int_or_none(fields.get("progress"))
-        self.progress_data = loads_or_raw(fields.get("progress_data"))
-        self.result = loads_or_raw(fields.get("result"))
-        self.error = fields.get("error")
-        self.worker_id = fields.get("workerId")
-        for name in ("created_at", "promote_at", "updated_at", "failed_at", "started_at",
-                     "duration"):
-            setattr(self, name, _int_or_none(fields.get(name)))
+        self.data = loads_or_raw(get("data")) if "data" in fields else {}
+        self.priority_value = number(get("priority")) or 0
+        self.max_attempts = number(get("max_attempts")) or 1
+        self.attempts_made = number(get("attempts")) or 0
+        self.delay_ms = number(get("delay")) or 0
+        self.ttl_ms = number(get("ttl")) or 0
+        self.backoff_spec = _backoff.decode(get("backoff"))
+        self.remove_on_complete_flag = get("removeOnComplete") == "true"
+        self.state = get("state")
+        self.progress_percent = number(get("progress"))
+        self.progress_data = loads_or_raw(get("progress_data"))
+        self.result = loads_or_raw(get("result"))
+        self.error = get("error")
+        self.worker_id = get("workerId")
+        self.created_at = number(get("created_at"))
+        self.promote_at = number(get("promote_at"))
+        self.updated_at = number(get("updated_at"))
+        self.failed_at = number(get("failed_at"))
+        self.started_at = number(get("started_at"))
+        self.duration = number(get("duration"))
         return self
 
     def to_json(self, id_as_string: bool = False) -> dict[str, Any]:
