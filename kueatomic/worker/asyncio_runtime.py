@@ -173,7 +173,7 @@ class AsyncRuntime:
         owner = self.queue if reg.is_async else self.sync_twin
         make = owner.job_class
         for job_id, fields in claimed:
-            job = make(owner, fields["type"]).load_fields(job_id, fields)
+            job = make(owner, fields["type"], loaded=True).load_fields(job_id, fields)
             record = InFlight(job_id, job, token, reg, fields)
             self.inflight[job_id] = record
             record.task = self._spawn(self._run(record))

@@ -172,7 +172,7 @@ class ThreadedRuntime:
         inflight = self.inflight
         put = reg.jobs.put
         for job_id, fields in claimed:
-            job = make(queue, fields["type"]).load_fields(job_id, fields)
+            job = make(queue, fields["type"], loaded=True).load_fields(job_id, fields)
             record = InFlight(job_id, job, token, reg, fields)
             inflight[job_id] = record
             put(record)
