@@ -254,12 +254,18 @@ def chart(t: Table, data: dict[str, Any], path: Path) -> None:
         colors = ["#d6336c" if s == "kueatomic" else "#868e96" for s in systems]
         ax.barh(systems, meds, xerr=[lows, highs], color=colors, capsize=3)
         ax.invert_yaxis()
+        if measure.startswith("latency") and max(meds) > 50 * min(m for m in meds if m > 0):
+            ax.set_xscale("log")  # one slow system would flatten all the others
+            title += ", log scale"
         ax.set_title(title, fontsize=11)
         ax.set_xlabel(unit + " (median, min–max)")
         for y, (m, high) in enumerate(zip(meds, highs)):
             ax.text(m + high, y, f"  {m:,.0f}" if m >= 10 else f"  {m:.2f}", va="center",
                     fontsize=8)
-        ax.margins(x=0.22)
+        if ax.get_xscale() == "linear":
+            ax.margins(x=0.22)
+        else:
+            ax.set_xlim(right=max(m + h for m, h in zip(meds, highs)) * 8)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.suptitle(f"kueatomic vs Python job queues on Redis — {data['meta']['started']}, "
