@@ -31,7 +31,7 @@ PHRASES = FIXTURE["phrases"]
 
 def run(client, body: str, *args):
     """EVAL the library text followed by `body` (which may use ARGV)."""
-    return client.eval(LIB + "\n" + body, 0, *args)
+    return client.eval(LIB + "\nsearch_load()\n" + body, 0, *args)
 
 
 # --------------------------------------------------------------------------- backends
@@ -227,3 +227,9 @@ def test_fixture_phrases_index_then_query(client):
     for p in PHRASES:
         assert run(client, QUERY_BODY, "q", p["text"]) == _model_query(index_by_id, p["query_codes"]), p["text"]
     assert not client.exists("q:searchtmpkey")
+
+
+def test_the_library_costs_nothing_until_used(client):
+    # Scripts include it whether or not search is on: its tables are built on first use.
+    assert client.eval(LIB + "\nreturn SEARCH_STOPWORDS == nil and search_stem == nil", 0) == 1
+    assert client.eval(LIB + "\nsearch_words('x'); return SEARCH_STOPWORDS ~= nil", 0) == 1

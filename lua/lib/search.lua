@@ -22,9 +22,14 @@
 --   search_remove(prefix, id)      -> reds remove(); returns the number of codes removed
 --   search_query(prefix, text)     -> array of id strings, best first (reds Query, type "and")
 --   search_stem(word), search_metaphone(word)  the two natural functions, for tests
+--                                     (set by search_load(), which every search call runs)
 
-local search_stem, search_metaphone
-do
+local search_stem, search_metaphone, SEARCH_STOPWORDS
+-- Building the stemmer, Metaphone and stopword tables costs about 20 us, so it waits for the
+-- first search call of a script run: scripts that include this file but index nothing (search
+-- disabled, the usual case) pay nothing for it.
+local function search_load()
+  if SEARCH_STOPWORDS then return end
   local VOWEL = {a = true, e = true, i = true, o = true, u = true}
 
   -- Emulates JS s.replace(/re/g, ...) for regexes Lua patterns cannot express (alternation,
@@ -321,30 +326,31 @@ do
     t = t:sub(1, 1) .. t:sub(2):gsub("[aeiou]", "")  -- dropVowels: keep the first letter
     return t:upper()
   end
-end
 
--- natural's English stopword list (util/stopwords.js) that reds strips, matched exactly.
-local SEARCH_STOPWORDS = {}
-for _, w in ipairs({
-  "about", "after", "all", "also", "am", "an", "and", "another", "any", "are", "as", "at", "be",
-  "because", "been", "before", "being", "between", "both", "but", "by", "came", "can",
-  "come", "could", "did", "do", "each", "for", "from", "get", "got", "has", "had",
-  "he", "have", "her", "here", "him", "himself", "his", "how", "if", "in", "into",
-  "is", "it", "like", "make", "many", "me", "might", "more", "most", "much", "must",
-  "my", "never", "now", "of", "on", "only", "or", "other", "our", "out", "over",
-  "said", "same", "see", "should", "since", "some", "still", "such", "take", "than",
-  "that", "the", "their", "them", "then", "there", "these", "they", "this", "those",
-  "through", "to", "too", "under", "up", "very", "was", "way", "we", "well", "were",
-  "what", "where", "which", "while", "who", "with", "would", "you", "your",
-  "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n",
-  "o", "p", "q", "r", "s", "t", "u", "v", "w", "x", "y", "z", "$", "1",
-  "2", "3", "4", "5", "6", "7", "8", "9", "0", "_"}) do
-  SEARCH_STOPWORDS[w] = true
+  -- natural's English stopword list (util/stopwords.js) that reds strips, matched exactly.
+  SEARCH_STOPWORDS = {}
+  for _, w in ipairs({
+    "about", "after", "all", "also", "am", "an", "and", "another", "any", "are", "as", "at", "be",
+    "because", "been", "before", "being", "between", "both", "but", "by", "came", "can",
+    "come", "could", "did", "do", "each", "for", "from", "get", "got", "has", "had",
+    "he", "have", "her", "here", "him", "himself", "his", "how", "if", "in", "into",
+    "is", "it", "like", "make", "many", "me", "might", "more", "most", "much", "must",
+    "my", "never", "now", "of", "on", "only", "or", "other", "our", "out", "over",
+    "said", "same", "see", "should", "since", "some", "still", "such", "take", "than",
+    "that", "the", "their", "them", "then", "there", "these", "they", "this", "those",
+    "through", "to", "too", "under", "up", "very", "was", "way", "we", "well", "were",
+    "what", "where", "which", "while", "who", "with", "would", "you", "your",
+    "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n",
+    "o", "p", "q", "r", "s", "t", "u", "v", "w", "x", "y", "z", "$", "1",
+    "2", "3", "4", "5", "6", "7", "8", "9", "0", "_"}) do
+    SEARCH_STOPWORDS[w] = true
+  end
 end
 
 -- reds: stem(stripStopWords(words(str))). Stopwords are tested before stemming, on the
 -- word as written ("The" is not a stopword, "the" is).
 local function search_words(text)
+  search_load()
   local out = {}
   for w in tostring(text or ""):gmatch("[A-Za-z0-9_]+") do
     if not SEARCH_STOPWORDS[w] then out[#out + 1] = search_stem(w) end
