@@ -1,11 +1,11 @@
 -- name: create_jobs
--- version: 1
+-- version: 2
 -- transition: new -> inactive | delayed
 -- purpose: Create one or many jobs in one call, each written exactly as Kue's save() writes a
 --   new job (hash fields, zsets, one wake-up token per inactive job, "enqueue" event), and index
 --   them for search when asked. All jobs of the call are created or none are.
 -- KEYS:
---   1 ids: <prefix>:ids, the job id counter (INCR)
+--   1 ids: <prefix>:ids, the job id counter (one INCRBY per call: ids are consecutive)
 --   2 types: <prefix>:job:types, the set of every job type
 --   3 all_jobs: <prefix>:jobs, every job scored by priority
 -- ARGV:
@@ -27,47 +27,62 @@ local count = tonumber(ARGV[2])
 if not count or count < 0 then
   return redis.error_reply('KUE_BAD_ARGS count must be a non-negative integer')
 end
-local now = now_ms()
-local ids = {}
-local touched_types = {}
+-- Check every job before writing anything: the call creates all of them or none.
 local cursor = 3
+for n = 1, count do
+  local n_texts = tonumber(ARGV[cursor + 8])
+  if not (ARGV[cursor] and ARGV[cursor] ~= '' and tonumber(ARGV[cursor + 2])
+          and tonumber(ARGV[cursor + 4]) and tonumber(ARGV[cursor + 5]) and n_texts) then
+    return redis.error_reply('KUE_BAD_ARGS job ' .. n .. ' of the call is malformed')
+  end
+  cursor = cursor + 9 + n_texts
+end
+if count == 0 then return {} end
+local now = now_ms()
+local now_text = int_text(now)
+-- Ids are consecutive, as Kue's INCR per job would give them; one INCRBY takes them all.
+local first_id = redis.call('INCRBY', KEYS[1], count) - count + 1
+local ids, inactive, delayed, all_jobs, types = {}, {}, {}, {}, {}
+cursor = 3
 for n = 1, count do
   local jtype, data = ARGV[cursor], ARGV[cursor + 1]
   local priority, max_attempts = tonumber(ARGV[cursor + 2]), ARGV[cursor + 3]
   local delay, ttl = tonumber(ARGV[cursor + 4]), tonumber(ARGV[cursor + 5])
   local backoff, remove_on_complete = ARGV[cursor + 6], ARGV[cursor + 7]
   local n_texts = tonumber(ARGV[cursor + 8])
-  if not (jtype and jtype ~= '' and priority and delay and ttl and n_texts) then
-    return redis.error_reply('KUE_BAD_ARGS job ' .. n .. ' of the call is malformed')
-  end
-  local id = int_text(redis.call('INCR', KEYS[1]))
-  local key = job_key(prefix, id)
-  local fields = { 'max_attempts', max_attempts, 'type', jtype, 'created_at', int_text(now),
-                   'promote_at', int_text(now + delay), 'updated_at', int_text(now),
-                   'priority', int_text(priority), 'data', data }
-  if delay > 0 then table.insert(fields, 'delay'); table.insert(fields, int_text(delay)) end
-  if ttl > 0 then table.insert(fields, 'ttl'); table.insert(fields, int_text(ttl)) end
+  local id = int_text(first_id + n - 1)
+  -- Kue's first-save fields; move_many adds state and updated_at in the same HSET.
+  local set = { 'max_attempts', max_attempts, 'type', jtype, 'created_at', now_text,
+                'promote_at', int_text(now + delay), 'priority', int_text(priority), 'data', data }
+  if delay > 0 then set[#set + 1], set[#set + 2] = 'delay', int_text(delay) end
+  if ttl > 0 then set[#set + 1], set[#set + 2] = 'ttl', int_text(ttl) end
   if remove_on_complete == 'true' then
-    table.insert(fields, 'removeOnComplete'); table.insert(fields, 'true')
+    set[#set + 1], set[#set + 2] = 'removeOnComplete', 'true'
   end
-  if backoff ~= '' then table.insert(fields, 'backoff'); table.insert(fields, backoff) end
-  redis.call('SADD', KEYS[2], jtype)
-  redis.call('HSET', key, unpack(fields))
-  redis.call('ZADD', KEYS[3], priority, zid(id))
+  if backoff ~= '' then set[#set + 1], set[#set + 2] = 'backoff', backoff end
   local job = { id = id, type = jtype, state = false, priority = priority,
-                promote_at = now + delay, ttl = ttl }
-  if delay > 0 then
-    move_state(prefix, job, 'delayed', now)
-  else
-    move_state(prefix, job, 'inactive', now)
-    touched_types[jtype] = true
-    publish(prefix, id, 'enqueue', json_string(jtype))
-  end
-  for t = 1, n_texts do
-    search_index(prefix, id, ARGV[cursor + 8 + t])
-  end
-  cursor = cursor + 9 + n_texts
+                promote_at = now + delay, ttl = ttl, set = set }
+  if delay > 0 then delayed[#delayed + 1] = job else inactive[#inactive + 1] = job end
+  all_jobs[#all_jobs + 1] = priority
+  all_jobs[#all_jobs + 1] = zid(id)
+  types[jtype] = true
   ids[n] = tonumber(id)
+  cursor = cursor + 9
+  for t = 1, n_texts do
+    search_index(prefix, id, ARGV[cursor])
+    cursor = cursor + 1
+  end
 end
-for jtype in pairs(touched_types) do sync_tokens(prefix, jtype) end
+for jtype in pairs(types) do redis.call('SADD', KEYS[2], jtype) end
+for i = 1, #all_jobs, 4000 do  -- unpack() is limited by the C stack
+  redis.call('ZADD', KEYS[3], unpack(all_jobs, i, math.min(i + 3999, #all_jobs)))
+end
+move_many(prefix, delayed, 'delayed', now)
+move_many(prefix, inactive, 'inactive', now)
+local touched = {}
+for _, job in ipairs(inactive) do
+  touched[job.type] = true
+  publish(prefix, job.id, 'enqueue', json_string(job.type))
+end
+for jtype in pairs(touched) do sync_tokens(prefix, jtype) end
 return ids

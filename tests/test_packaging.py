@@ -45,4 +45,4 @@ def test_cli_scripts_lists_name_version_sha(capsys: object) -> None:
     for name, script in scripts.registry().items():
         assert rows[name] == [str(script.version), script.sha]
     assert main(["scripts", "--show", "create_jobs"]) == 0
-    assert "redis.call('INCR'" in capsys.readouterr().out  # type: ignore[attr-defined]
+    assert "redis.call('INCRBY'" in capsys.readouterr().out  # type: ignore[attr-defined]
