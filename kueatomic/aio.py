@@ -12,7 +12,7 @@ import redis
 from . import ops, scripts
 from .codec import format_log
 from .connection import async_client, describe
-from .driver import CONNECTION_ERRORS, command_of, map_error, settle, unavailable
+from .driver import CONNECTION_ERRORS, closed_socket, command_of, map_error, settle, unavailable
 from .errors import JobNotFound, KueError
 from .job import JobBase
 from .ops import Plan, Request, T
@@ -42,6 +42,10 @@ class AsyncDriver:
                 return [await self._one(batch[0])]
             return await self._many(batch)
         except CONNECTION_ERRORS as exc:
+            raise unavailable(self.where, exc) from exc
+        except ValueError as exc:
+            if not closed_socket(exc):
+                raise
             raise unavailable(self.where, exc) from exc
 
     async def _one(self, request: Request) -> Any:

@@ -35,6 +35,12 @@ def map_error(exc: BaseException) -> KueError:
     return ScriptError(str(exc))
 
 
+def closed_socket(exc: BaseException) -> bool:
+    """redis-py raises ValueError when another thread closed the client mid-command
+    (``close()`` during a blocking read): that is a lost connection too."""
+    return isinstance(exc, ValueError) and "closed file" in str(exc)
+
+
 def settle(reply: Any) -> Any:
     """A pipeline reply as plans see it: errors become KueError values; a broken
     connection is raised (the whole batch is in doubt)."""
@@ -72,6 +78,10 @@ class SyncDriver:
                 return [self._one(batch[0])]
             return self._many(batch)
         except CONNECTION_ERRORS as exc:
+            raise unavailable(self.where, exc) from exc
+        except ValueError as exc:
+            if not closed_socket(exc):
+                raise
             raise unavailable(self.where, exc) from exc
 
     def _one(self, request: Request) -> Any:
