@@ -7,7 +7,6 @@ call or a read."""
 from __future__ import annotations
 
 import re
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,8 @@ import redis
 
 import kueatomic
 from kueatomic import Queue
+
+from .monitor import sent_commands
 
 PACKAGE = Path(kueatomic.__file__).parent
 
@@ -55,47 +56,24 @@ def test_source_has_no_redis_write_calls() -> None:
 
 def test_monitor_sees_only_scripts_and_reads(redis_server: Any) -> None:
     url = redis_server.url
-    admin = redis.Redis.from_url(url, decode_responses=True)
-    admin.flushall()
-    sent: list[str] = []
-    ready = threading.Event()
-    stop = threading.Event()
-
-    def watch() -> None:
-        with admin.monitor() as monitor:
-            ready.set()
-            for command in monitor.listen():
-                text = command["command"]
-                if text.startswith("MONITOR") or "kueatomic-monitor-stop" in text:
-                    if "kueatomic-monitor-stop" in text:
-                        stop.set()
-                        return
-                    continue
-                if command.get("client_type") == "lua":
-                    continue
-                sent.append(text.split(" ", 1)[0].lower())
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    assert ready.wait(5)
-    queue = Queue(redis=url, disable_search=False)
-    job = queue.create("email", {"title": "welcome"}).priority("high").search_keys(["title"]).save()
-    queue.create_bulk([{"type": "email"}, {"type": "video", "options": {"delay": 5000}}])
-    job.log("a %s", "line").progress(1, 2).set_priority("low")
-    job.data = {"title": "again"}
-    job.update()
-    job.active()
-    job.complete()
-    queue.get_job(job.id).logs()
-    queue.range(0, -1)
-    queue.range_by_type("email", "complete", 0, -1)
-    queue.counts("email")
-    queue.search("again")
-    queue.types()
-    queue.work_time()
-    job.remove()
-    queue.close()
-    redis.Redis.from_url(url).echo("kueatomic-monitor-stop")
-    assert stop.wait(5)
+    redis.Redis.from_url(url).flushall()  # our private server
+    with sent_commands(url) as sent:
+        queue = Queue(redis=url, disable_search=False)
+        job = queue.create("email", {"title": "welcome"}).priority("high").search_keys(["title"]).save()
+        queue.create_bulk([{"type": "email"}, {"type": "video", "options": {"delay": 5000}}])
+        job.log("a %s", "line").progress(1, 2).set_priority("low")
+        job.data = {"title": "again"}
+        job.update()
+        job.active()
+        job.complete()
+        queue.get_job(job.id).logs()
+        queue.range(0, -1)
+        queue.range_by_type("email", "complete", 0, -1)
+        queue.counts("email")
+        queue.search("again")
+        queue.types()
+        queue.work_time()
+        job.remove()
+        queue.close()
     assert "evalsha" in sent
     assert set(sent) <= ALLOWED_SENT, sorted(set(sent) - ALLOWED_SENT)

@@ -428,48 +428,28 @@ def test_sync_queue_runs_off_the_event_loop(queue: Queue) -> None:
 def test_api_writes_only_through_scripts(flavor: str, redis_server: Any) -> None:
     """Engine rule 1 for the web app: MONITOR on our own redis-server sees only script calls
     and reads while every route runs."""
-    import threading
-
     import redis
 
+    from .monitor import sent_commands
     from .test_no_direct_writes import ALLOWED_SENT
 
     url = redis_server.url
-    admin = redis.Redis.from_url(url, decode_responses=True)
-    admin.flushall()
-    sent: list[str] = []
-    ready, stop = threading.Event(), threading.Event()
-
-    def watch() -> None:
-        with admin.monitor() as monitor:
-            ready.set()
-            for command in monitor.listen():
-                text = command["command"]
-                if "kueatomic-monitor-stop" in text:
-                    stop.set()
-                    return
-                if not text.startswith("MONITOR") and command.get("client_type") != "lua":
-                    sent.append(text.split(" ", 1)[0].lower())
-
-    threading.Thread(target=watch, daemon=True).start()
-    assert ready.wait(5)
-    queue = Queue(redis=url)
-    app = create_app(queue) if flavor == "sync" else create_app(url)
-    with client_for(app) as client:
-        assert client.post("/job", json=[{"type": "email"}, {"type": "video"}]).status_code == 200
-        for path in ("/stats", "/stats/types", "/job/types", "/jobs/0..-1/desc",
-                     "/jobs/inactive/0..9", "/jobs/email/inactive/0..9", "/jobs/email/inactive/stats",
-                     "/job/1", "/job/1/log", "/inactive/1"):
-            assert client.get(path).status_code == 200, path
-        assert client.put("/job/1/state/failed").status_code == 200
-        assert client.put("/job/1/priority/high").status_code == 200
-        assert client.delete("/job/2").status_code == 200
-    queue.close()
-    redis.Redis.from_url(url).echo("kueatomic-monitor-stop")
-    assert stop.wait(5)
+    redis.Redis.from_url(url).flushall()  # our private server
+    with sent_commands(url) as sent:
+        queue = Queue(redis=url)
+        app = create_app(queue) if flavor == "sync" else create_app(url)
+        with client_for(app) as client:
+            assert client.post("/job", json=[{"type": "email"}, {"type": "video"}]).status_code == 200
+            for path in ("/stats", "/stats/types", "/job/types", "/jobs/0..-1/desc",
+                         "/jobs/inactive/0..9", "/jobs/email/inactive/0..9",
+                         "/jobs/email/inactive/stats", "/job/1", "/job/1/log", "/inactive/1"):
+                assert client.get(path).status_code == 200, path
+            assert client.put("/job/1/state/failed").status_code == 200
+            assert client.put("/job/1/priority/high").status_code == 200
+            assert client.delete("/job/2").status_code == 200
+        queue.close()
     assert "evalsha" in sent
     assert set(sent) <= ALLOWED_SENT, sorted(set(sent) - ALLOWED_SENT)
-    admin.close()
 
 
 def test_a_bug_still_answers_json_500(queue: Queue) -> None:

@@ -202,45 +202,26 @@ def test_an_idle_worker_wakes_on_the_token(real_redis_url: str) -> None:
 
 def test_workers_write_only_through_scripts(redis_server: Any, real_redis_url: str) -> None:
     """Engine rule 1 for workers: MONITOR sees scripts, reads, BLPOP and pub/sub only."""
-    import threading
-
+    from .monitor import sent_commands
     from .test_no_direct_writes import ALLOWED_SENT
 
-    admin = redis.Redis.from_url(real_redis_url, decode_responses=True)
-    sent: list[str] = []
-    ready, stop = threading.Event(), threading.Event()
+    with sent_commands(real_redis_url) as sent:
+        queue = Queue("mon", real_redis_url)
+        queue.configure_workers(lease_ms=600, upkeep_interval_ms=50, block_timeout_ms=100)
+        queue.on("job complete", lambda *args: None)
 
-    def watch() -> None:
-        with admin.monitor() as monitor:
-            ready.set()
-            for command in monitor.listen():
-                text = command["command"]
-                if "kueatomic-worker-monitor-stop" in text:
-                    stop.set()
-                    return
-                if not text.startswith("MONITOR") and command.get("client_type") != "lua":
-                    sent.append(text.split(" ", 1)[0].lower())
+        def work(job: Any) -> str:
+            job.log("working").progress(1, 2)
+            if job.attempts_made == 0 and job.data.get("flaky"):
+                raise RuntimeError("again")
+            return "ok"
 
-    threading.Thread(target=watch, daemon=True).start()
-    assert ready.wait(5)
-    queue = Queue("mon", real_redis_url)
-    queue.configure_workers(lease_ms=600, upkeep_interval_ms=50, block_timeout_ms=100)
-    queue.on("job complete", lambda *args: None)
-
-    def work(job: Any) -> str:
-        job.log("working").progress(1, 2)
-        if job.attempts_made == 0 and job.data.get("flaky"):
-            raise RuntimeError("again")
-        return "ok"
-
-    queue.process("work", 2, work)
-    queue.create("work", {"flaky": True}).attempts(2).backoff({"type": "fixed", "delay": 50}).save()
-    queue.create("work").delay(100).save()
-    queue.create("work").ttl(5000).save()
-    wait_for(lambda: queue.complete_count() == 3)
-    queue.shutdown(timeout=1000)
-    queue.close()
-    redis.Redis.from_url(real_redis_url).echo("kueatomic-worker-monitor-stop")
-    assert stop.wait(5)
+        queue.process("work", 2, work)
+        queue.create("work", {"flaky": True}).attempts(2).backoff({"type": "fixed", "delay": 50}).save()
+        queue.create("work").delay(100).save()
+        queue.create("work").ttl(5000).save()
+        wait_for(lambda: queue.complete_count() == 3)
+        queue.shutdown(timeout=1000)
+        queue.close()
     assert {"evalsha", "blpop", "subscribe"} <= set(sent)
     assert set(sent) <= ALLOWED_SENT, sorted(set(sent) - ALLOWED_SENT)
