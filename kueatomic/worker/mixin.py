@@ -66,6 +66,23 @@ class _Common:
         state.settings = state.settings.updated(**settings)
         return state.settings
 
+    def _register(self, job_type: Any, concurrency: Any, handler: Any,
+                  lease_ms: int | None, batch: int | None) -> Any:
+        """Kue's process() argument forms, for both queue kinds: ``(type, handler)``,
+        ``(type, n, handler)``, or no handler yet (returns a decorator). With a handler the
+        new registration is recorded and returned."""
+        if callable(concurrency) and handler is None:
+            concurrency, handler = 1, concurrency
+        if handler is None:
+            def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+                self.process(job_type, concurrency, fn,  # type: ignore[attr-defined]
+                             lease_ms=lease_ms, batch=batch)
+                return fn
+            return decorate
+        reg = self._registration(job_type, concurrency, handler, lease_ms, batch)
+        self._workers.registrations.append(reg)
+        return reg
+
     def _registration(self, job_type: Any, concurrency: Any, handler: Any,
                       lease_ms: int | None, batch: int | None) -> Registration:
         job_type, concurrency = check_process_args(job_type, concurrency)
@@ -140,21 +157,15 @@ class QueueWorkerMixin(_Common):
         The handler's return value is stored as the job's result (JSON); an exception fails
         the attempt (retried per the job's attempts and backoff). Each claim, completion and
         failure is one atomic script; delivery is at least once (see README "Workers")."""
-        if callable(concurrency) and handler is None:
-            concurrency, handler = 1, concurrency
-        if handler is None:
-            def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-                self.process(job_type, concurrency, fn, lease_ms=lease_ms, batch=batch)
-                return fn
-            return decorate
-        reg = self._registration(job_type, concurrency, handler, lease_ms, batch)
+        reg = self._register(job_type, concurrency, handler, lease_ms, batch)
+        if not isinstance(reg, Registration):
+            return reg  # the decorator form: @queue.process(type, concurrency=n)
         state = self._workers
-        state.registrations.append(reg)
         if control.deferring(self):
             state.pending.append(reg)
         else:
             self._start(reg)
-        return handler
+        return reg.handler
 
     def start_workers(self) -> None:
         """Start the workers registered while starts were deferred (the CLI defers them)."""
@@ -260,16 +271,10 @@ class AsyncQueueWorkerMixin(_Common):
                 *, lease_ms: int | None = None, batch: int | None = None) -> Any:
         """As ``kueatomic.Queue.process``; starts at once when called on a running event loop,
         else at ``await queue.start_workers()`` (or ``await queue.run()``)."""
-        if callable(concurrency) and handler is None:
-            concurrency, handler = 1, concurrency
-        if handler is None:
-            def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-                self.process(job_type, concurrency, fn, lease_ms=lease_ms, batch=batch)
-                return fn
-            return decorate
-        reg = self._registration(job_type, concurrency, handler, lease_ms, batch)
+        reg = self._register(job_type, concurrency, handler, lease_ms, batch)
+        if not isinstance(reg, Registration):
+            return reg  # the decorator form: @queue.process(type, concurrency=n)
         state = self._workers
-        state.registrations.append(reg)
         if not reg.is_async and state.sync_twin is None:
             from .twins import sync_twin
 
@@ -279,7 +284,7 @@ class AsyncQueueWorkerMixin(_Common):
             state.pending.append(reg)
         else:
             self._runtime_here().add(reg)
-        return handler
+        return reg.handler
 
     async def start_workers(self) -> None:
         """Start workers registered outside a running loop (or while starts were deferred)."""
