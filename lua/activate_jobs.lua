@@ -1,5 +1,5 @@
 -- name: activate_jobs
--- version: 1
+-- version: 2
 -- transition: inactive -> active
 -- purpose: Claim up to `count` inactive jobs of one type for a worker, most urgent first
 --   (lowest priority score, then FIFO within a priority), as Kue's worker dequeue does but many
@@ -62,10 +62,10 @@ if count > 0 then
     end
   end
   if #jobs > 0 then
-    move_many(prefix, jobs, 'active', now)
-    local leases = {}
+    move_many(prefix, jobs, 'active', now, KEYS[1])
+    local leases, deadline = {}, int_text(now + lease_ms)
     for i, job in ipairs(jobs) do
-      leases[2 * i - 1], leases[2 * i] = now + lease_ms, job.zid
+      leases[2 * i - 1], leases[2 * i] = deadline, job.zid
     end
     redis.call('ZADD', KEYS[2], unpack(leases))
     local start_args = json_string(jtype) .. ',null'

@@ -1,5 +1,5 @@
 -- name: create_jobs
--- version: 2
+-- version: 3
 -- transition: new -> inactive | delayed
 -- purpose: Create one or many jobs in one call, each written exactly as Kue's save() writes a
 --   new job (hash fields, zsets, one wake-up token per inactive job, "enqueue" event), and index
@@ -52,8 +52,9 @@ for n = 1, count do
   local n_texts = tonumber(ARGV[cursor + 8])
   local id = int_text(first_id + n - 1)
   -- Kue's first-save fields; move_many adds state and updated_at in the same HSET.
+  local priority_text = int_text(priority)
   local set = { 'max_attempts', max_attempts, 'type', jtype, 'created_at', now_text,
-                'promote_at', int_text(now + delay), 'priority', int_text(priority), 'data', data }
+                'promote_at', int_text(now + delay), 'priority', priority_text, 'data', data }
   if delay > 0 then set[#set + 1], set[#set + 2] = 'delay', int_text(delay) end
   if ttl > 0 then set[#set + 1], set[#set + 2] = 'ttl', int_text(ttl) end
   if remove_on_complete == 'true' then
@@ -63,8 +64,10 @@ for n = 1, count do
   local job = { id = id, type = jtype, state = false, priority = priority,
                 promote_at = now + delay, ttl = ttl, set = set }
   if delay > 0 then delayed[#delayed + 1] = job else inactive[#inactive + 1] = job end
-  all_jobs[#all_jobs + 1] = priority
-  all_jobs[#all_jobs + 1] = zid(id)
+  local z = zid(id)
+  job.zid = z
+  all_jobs[#all_jobs + 1] = priority_text
+  all_jobs[#all_jobs + 1] = z
   types[jtype] = true
   ids[n] = tonumber(id)
   cursor = cursor + 9
