@@ -4,7 +4,7 @@ only the driver that sends a batch differs."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
 
 import redis
@@ -15,7 +15,7 @@ from .connection import async_client, describe
 from .driver import CONNECTION_ERRORS, closed_socket, command_of, map_error, settle, unavailable
 from .errors import JobNotFound, KueError
 from .job import JobBase
-from .ops import Plan, Request, T
+from .ops import Batch, Plan, Request, T
 from .queue import _job_id
 from .queue_base import J, QueueBase
 from .worker.mixin import AsyncQueueWorkerMixin
@@ -36,8 +36,10 @@ class AsyncDriver:
         except StopIteration as stop:
             return cast(T, stop.value)
 
-    async def execute(self, batch: Sequence[Request]) -> list[Any]:
+    async def execute(self, batch: Batch) -> list[Any]:
         try:
+            if not isinstance(batch, Sequence):
+                return await self._stream(batch)
             if len(batch) == 1:
                 return [await self._one(batch[0])]
             return await self._many(batch)
@@ -58,18 +60,43 @@ class AsyncDriver:
             return map_error(exc)
 
     async def _many(self, batch: Sequence[Request]) -> list[Any]:
+        if not batch:
+            return []
         pipe = self.client.pipeline(transaction=False)
         for request in batch:
             pipe.execute_command(*command_of(request))
         replies = await pipe.execute(raise_on_error=False)
-        out = []
-        for request, reply in zip(batch, replies):
-            if isinstance(reply, redis.exceptions.NoScriptError):
-                await self.load(request)
-                out.append(await self._one(request))
-            else:
-                out.append(settle(reply))
-        return out
+        return [await self._retry_refused(request, reply) for request, reply in zip(batch, replies)]
+
+    async def _stream(self, requests: Iterator[Request]) -> list[Any]:
+        """``SyncDriver._stream``: send each request as soon as it is built, read at the end."""
+        pool = getattr(self.client, "connection_pool", None)
+        if pool is None:
+            return await self._many(list(requests))
+        conn = await pool.get_connection()
+        sent: list[Request] = []
+        replies: list[Any] = []
+        try:
+            for request in requests:
+                await conn.send_command(*command_of(request))
+                sent.append(request)
+            for _ in sent:
+                try:
+                    replies.append(await conn.read_response())
+                except redis.ResponseError as exc:
+                    replies.append(exc)
+        except BaseException:
+            await conn.disconnect()  # replies left unread would reach the next user
+            raise
+        finally:
+            await pool.release(conn)
+        return [await self._retry_refused(request, reply) for request, reply in zip(sent, replies)]
+
+    async def _retry_refused(self, request: Request, reply: Any) -> Any:
+        if isinstance(reply, redis.exceptions.NoScriptError):
+            await self.load(request)
+            return await self._one(request)
+        return settle(reply)
 
     async def load(self, request: Request) -> None:
         if isinstance(request, ops.Call):

@@ -8,14 +8,14 @@ safe because a refused EVALSHA did nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
 import redis
 
 from . import scripts
 from .errors import KueError, RedisUnavailable, ScriptError, from_script_error
-from .ops import Call, Plan, Request, T
+from .ops import Batch, Call, Plan, Request, T
 
 CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, ConnectionError, OSError)
 
@@ -72,8 +72,10 @@ class SyncDriver:
         except StopIteration as stop:
             return cast(T, stop.value)
 
-    def execute(self, batch: Sequence[Request]) -> list[Any]:
+    def execute(self, batch: Batch) -> list[Any]:
         try:
+            if not isinstance(batch, Sequence):
+                return self._stream(batch)
             if len(batch) == 1:
                 return [self._one(batch[0])]
             return self._many(batch)
@@ -94,18 +96,44 @@ class SyncDriver:
             return map_error(exc)
 
     def _many(self, batch: Sequence[Request]) -> list[Any]:
+        if not batch:
+            return []
         pipe = self.client.pipeline(transaction=False)
         for request in batch:
             pipe.execute_command(*command_of(request))
         replies = pipe.execute(raise_on_error=False)
-        out = []
-        for request, reply in zip(batch, replies):
-            if isinstance(reply, redis.exceptions.NoScriptError):
-                self.load(request)
-                out.append(self._one(request))
-            else:
-                out.append(settle(reply))
-        return out
+        return [self._retry_refused(request, reply) for request, reply in zip(batch, replies)]
+
+    def _stream(self, requests: Iterator[Request]) -> list[Any]:
+        """Send each request as soon as the iterator builds it and read the replies at the
+        end: building request k+1 overlaps Redis running request k."""
+        pool = getattr(self.client, "connection_pool", None)
+        if pool is None:  # a client without one connection to stream on (e.g. a cluster)
+            return self._many(list(requests))
+        conn = pool.get_connection()
+        sent: list[Request] = []
+        replies: list[Any] = []
+        try:
+            for request in requests:
+                conn.send_command(*command_of(request))
+                sent.append(request)
+            for _ in sent:
+                try:
+                    replies.append(conn.read_response())
+                except redis.ResponseError as exc:
+                    replies.append(exc)
+        except BaseException:
+            conn.disconnect()  # replies left unread would reach the connection's next user
+            raise
+        finally:
+            pool.release(conn)
+        return [self._retry_refused(request, reply) for request, reply in zip(sent, replies)]
+
+    def _retry_refused(self, request: Request, reply: Any) -> Any:
+        if isinstance(reply, redis.exceptions.NoScriptError):
+            self.load(request)
+            return self._one(request)
+        return settle(reply)
 
     def load(self, request: Request) -> None:
         if isinstance(request, Call):

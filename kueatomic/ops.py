@@ -11,7 +11,7 @@ that request raised (``unwrap`` re-raises it), so bulk plans can report per-item
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -40,7 +40,10 @@ class Read:
 
 
 Request = Call | Read
-Plan = Generator[list[Request], list[Any], T]
+# A batch is a list, or an iterator that builds its requests while the driver sends the
+# earlier ones (bulk create: encoding the next chunk overlaps Redis running this one).
+Batch = list[Request] | Iterator[Request]
+Plan = Generator[Batch, list[Any], T]
 
 
 def unwrap(reply: Any) -> Any:
@@ -175,20 +178,35 @@ def search(keys: Keys, query: str) -> Plan[list[str]]:
     return [to_text(i) for i in (yield from single(call))]
 
 
-def create(keys: Keys, encoded_jobs: Sequence[Sequence[Any]], chunk: int = 1000) -> Plan[list[int]]:
+CREATE_CHUNK = 100  # jobs per create_jobs call: small enough to overlap, large enough to amortize
+
+
+def create(
+    keys: Keys, encoded_jobs: Iterable[Sequence[Any]], chunk: int = CREATE_CHUNK
+) -> Plan[list[int]]:
     """Create jobs from their encoded argument lists, ``chunk`` jobs per script call, all
-    calls in one round trip. Each call is atomic on its own."""
-    calls: list[Request] = []
-    for start in range(0, len(encoded_jobs), chunk):
-        part = encoded_jobs[start : start + chunk]
-        args: list[Any] = [keys.prefix, len(part)]
-        for encoded in part:
-            args.extend(encoded)
-        calls.append(Call("create_jobs", (keys.ids, keys.types, keys.all_jobs), tuple(args)))
-    if not calls:
-        return []
+    calls in one round trip. Each call is atomic on its own. A list of jobs is sent as one
+    batch; any other iterable (a generator that validates and encodes as it goes) becomes a
+    lazy batch, so the driver sends each call as soon as its chunk is encoded."""
+    calls: Batch = create_calls(keys, encoded_jobs, chunk)
+    if isinstance(encoded_jobs, Sequence):
+        calls = list(calls)
     replies = yield calls
     ids: list[int] = []
     for reply in replies:
         ids.extend(int(i) for i in unwrap(reply))
     return ids
+
+
+def create_calls(keys: Keys, encoded_jobs: Iterable[Sequence[Any]], chunk: int) -> Iterator[Call]:
+    script_keys = (keys.ids, keys.types, keys.all_jobs)
+    args: list[Any] = []
+    count = 0
+    for encoded in encoded_jobs:
+        args.extend(encoded)
+        count += 1
+        if count == chunk:
+            yield Call("create_jobs", script_keys, (keys.prefix, count, *args))
+            args, count = [], 0
+    if count:
+        yield Call("create_jobs", script_keys, (keys.prefix, count, *args))

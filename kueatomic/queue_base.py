@@ -4,7 +4,7 @@ test mode. Nothing here does I/O."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from .codec import dumps
@@ -98,23 +98,29 @@ class QueueBase:
         job.apply_options(spec.get("options") or {})
         return job
 
-    def prepare_bulk(self, specs: list[Any]) -> tuple[list[Any], list[int], list[list[Any]]]:
-        """Validate every job; returns (results with errors filled in, indexes to create,
-        their encoded argument blocks)."""
+    def prepare_bulk(
+        self, specs: list[Any]
+    ) -> tuple[list[Any], list[int], Iterator[list[Any]]]:
+        """Validate and encode the jobs lazily: returns (results, indexes to create, an
+        iterator of their encoded argument blocks). Consuming the iterator fills ``results``
+        (the job, or the ``KueError`` its spec raised) and ``todo``, so a driver can send
+        the first chunk while the next ones are still being encoded."""
         results: list[Any] = [None] * len(specs)
         todo: list[int] = []
-        encoded: list[list[Any]] = []
-        for index, spec in enumerate(specs):
-            try:
-                job = self.job_from_spec(spec)
-                block = job.encode_create()
-            except KueError as exc:
-                results[index] = exc
-                continue
-            results[index] = job
-            todo.append(index)
-            encoded.append(block)
-        return results, todo, encoded
+
+        def encoded() -> Iterator[list[Any]]:
+            for index, spec in enumerate(specs):
+                try:
+                    job = self.job_from_spec(spec)
+                    block = job.encode_create()
+                except KueError as exc:
+                    results[index] = exc
+                    continue
+                results[index] = job
+                todo.append(index)
+                yield block
+
+        return results, todo, encoded()
 
     @staticmethod
     def finish_bulk(results: list[Any], todo: list[int], ids: list[int]) -> list[Any]:

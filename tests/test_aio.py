@@ -44,6 +44,19 @@ async def test_async_api_mirrors_sync(make_aqueue: Callable[..., aio.Queue]) -> 
     await queue.close()
 
 
+async def test_async_bulk_is_streamed_in_chunks(make_aqueue: Callable[..., aio.Queue]) -> None:
+    queue = make_aqueue()
+    await queue.create("t").save()
+    await queue.client.script_flush()
+    specs: list[Any] = [{"type": "t", "data": {"n": n}} for n in range(250)]
+    specs[150] = {"data": {}}
+    results = await queue.create_bulk(specs)
+    assert [r.id for r in results if isinstance(r, aio.Job)] == list(range(2, 251))
+    assert "type" in str(results[150])
+    assert await queue.inactive_count("t") == 250 and await queue.client.llen("q:t:jobs") == 250
+    await queue.close()
+
+
 async def test_async_and_sync_write_the_same_keys(backend: str) -> None:
     sync_queue = Queue(prefix="s", redis=backend)
     async_queue = aio.Queue(prefix="a", redis=backend)

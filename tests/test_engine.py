@@ -273,6 +273,32 @@ def test_bulk_of_many_spans_several_script_calls(queue: Queue) -> None:
     assert queue.inactive_count("t") == 2500 and queue.client.llen("q:t:jobs") == 2500
 
 
+def test_bulk_is_streamed_in_chunks_and_reloads_flushed_scripts(queue: Queue) -> None:
+    queue.create("t").save()
+    queue.client.script_flush()  # every streamed EVALSHA is refused, then sent again
+    specs: list[Any] = [{"type": "t", "data": {"n": n}} for n in range(250)]
+    specs[150] = {"data": {}}
+    results = queue.create_bulk(specs)
+    assert [r.id for r in results if isinstance(r, kueatomic.Job)] == list(range(2, 251))
+    assert isinstance(results[150], InvalidArgument)
+    assert queue.inactive_count("t") == 250 and queue.client.llen("q:t:jobs") == 250
+
+
+class _ExplodingSpec(dict):  # type: ignore[type-arg]
+    def get(self, *args: Any) -> Any:
+        raise RuntimeError("boom")
+
+
+def test_bulk_stream_broken_by_a_bug_leaves_the_connection_usable(queue: Queue) -> None:
+    specs: list[Any] = [{"type": "t"} for _ in range(250)]
+    specs[220] = _ExplodingSpec(type="t")
+    with pytest.raises(RuntimeError, match="boom"):
+        queue.create_bulk(specs)  # two chunks were already sent, their replies unread
+    job = queue.create("t").save()
+    assert queue.get_job(job.id).type == "t"
+    assert queue.inactive_count("t") == queue.client.llen("q:t:jobs") == len(queue.inactive())
+
+
 def test_search_when_enabled(make_queue: Callable[..., Queue]) -> None:
     queue = make_queue(disable_search=False)
     queue.create("email", {"title": "welcome email for tj", "to": "tj@learnboost.com"}).search_keys(["to", "title"]).save()
@@ -333,6 +359,8 @@ def test_unreachable_redis_raises_unavailable_and_says_where() -> None:
         queue.create("t").save()
     with pytest.raises(RedisUnavailable):
         queue.ping()
+    with pytest.raises(RedisUnavailable):
+        queue.create_bulk([{"type": "t"} for _ in range(250)])
 
 
 def test_redis_as_dict_and_client(redis_server: Any) -> None:

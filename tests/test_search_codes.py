@@ -221,7 +221,7 @@ def test_fixture_phrases_index_then_query(client):
     index_by_id = {}
     for n, p in enumerate(PHRASES, start=1):
         run(client, INDEX_BODY, "q", str(n), p["text"])
-        index_by_id[str(n)] = dict((c, s) for c, s in p["index"])
+        index_by_id[str(n)] = {c: s for c, s in p["index"]}
     for doc_id, want in index_by_id.items():
         assert zset(client, f"q:search:object:{doc_id}") == {c: float(s) for c, s in want.items()}
     for p in PHRASES:
