@@ -102,6 +102,7 @@ end
 -- re-balance tokens or publish: callers do that once per type after a batch. `popped` names
 -- a set the caller already took the members out of (activate's ZPOPMIN): no ZREM is sent to it.
 local function move_many(prefix, jobs, new_state, now, popped)
+  if #jobs == 0 then return end  -- every table below is garbage Redis's Lua GC would pay for
   local now_text = int_text(now)
   local removals, additions = key_batch(), key_batch()
   local lease_holders = {}
