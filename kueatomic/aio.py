@@ -12,7 +12,15 @@ import redis
 from . import ops, scripts
 from .codec import format_log
 from .connection import async_client, describe
-from .driver import CONNECTION_ERRORS, closed_socket, command_of, map_error, settle, unavailable
+from .driver import (
+    CONNECTION_ERRORS,
+    closed_socket,
+    command_of,
+    direct,
+    map_error,
+    settle,
+    unavailable,
+)
 from .errors import JobNotFound, KueError
 from .job import JobBase
 from .ops import Batch, Plan, Request, T
@@ -38,8 +46,8 @@ class AsyncDriver:
 
     async def execute(self, batch: Batch) -> list[Any]:
         try:
-            if not isinstance(batch, Sequence):
-                return await self._stream(batch)
+            if not isinstance(batch, Sequence) or direct(batch):
+                return await self._stream(iter(batch))
             if len(batch) == 1:
                 return [await self._one(batch[0])]
             return await self._many(batch)

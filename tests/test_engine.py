@@ -363,6 +363,21 @@ def test_unreachable_redis_raises_unavailable_and_says_where() -> None:
         queue.create_bulk([{"type": "t"} for _ in range(250)])
 
 
+def test_script_call_after_the_server_dropped_the_connection(real_redis_url: str) -> None:
+    """Lone script calls skip redis-py's retry wrapper: a pooled connection the server
+    closed meanwhile must still be noticed and replaced, and the job created once."""
+    import redis
+
+    queue = Queue(redis=real_redis_url)
+    queue.create("t").save()
+    admin = redis.Redis.from_url(real_redis_url)
+    assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
+    job = queue.create("t").save()
+    assert job.id == 2 and queue.inactive_count("t") == 2
+    queue.close()
+    admin.close()
+
+
 def test_redis_as_dict_and_client(redis_server: Any) -> None:
     import redis
 
