@@ -42,7 +42,8 @@ if count > 0 then
   for i = 1, #popped, 2 do
     local z = popped[i]
     local id = string.sub(z, string.find(z, '|', 1, true) + 1)
-    local flat = redis.call('HGETALL', job_key(prefix, id))
+    local key = job_key(prefix, id)
+    local flat = redis.call('HGETALL', key)
     local found_type, state, priority, ttl
     for k = 1, #flat, 2 do
       local name = flat[k]
@@ -52,7 +53,7 @@ if count > 0 then
       elseif name == 'ttl' then ttl = tonumber(flat[k + 1]) end
     end
     if found_type and state == 'inactive' then
-      jobs[#jobs + 1] = { id = id, zid = z, type = found_type, state = 'inactive',
+      jobs[#jobs + 1] = { id = id, zid = z, key = key, type = found_type, state = 'inactive',
                           priority = priority or 0, ttl = ttl, set = claim }
       out[#out + 1] = id
       out[#out + 1] = flat

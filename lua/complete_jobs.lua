@@ -37,7 +37,8 @@ local work_time = 0
 for n = 1, count do
   local base = 2 + (n - 1) * 4
   local id, token, duration, result = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]
-  local f = redis.call('HMGET', job_key(prefix, id), 'lease', 'type', 'state', 'priority',
+  local key = job_key(prefix, id)
+  local f = redis.call('HMGET', key, 'lease', 'type', 'state', 'priority',
     'removeOnComplete', 'attempts', 'max_attempts')
   if f[1] ~= token or not f[2] or f[3] ~= 'active' then
     statuses[n] = 0
@@ -51,7 +52,8 @@ for n = 1, count do
     if attempts < (tonumber(f[7]) or 1) then  -- Kue's attempt(): + 1 while below max
       set[#set + 1], set[#set + 2] = 'attempts', int_text(attempts + 1)
     end
-    jobs[#jobs + 1] = { id = id, type = f[2], state = 'active', priority = tonumber(f[4]) or 0,
+    jobs[#jobs + 1] = { id = id, key = key, type = f[2], state = 'active',
+                        priority = tonumber(f[4]) or 0,
                         set = set, remove = f[5] == 'true', result = result }
     work_time = work_time + ms
     statuses[n] = 1

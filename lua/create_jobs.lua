@@ -82,10 +82,14 @@ for i = 1, #all_jobs, 4000 do  -- unpack() is limited by the C stack
 end
 move_many(prefix, delayed, 'delayed', now)
 move_many(prefix, inactive, 'inactive', now)
-local touched = {}
+local touched = {}  -- type -> its JSON text, for the events
 for _, job in ipairs(inactive) do
-  touched[job.type] = true
-  publish(prefix, job.id, 'enqueue', json_string(job.type))
+  local type_json = touched[job.type]
+  if not type_json then
+    type_json = json_string(job.type)
+    touched[job.type] = type_json
+  end
+  publish(prefix, job.id, 'enqueue', type_json)
 end
 for jtype in pairs(touched) do sync_tokens(prefix, jtype) end
 return ids

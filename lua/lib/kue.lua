@@ -45,12 +45,22 @@ end
 
 -- One PUBLISH on <prefix>:events in Kue's format: {"id":N,"event":E,"args":[E, ...]}.
 -- `extra` is the JSON text of the arguments after the event name (or nil).
+-- Event names are the scripts' own plain words (no JSON escaping needed); the message is
+-- built in one concatenation, as workers publish two per job.
+local events_keys = {}
 local function publish(prefix, id, event, extra)
-  local name = json_string(event)
-  local args = name
-  if extra then args = name .. ',' .. extra end
-  redis.call('PUBLISH', prefix .. ':events',
-    '{"id":' .. id .. ',"event":' .. name .. ',"args":[' .. args .. ']}')
+  local channel = events_keys[prefix]
+  if not channel then
+    channel = prefix .. ':events'
+    events_keys[prefix] = channel
+  end
+  if extra then
+    redis.call('PUBLISH', channel, '{"id":' .. id .. ',"event":"' .. event .. '","args":["'
+      .. event .. '",' .. extra .. ']}')
+  else
+    redis.call('PUBLISH', channel, '{"id":' .. id .. ',"event":"' .. event .. '","args":["'
+      .. event .. '"]}')
+  end
 end
 
 -- Exactly one wake-up token per inactive job of a type (Kue lets them drift). Workers may
@@ -97,7 +107,8 @@ end
 -- Kue's state(S) transition (kue-wire.md §3) for many jobs at once, plus lease clean-up when
 -- leaving active. Each job is a table with id, type, priority (number), state (old, may be
 -- false), promote_at and ttl (numbers, may be nil), and optionally `set` (more field/value
--- pairs written in the same HSET) and `zid` (the member, when the caller has it). The zset
+-- pairs written in the same HSET), `zid` and `key` (member and hash key, when the caller
+-- has them). The zset
 -- writes are grouped into one call per key; the result equals move_state() per job. Does not
 -- re-balance tokens or publish: callers do that once per type after a batch. `popped` names
 -- a set the caller already took the members out of (activate's ZPOPMIN): no ZREM is sent to it.
@@ -125,7 +136,7 @@ local function move_many(prefix, jobs, new_state, now, popped)
   for _, job in ipairs(jobs) do
     local z = job.zid or zid(job.id)
     local old = job.state
-    local key = job_key(prefix, job.id)
+    local key = job.key or job_key(prefix, job.id)
     if old and old ~= new_state then
       local global_old = global_keys[old]
       if not global_old then
