@@ -50,11 +50,12 @@ for n = 1, count do
   local delay, ttl = tonumber(ARGV[cursor + 4]), tonumber(ARGV[cursor + 5])
   local backoff, remove_on_complete = ARGV[cursor + 6], ARGV[cursor + 7]
   local n_texts = tonumber(ARGV[cursor + 8])
-  local id = int_text(first_id + n - 1)
+  local number = first_id + n - 1
+  local id = int_text(number)
   -- Kue's first-save fields; move_many adds state and updated_at in the same HSET.
   local priority_text = int_text(priority)
   local set = { 'max_attempts', max_attempts, 'type', jtype, 'created_at', now_text,
-                'promote_at', int_text(now + delay), 'priority', priority_text, 'data', data }
+                'promote_at', delay > 0 and int_text(now + delay) or now_text, 'priority', priority_text, 'data', data }
   if delay > 0 then set[#set + 1], set[#set + 2] = 'delay', int_text(delay) end
   if ttl > 0 then set[#set + 1], set[#set + 2] = 'ttl', int_text(ttl) end
   if remove_on_complete == 'true' then
@@ -69,7 +70,7 @@ for n = 1, count do
   all_jobs[#all_jobs + 1] = priority_text
   all_jobs[#all_jobs + 1] = z
   types[jtype] = true
-  ids[n] = tonumber(id)
+  ids[n] = number
   cursor = cursor + 9
   for t = 1, n_texts do
     search_index(prefix, id, ARGV[cursor])

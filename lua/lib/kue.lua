@@ -119,6 +119,7 @@ local function move_many(prefix, jobs, new_state, now, popped)
   local lease_holders = {}
   local global_new = state_key(prefix, new_state)
   local global_keys = {}  -- state -> key, built once per call
+  local score_texts = {}  -- score -> its text: jobs share a few priorities
   local type_keys = {}  -- state -> type -> key, built once per call
   local function type_key(jtype, state)
     local by_type = type_keys[state]
@@ -165,13 +166,29 @@ local function move_many(prefix, jobs, new_state, now, popped)
       local ttl = job.ttl or 0
       if ttl > 0 then score = now + ttl else score = -math.abs(job.priority) end
     end
-    local priority_text = int_text(job.priority)
-    if score ~= job.priority then score = int_text(score) else score = priority_text end
+    local priority_text = score_texts[job.priority]
+    if not priority_text then
+      priority_text = int_text(job.priority)
+      score_texts[job.priority] = priority_text
+    end
+    if score == job.priority then
+      score = priority_text
+    else
+      local text = score_texts[score]
+      if not text then
+        text = int_text(score)
+        score_texts[score] = text
+      end
+      score = text
+    end
     batch_push(additions, global_new, score, z)
     batch_push(additions, type_key(job.type, new_state), priority_text, z)
     job.state = new_state
   end
-  for _, z in ipairs(lease_holders) do batch_push(removals, leases_key(prefix), z) end
+  if #lease_holders > 0 then
+    local leases = leases_key(prefix)
+    for _, z in ipairs(lease_holders) do batch_push(removals, leases, z) end
+  end
   batch_send(removals, 'ZREM')
   batch_send(additions, 'ZADD')
 end
