@@ -405,6 +405,24 @@ def test_mounted_inside_another_app_with_its_middleware(flavor: str, queue: Queu
         assert redirect.status_code in (307, 308) and redirect.headers["location"].endswith("/admin/kue/")
 
 
+def test_mounted_app_from_a_url_closes_its_queue_through_the_outer_lifespan(backend: str) -> None:
+    """Starlette skips a mounted app's lifespan; the README's recipe hands it to the outer app."""
+    kue = create_app(backend)
+    closed: list[bool] = []
+    real_close = kue.state.queue.close
+
+    async def spy() -> None:
+        closed.append(True)
+        await real_close()
+
+    kue.state.queue.close = spy
+    outer = Starlette(routes=[Mount("/kue", app=kue)], lifespan=kue.router.lifespan_context)
+    with client_for(outer) as mounted:
+        assert mounted.get("/kue/stats").status_code == 200
+        assert closed == []
+    assert closed == [True]
+
+
 def test_sync_queue_runs_off_the_event_loop(queue: Queue) -> None:
     """A sync Queue's Redis calls run in the thread pool, never on the event loop's thread."""
     seen: list[bool] = []
