@@ -1,6 +1,7 @@
 """Redis-side cost of the hot scripts in CPU instructions per job: repeatable, unlike seconds.
 
     python3 bench/lua_cost.py            # about 20 s; needs valgrind and redis-server
+    python3 bench/lua_cost.py --jobs 200 --singles 20   # smaller (the smoke test's size)
 
 Starts its own redis-server under ``valgrind --tool=callgrind`` on a free port (never 6379),
 runs the job life through kueatomic's own client — bulk create, claim (activate_jobs, 100 per
@@ -15,6 +16,7 @@ cannot show (bench/ANALYSIS.md has the figures before and after each engine chan
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
 import sys
@@ -30,7 +32,7 @@ from kueatomic.ops import unwrap
 from kueatomic.worker import calls
 from tests.redis_server import free_port
 
-JOBS = 2_000  # bulk-created, claimed and completed
+JOBS = 2_000  # bulk-created, claimed and completed (a multiple of 100)
 SINGLES = 200  # single creates
 PER_CALL = 100  # jobs per claim and per complete call, as the worker sends them
 
@@ -39,17 +41,18 @@ def dump(pid: int, label: str) -> None:
     subprocess.run(["callgrind_control", "-d", label, str(pid)], check=True, capture_output=True)
 
 
-def run_phases(url: str, pid: int) -> dict[str, int]:
+def run_phases(url: str, pid: int, jobs_n: int, singles: int) -> dict[str, int]:
     """The job life, one phase per dump; returns jobs per phase."""
     queue = Queue(redis=url)
     queue.driver.load_all()
     execute = queue.driver.execute
     dump(pid, "warm-up")
-    for start in range(0, JOBS, 1000):
-        queue.create_bulk([{"type": "w", "data": {"i": i}} for i in range(start, start + 1000)])
+    for start in range(0, jobs_n, 1000):
+        end = min(start + 1000, jobs_n)
+        queue.create_bulk([{"type": "w", "data": {"i": i}} for i in range(start, end)])
     dump(pid, "create_bulk")
     claimed: list[tuple[int, str, int, str]] = []
-    while len(claimed) < JOBS:
+    while len(claimed) < jobs_n:
         token = calls.claim_token()
         call = calls.activate(queue.keys, "w", PER_CALL, "bench", token, 15_000)
         jobs = calls.parse_claimed(unwrap(execute([call])[0]), "bench", token)
@@ -57,14 +60,14 @@ def run_phases(url: str, pid: int) -> dict[str, int]:
             raise SystemExit("nothing left to claim: the queue was not filled as expected")
         claimed += [(job_id, token, 0, "") for job_id, _ in jobs]
     dump(pid, "claim")
-    for start in range(0, JOBS, PER_CALL):
+    for start in range(0, jobs_n, PER_CALL):
         execute([calls.complete(queue.keys, claimed[start : start + PER_CALL])])
     dump(pid, "complete")
-    for i in range(SINGLES):
+    for i in range(singles):
         queue.create("s", {"i": i}).save()
     dump(pid, "single_create")
     queue.close()
-    return {"create_bulk": JOBS, "claim": JOBS, "complete": JOBS, "single_create": SINGLES}
+    return {"create_bulk": jobs_n, "claim": jobs_n, "complete": jobs_n, "single_create": singles}
 
 
 def read_dumps(prefix: Path) -> dict[str, int]:
@@ -83,6 +86,13 @@ def read_dumps(prefix: Path) -> dict[str, int]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(prog="bench/lua_cost.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=JOBS, help="jobs per bulk/claim/complete phase")
+    parser.add_argument("--singles", type=int, default=SINGLES, help="single creates")
+    args = parser.parse_args()
+    if args.jobs < PER_CALL or args.jobs % PER_CALL or args.singles < 1:
+        parser.error(f"--jobs must be a multiple of {PER_CALL}, --singles at least 1")
     for tool in ("valgrind", "callgrind_control", "redis-server"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is not installed (apt-get install valgrind redis-server)")
@@ -102,7 +112,7 @@ def main() -> None:
                     break
                 except redis.ConnectionError:
                     time.sleep(0.1)
-            jobs = run_phases(url, server.pid)
+            jobs = run_phases(url, server.pid, args.jobs, args.singles)
             client.shutdown(nosave=True)
         except redis.ConnectionError:
             pass  # SHUTDOWN closes the connection it came on

@@ -67,3 +67,16 @@ def test_a_peer_side_by_side(tmp_path: Path) -> None:
         got = values(data, system)
         assert {"enqueue", "bulk", "drain1", "drain2"} <= set(got), (system, sorted(got))
     assert data["versions"][PEER]
+
+
+def test_lua_cost_counts_instructions_per_phase() -> None:
+    if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
+        pytest.skip("valgrind is not installed")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "lua_cost.py"), "--jobs", "200", "--singles", "20"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = [line.split("|") for line in done.stdout.splitlines() if line.startswith("| ")][1:]
+    counts = {row[1].strip(): int(row[2].strip().replace(",", "")) for row in rows}
+    assert set(counts) == {"create_bulk", "claim", "complete", "single_create"}, done.stdout
+    assert all(count > 1000 for count in counts.values()), counts
