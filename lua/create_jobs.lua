@@ -54,19 +54,20 @@ for n = 1, count do
   local id = int_text(number)
   -- Kue's first-save fields; move_many adds state and updated_at in the same HSET.
   local priority_text = int_text(priority)
+  local promote_at_text = now_text
+  if delay > 0 then promote_at_text = int_text(now + delay) end
   local set = { 'max_attempts', max_attempts, 'type', jtype, 'created_at', now_text,
-                'promote_at', delay > 0 and int_text(now + delay) or now_text, 'priority', priority_text, 'data', data }
+                'promote_at', promote_at_text, 'priority', priority_text, 'data', data }
   if delay > 0 then set[#set + 1], set[#set + 2] = 'delay', int_text(delay) end
   if ttl > 0 then set[#set + 1], set[#set + 2] = 'ttl', int_text(ttl) end
   if remove_on_complete == 'true' then
     set[#set + 1], set[#set + 2] = 'removeOnComplete', 'true'
   end
   if backoff ~= '' then set[#set + 1], set[#set + 2] = 'backoff', backoff end
-  local job = { id = id, type = jtype, state = false, priority = priority,
+  local z = zid(id)
+  local job = { id = id, zid = z, type = jtype, state = false, priority = priority,
                 promote_at = now + delay, ttl = ttl, set = set }
   if delay > 0 then delayed[#delayed + 1] = job else inactive[#inactive + 1] = job end
-  local z = zid(id)
-  job.zid = z
   all_jobs[#all_jobs + 1] = priority_text
   all_jobs[#all_jobs + 1] = z
   types[jtype] = true

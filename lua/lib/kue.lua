@@ -108,19 +108,36 @@ end
 -- leaving active. Each job is a table with id, type, priority (number), state (old, may be
 -- false), promote_at and ttl (numbers, may be nil), and optionally `set` (more field/value
 -- pairs written in the same HSET), `zid` and `key` (member and hash key, when the caller
--- has them). The zset
--- writes are grouped into one call per key; the result equals move_state() per job. Does not
--- re-balance tokens or publish: callers do that once per type after a batch. `popped` names
--- a set the caller already took the members out of (activate's ZPOPMIN): no ZREM is sent to it.
+-- has them). The zset writes are grouped into one call per key; the result equals
+-- move_state() per job. Does not re-balance tokens or publish: callers do that once per type
+-- after a batch. `popped` names a set the caller already took the members out of (activate's
+-- ZPOPMIN): no ZREM is sent to it. Keys and score texts are built once per call: allocations
+-- are what Redis's Lua collector makes every script pay for.
 local function move_many(prefix, jobs, new_state, now, popped)
   if #jobs == 0 then return end  -- every table below is garbage Redis's Lua GC would pay for
   local now_text = int_text(now)
   local removals, additions = key_batch(), key_batch()
   local lease_holders = {}
   local global_new = state_key(prefix, new_state)
-  local global_keys = {}  -- state -> key, built once per call
+  local global_keys = {}  -- state -> key
+  local function global_key(state)
+    local key = global_keys[state]
+    if not key then
+      key = state_key(prefix, state)
+      global_keys[state] = key
+    end
+    return key
+  end
   local score_texts = {}  -- score -> its text: jobs share a few priorities
-  local type_keys = {}  -- state -> type -> key, built once per call
+  local function score_text(score)
+    local text = score_texts[score]
+    if not text then
+      text = int_text(score)
+      score_texts[score] = text
+    end
+    return text
+  end
+  local type_keys = {}  -- state -> type -> key
   local function type_key(jtype, state)
     local by_type = type_keys[state]
     if not by_type then
@@ -139,12 +156,7 @@ local function move_many(prefix, jobs, new_state, now, popped)
     local old = job.state
     local key = job.key or job_key(prefix, job.id)
     if old and old ~= new_state then
-      local global_old = global_keys[old]
-      if not global_old then
-        global_old = state_key(prefix, old)
-        global_keys[old] = global_old
-      end
-      batch_push(removals, global_old, z)
+      batch_push(removals, global_key(old), z)
       local old_type_key = type_key(job.type, old)
       if old_type_key ~= popped then batch_push(removals, old_type_key, z) end
       if old == 'active' then
@@ -166,23 +178,8 @@ local function move_many(prefix, jobs, new_state, now, popped)
       local ttl = job.ttl or 0
       if ttl > 0 then score = now + ttl else score = -math.abs(job.priority) end
     end
-    local priority_text = score_texts[job.priority]
-    if not priority_text then
-      priority_text = int_text(job.priority)
-      score_texts[job.priority] = priority_text
-    end
-    if score == job.priority then
-      score = priority_text
-    else
-      local text = score_texts[score]
-      if not text then
-        text = int_text(score)
-        score_texts[score] = text
-      end
-      score = text
-    end
-    batch_push(additions, global_new, score, z)
-    batch_push(additions, type_key(job.type, new_state), priority_text, z)
+    batch_push(additions, global_new, score_text(score), z)
+    batch_push(additions, type_key(job.type, new_state), score_text(job.priority), z)
     job.state = new_state
   end
   if #lease_holders > 0 then
