@@ -15,15 +15,28 @@ def to_text(value: Any) -> Any:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
+# One encoder for every job: json.dumps() with options builds a new JSONEncoder per call,
+# a measurable share of create_bulk's Python time.
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+compact_json = _COMPACT.encode  # raises TypeError / ValueError like json.dumps
+
+
 def dumps(value: Any, what: str = "value", limit: int | None = None) -> str:
     """Compact JSON like JSON.stringify; raises NotSerializable / PayloadTooLarge."""
     try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = compact_json(value)
     except (TypeError, ValueError) as exc:
         raise NotSerializable(f"{what} must be JSON-serialisable: {exc}") from None
-    if limit is not None and len(text.encode("utf-8")) > limit:
+    if text.isascii():  # the usual case: its length is its size, and it encodes
+        size = len(text)
+    else:
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError:  # a lone surrogate, as "\ud800" in Python text
+            raise NotSerializable(f"{what} holds text that is not valid Unicode") from None
+    if limit is not None and size > limit:
         raise PayloadTooLarge(
-            f"{what} is {len(text.encode('utf-8'))} bytes as JSON; the limit is {limit} bytes "
+            f"{what} is {size} bytes as JSON; the limit is {limit} bytes "
             "(Queue(max_payload_bytes=...))"
         )
     return text

@@ -78,6 +78,7 @@ def test_priorities(queue: Queue, level: Any, score: int) -> None:
     (lambda q: q.create("a:b", {}), InvalidArgument),
     (lambda q: q.create("t", {"when": dt.datetime.now()}).save(), NotSerializable),
     (lambda q: q.create("t", {"x": float("nan")}).save(), NotSerializable),
+    (lambda q: q.create("t", {"x": "lone \ud800 surrogate"}).save(), NotSerializable),
 ])
 def test_bad_input_raises_typed_errors_and_writes_nothing(
     queue: Queue, build: Callable[[Queue], Any], error: type
@@ -92,7 +93,11 @@ def test_oversized_payload_is_refused(make_queue: Callable[..., Queue]) -> None:
     queue = make_queue(max_payload_bytes=100)
     with pytest.raises(PayloadTooLarge, match="limit is 100 bytes"):
         queue.create("t", {"blob": "x" * 200}).save()
-    assert dump_keys(queue.client) == {}
+    # Counted in UTF-8 bytes, not characters: 40 "é" are 80 bytes of text.
+    with pytest.raises(PayloadTooLarge, match="is 101 bytes as JSON"):
+        queue.create("t", {"blob": "é" * 40 + "x" * 10}).save()
+    queue.create("t", {"blob": "é" * 40}).save()  # 91 bytes: within the limit
+    assert len(dump_keys(queue.client)) > 0
 
 
 def test_delay_accepts_timedelta_and_datetime(queue: Queue) -> None:

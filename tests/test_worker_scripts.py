@@ -392,6 +392,8 @@ def test_result_and_failure_encoding() -> None:
 
     with pytest.raises(NotSerializable, match="JSON-serialisable"):
         calls.encode_result({"when": object()})
+    with pytest.raises(NotSerializable, match="not valid Unicode .got str"):
+        calls.encode_result("lone \ud800")
     try:
         raise ValueError("smtp down\nsecond line")
     except ValueError as exc:

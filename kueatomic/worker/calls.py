@@ -6,7 +6,6 @@ they send them."""
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import socket
 import traceback
@@ -15,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .. import backoff as _backoff
-from ..codec import to_text
+from ..codec import dumps, to_text
 from ..errors import NotSerializable
 from ..keyspace import Keys
 from ..ops import Call, Read
@@ -111,11 +110,9 @@ def encode_result(result: Any) -> str:
     if result is None:
         return ""
     try:
-        return json.dumps(result, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise NotSerializable(
-            f"the handler's result must be JSON-serialisable: {exc} (got {type(result).__name__})"
-        ) from None
+        return dumps(result, "the handler's result")
+    except NotSerializable as exc:
+        raise NotSerializable(f"{exc} (got {type(result).__name__})") from None
 
 
 def describe_failure(exc: BaseException) -> tuple[str, str, str]:
