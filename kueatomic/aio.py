@@ -74,7 +74,7 @@ class AsyncDriver:
         for request in batch:
             pipe.execute_command(*command_of(request))
         replies = await pipe.execute(raise_on_error=False)
-        return [await self._retry_refused(request, reply) for request, reply in zip(batch, replies)]
+        return await self._settle(batch, replies)
 
     async def _stream(self, requests: Iterator[Request]) -> list[Any]:
         """``SyncDriver._stream``: send each request as soon as it is built, read at the end."""
@@ -98,13 +98,21 @@ class AsyncDriver:
             raise
         finally:
             await pool.release(conn)
-        return [await self._retry_refused(request, reply) for request, reply in zip(sent, replies)]
+        return await self._settle(sent, replies)
 
-    async def _retry_refused(self, request: Request, reply: Any) -> Any:
-        if isinstance(reply, redis.exceptions.NoScriptError):
-            await self.load(request)
-            return await self._one(request)
-        return settle(reply)
+    async def _settle(self, batch: Sequence[Request], replies: list[Any]) -> list[Any]:
+        """``SyncDriver._settle``: one SCRIPT LOAD per refused script, then each call again."""
+        loaded: set[str] = set()
+        out = []
+        for request, reply in zip(batch, replies):
+            if isinstance(reply, redis.exceptions.NoScriptError) and isinstance(request, ops.Call):
+                if request.script not in loaded:
+                    await self.load(request)
+                    loaded.add(request.script)
+                out.append(await self._one(request))
+            else:
+                out.append(settle(reply))
+        return out
 
     async def load(self, request: Request) -> None:
         if isinstance(request, ops.Call):

@@ -109,7 +109,7 @@ class SyncDriver:
         for request in batch:
             pipe.execute_command(*command_of(request))
         replies = pipe.execute(raise_on_error=False)
-        return [self._retry_refused(request, reply) for request, reply in zip(batch, replies)]
+        return self._settle(batch, replies)
 
     def _stream(self, requests: Iterator[Request]) -> list[Any]:
         """Send each request as soon as the iterator builds it and read the replies at the
@@ -134,13 +134,22 @@ class SyncDriver:
             raise
         finally:
             pool.release(conn)
-        return [self._retry_refused(request, reply) for request, reply in zip(sent, replies)]
+        return self._settle(sent, replies)
 
-    def _retry_refused(self, request: Request, reply: Any) -> Any:
-        if isinstance(reply, redis.exceptions.NoScriptError):
-            self.load(request)
-            return self._one(request)
-        return settle(reply)
+    def _settle(self, batch: Sequence[Request], replies: list[Any]) -> list[Any]:
+        """Replies as values or KueErrors. Calls refused with NOSCRIPT (Redis restarted or
+        its scripts were flushed) are sent again after one SCRIPT LOAD per script."""
+        loaded: set[str] = set()
+        out = []
+        for request, reply in zip(batch, replies):
+            if isinstance(reply, redis.exceptions.NoScriptError) and isinstance(request, Call):
+                if request.script not in loaded:
+                    self.load(request)
+                    loaded.add(request.script)
+                out.append(self._one(request))
+            else:
+                out.append(settle(reply))
+        return out
 
     def load(self, request: Request) -> None:
         if isinstance(request, Call):

@@ -44,13 +44,24 @@ async def test_async_api_mirrors_sync(make_aqueue: Callable[..., aio.Queue]) -> 
     await queue.close()
 
 
-async def test_async_bulk_is_streamed_in_chunks(make_aqueue: Callable[..., aio.Queue]) -> None:
+async def test_async_bulk_is_streamed_in_chunks(
+    make_aqueue: Callable[..., aio.Queue], monkeypatch: pytest.MonkeyPatch
+) -> None:
     queue = make_aqueue()
     await queue.create("t").save()
     await queue.client.script_flush()
+    loads: list[str] = []
+    real_load = queue.client.script_load
+
+    async def counting_load(text: str) -> Any:
+        loads.append(text)
+        return await real_load(text)
+
+    monkeypatch.setattr(queue.client, "script_load", counting_load)
     specs: list[Any] = [{"type": "t", "data": {"n": n}} for n in range(250)]
     specs[150] = {"data": {}}
     results = await queue.create_bulk(specs)
+    assert len(loads) == 1  # three refused calls, one SCRIPT LOAD
     assert [r.id for r in results if isinstance(r, aio.Job)] == list(range(2, 251))
     assert "type" in str(results[150])
     assert await queue.inactive_count("t") == 250 and await queue.client.llen("q:t:jobs") == 250

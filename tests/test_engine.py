@@ -278,12 +278,18 @@ def test_bulk_of_many_spans_several_script_calls(queue: Queue) -> None:
     assert queue.inactive_count("t") == 2500 and queue.client.llen("q:t:jobs") == 2500
 
 
-def test_bulk_is_streamed_in_chunks_and_reloads_flushed_scripts(queue: Queue) -> None:
+def test_bulk_is_streamed_in_chunks_and_reloads_flushed_scripts(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
     queue.create("t").save()
     queue.client.script_flush()  # every streamed EVALSHA is refused, then sent again
+    loads: list[str] = []
+    real_load = queue.client.script_load
+    monkeypatch.setattr(queue.client, "script_load", lambda text: loads.append(text) or real_load(text))
     specs: list[Any] = [{"type": "t", "data": {"n": n}} for n in range(250)]
     specs[150] = {"data": {}}
     results = queue.create_bulk(specs)
+    assert len(loads) == 1  # three refused calls, one SCRIPT LOAD
     assert [r.id for r in results if isinstance(r, kueatomic.Job)] == list(range(2, 251))
     assert isinstance(results[150], InvalidArgument)
     assert queue.inactive_count("t") == 250 and queue.client.llen("q:t:jobs") == 250
