@@ -482,3 +482,17 @@ def test_a_job_whose_type_has_a_colon_can_be_read(queue: Queue) -> None:
     assert [j.type for j in queue.range(0, -1)] == ["node:made"]
     with pytest.raises(InvalidArgument):
         queue.create("node:made")
+
+
+@pytest.mark.parametrize("stored", [
+    '{"a":[1,2.5,"é"]}', ' {"a":1} ', "[]", '"text"', "12", "NaN", "1e400", "true", "null",
+    "hello", "", '{"a":1} trailing', '{"a":', "{'a': 1}",
+])
+def test_stored_json_is_read_as_json_loads_reads_it(stored: str) -> None:
+    """Data Kue or a person stored: JSON as json.loads parses it, anything else as text."""
+    try:
+        expected = json.loads(stored)
+    except ValueError:
+        expected = stored
+    got = kueatomic.codec.loads_or_raw(stored)
+    assert repr(got) == repr(expected) and type(got) is type(expected)  # repr: NaN equals nothing
