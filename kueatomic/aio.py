@@ -223,13 +223,10 @@ class Queue(AsyncQueueWorkerMixin, QueueBase):
         fields = await self._run(ops.get_hash(self.keys, number))
         if fields is None:
             raise JobNotFound(f'job "{job_id}" doesnt exist')
-        job = into or Job(self, fields["type"], loaded=True)
-        job.type = fields["type"]
-        job.load_fields(number, fields)
-        return job
+        return into.load_fields(number, fields) if into else Job.from_hash(self, number, fields)
 
     def _jobs(self, pairs: list[tuple[int, dict[str, str]]]) -> list[Job]:
-        return [Job(self, f["type"], loaded=True).load_fields(i, f) for i, f in pairs]
+        return [Job.from_hash(self, i, f) for i, f in pairs]
 
     async def card(self, state: str, job_type: str | None = None) -> int:
         return await self._run(ops.count(self.state_key(state, job_type)))

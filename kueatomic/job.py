@@ -57,10 +57,10 @@ def _int_or_none(value: str | None) -> int | None:
 class JobBase:
     """A job's fields. Builder methods return the job so calls chain like Kue's."""
 
-    def __init__(self, queue: Any, job_type: str, data: Any = None, *, loaded: bool = False) -> None:
-        # New jobs get a type that keeps key names unambiguous; a job read back from Redis
-        # keeps whatever type Node Kue gave it.
-        if not loaded and (not isinstance(job_type, str) or not job_type or ":" in job_type):
+    def __init__(self, queue: Any, job_type: str, data: Any = None) -> None:
+        # New jobs get a type that keeps key names unambiguous (from_hash keeps whatever type
+        # Node Kue gave a job).
+        if not isinstance(job_type, str) or not job_type or ":" in job_type:
             raise InvalidArgument(
                 f"job type must be a non-empty string without ':', not {job_type!r}"
             )
@@ -184,6 +184,15 @@ class JobBase:
             raise InvalidArgument("save() the job first: it has no id yet")
         return self.id
 
+    @classmethod
+    def from_hash(cls, queue: Any, job_id: int, fields: dict[str, str]) -> Self:
+        """A job read back from its Redis hash (which has a type: scripts treat a hash without
+        one as no job). Skips ``__init__``: load_fields sets every field it would."""
+        job = cls.__new__(cls)
+        job.queue = queue
+        job.search_key_paths = None
+        return job.load_fields(job_id, fields)
+
     def load_fields(self, job_id: int, fields: dict[str, str]) -> Self:
         """Fill this job from its Redis hash (Kue's Job.get)."""
         # Workers load every claimed job through here: plain lookups, and no parse call for
@@ -191,6 +200,7 @@ class JobBase:
         get = fields.get
         number = _int_or_none
         self.id = job_id
+        self.type = fields["type"]
         self.fields = fields
         self.data = loads_or_raw(get("data")) if "data" in fields else {}
         value = get("priority")

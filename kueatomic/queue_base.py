@@ -56,7 +56,7 @@ class TestMode:
 class QueueBase:
     """Configuration shared by ``kueatomic.Queue`` and ``kueatomic.aio.Queue``."""
 
-    job_class: Callable[..., JobBase] = JobBase
+    job_class: type[JobBase] = JobBase
 
     def __init__(
         self,

@@ -484,6 +484,15 @@ def test_a_job_whose_type_has_a_colon_can_be_read(queue: Queue) -> None:
         queue.create("node:made")
 
 
+def test_a_job_from_its_hash_has_every_field_a_new_job_has(queue: Queue) -> None:
+    """from_hash skips __init__: load_fields must set everything __init__ would."""
+    saved = queue.create("t", {"x": 1}).save()
+    fields = queue.client.hgetall(f"q:job:{saved.id}")
+    loaded = kueatomic.Job.from_hash(queue, saved.id, fields)
+    assert set(vars(loaded)) == set(vars(queue.create("t")))
+    assert (loaded.type, loaded.data, loaded.state) == ("t", {"x": 1}, "inactive")
+
+
 @pytest.mark.parametrize("stored", [
     '{"a":[1,2.5,"é"]}', ' {"a":1} ', "[]", '"text"', "12", "NaN", "1e400", "true", "null",
     "hello", "", '{"a":1} trailing', '{"a":', "{'a': 1}",

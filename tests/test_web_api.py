@@ -161,6 +161,13 @@ def test_get_job_has_string_id(client: TestClient, queue: Queue) -> None:
     assert body["state"] == "inactive"
 
 
+def test_a_job_node_kue_typed_with_a_colon_is_served(client: TestClient, queue: Queue) -> None:
+    job_id = add(queue, title="hello")
+    queue.client.hset(f"q:job:{job_id}", "type", "node:made")  # Kue accepts any type name
+    assert ok(client.get(f"/job/{job_id}"))["type"] == "node:made"
+    assert [job["type"] for job in ok(client.get("/jobs/0..-1"))] == ["node:made"]
+
+
 @pytest.mark.parametrize("text", ["999", "abc", "0", "-1", "99999999999999999999999"])
 def test_unknown_job_is_404(client: TestClient, text: str) -> None:
     assert error(client.get(f"/job/{text}"), 404) == f'job "{text}" doesnt exist'

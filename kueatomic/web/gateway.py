@@ -119,7 +119,7 @@ class Gateway:
         return await run_in_threadpool(self.queue.driver.run, plan)
 
     def _job(self, job_id: int, fields: dict[str, str]) -> JobBase:
-        return JobBase(self.queue, fields["type"]).load_fields(job_id, fields)
+        return JobBase.from_hash(self.queue, job_id, fields)
 
     # --- reads ----------------------------------------------------------------------------
     async def stats(self) -> dict[str, Any]:

@@ -171,9 +171,9 @@ class AsyncRuntime:
     def _dispatch(self, reg: Registration, token: str,
                   claimed: list[tuple[int, dict[str, str]]]) -> None:
         owner = self.queue if reg.is_async else self.sync_twin
-        make = owner.job_class
+        make = owner.job_class.from_hash
         for job_id, fields in claimed:
-            job = make(owner, fields["type"], loaded=True).load_fields(job_id, fields)
+            job = make(owner, job_id, fields)
             record = InFlight(job_id, job, token, reg, fields)
             self.inflight[job_id] = record
             record.task = self._spawn(self._run(record))

@@ -168,11 +168,11 @@ class ThreadedRuntime:
                   claimed: list[tuple[int, dict[str, str]]]) -> None:
         """Hand claimed jobs (their slots already reserved) to the slot threads."""
         queue = self.queue
-        make = queue.job_class
+        make = queue.job_class.from_hash
         inflight = self.inflight
         put = reg.jobs.put
         for job_id, fields in claimed:
-            job = make(queue, fields["type"], loaded=True).load_fields(job_id, fields)
+            job = make(queue, job_id, fields)
             record = InFlight(job_id, job, token, reg, fields)
             inflight[job_id] = record
             put(record)
