@@ -97,7 +97,8 @@ def parse_claimed(reply: Sequence[Any], worker: str, token: str) -> list[tuple[i
         flat = reply[i + 1]
         if flat and isinstance(flat[0], bytes):
             flat = [to_text(v) for v in flat]
-        fields = dict(zip(flat[::2], flat[1::2]))
+        pairs = iter(flat)
+        fields = dict(zip(pairs, pairs))  # field, value, field, value, ...
         fields.update(claim)
         out.append((int(reply[i]), fields))
     return out
