@@ -195,48 +195,32 @@ class JobBase:
 
     def load_fields(self, job_id: int, fields: dict[str, str]) -> Self:
         """Fill this job from its Redis hash (Kue's Job.get)."""
-        # Workers load every claimed job through here: plain lookups, and no parse call for
-        # the fields a job does not have yet (half of them on a first run).
+        # Workers load every claimed job through here: keep it to plain lookups.
         get = fields.get
         number = _int_or_none
         self.id = job_id
         self.type = fields["type"]
         self.fields = fields
         self.data = loads_or_raw(get("data")) if "data" in fields else {}
-        value = get("priority")
-        self.priority_value = (number(value) or 0) if value else 0
-        value = get("max_attempts")
-        self.max_attempts = (number(value) or 1) if value else 1
-        value = get("attempts")
-        self.attempts_made = (number(value) or 0) if value else 0
-        value = get("delay")
-        self.delay_ms = (number(value) or 0) if value else 0
-        value = get("ttl")
-        self.ttl_ms = (number(value) or 0) if value else 0
-        value = get("backoff")
-        self.backoff_spec = _backoff.decode(value) if value else None
+        self.priority_value = number(get("priority")) or 0
+        self.max_attempts = number(get("max_attempts")) or 1
+        self.attempts_made = number(get("attempts")) or 0
+        self.delay_ms = number(get("delay")) or 0
+        self.ttl_ms = number(get("ttl")) or 0
+        self.backoff_spec = _backoff.decode(get("backoff"))
         self.remove_on_complete_flag = get("removeOnComplete") == "true"
         self.state = get("state")
-        value = get("progress")
-        self.progress_percent = number(value) if value else None
-        value = get("progress_data")
-        self.progress_data = None if value is None else loads_or_raw(value)
-        value = get("result")
-        self.result = None if value is None else loads_or_raw(value)
+        self.progress_percent = number(get("progress"))
+        self.progress_data = loads_or_raw(get("progress_data"))
+        self.result = loads_or_raw(get("result"))
         self.error = get("error")
         self.worker_id = get("workerId")
-        value = get("created_at")
-        self.created_at = number(value) if value else None
-        value = get("promote_at")
-        self.promote_at = number(value) if value else None
-        value = get("updated_at")
-        self.updated_at = number(value) if value else None
-        value = get("failed_at")
-        self.failed_at = number(value) if value else None
-        value = get("started_at")
-        self.started_at = number(value) if value else None
-        value = get("duration")
-        self.duration = number(value) if value else None
+        self.created_at = number(get("created_at"))
+        self.promote_at = number(get("promote_at"))
+        self.updated_at = number(get("updated_at"))
+        self.failed_at = number(get("failed_at"))
+        self.started_at = number(get("started_at"))
+        self.duration = number(get("duration"))
         return self
 
     def to_json(self, id_as_string: bool = False) -> dict[str, Any]:
