@@ -80,3 +80,15 @@ def test_lua_cost_counts_instructions_per_phase() -> None:
     counts = {row[1].strip(): int(row[2].strip().replace(",", "")) for row in rows}
     assert set(counts) == {"create_bulk", "claim", "complete", "single_create"}, done.stdout
     assert all(count > 1000 for count in counts.values()), counts
+
+
+def test_py_cost_counts_the_clients_instructions_per_job() -> None:
+    if not shutil.which("valgrind"):
+        pytest.skip("valgrind is not installed")
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "py_cost.py"), "--small"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = [line.split("|") for line in done.stdout.splitlines() if line.startswith("| ")][1:]
+    counts = {row[1].strip(): int(row[2].strip().replace(",", "")) for row in rows}
+    assert set(counts) == {"encode", "worker"}, done.stdout
+    assert all(count > 1000 for count in counts.values()), counts

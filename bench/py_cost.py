@@ -1,0 +1,140 @@
+"""The client's own cost in CPU instructions per job: repeatable, unlike seconds.
+
+    python3 bench/py_cost.py             # about a minute; needs valgrind
+    python3 bench/py_cost.py --small     # the smoke test's size
+
+The Python twin of bench/lua_cost.py. Each phase runs kueatomic's real code for N jobs with
+no Redis (replies are made up, requests are packed as redis-py would send them but go
+nowhere), once in a process under ``valgrind --tool=callgrind`` for N and once for 3N; the
+difference over 2N is the instruction count per job, with interpreter start-up and imports
+cancelled out. Phases:
+
+- encode: what ``create_bulk`` does per job before the bytes leave: the spec checked and
+  turned into a Job, its data JSON-encoded, the create_jobs call built and packed;
+- worker: what the threaded runtime does per job between Redis replies: the claim reply
+  parsed, the Job built from its hash, the hand-off to a slot, the handler (a no-op) and its
+  result, the complete_jobs call built and packed, the reply read back. It runs the
+  runtime's own ``_dispatch``, ``_slot_loop`` and ``_flush`` in one thread, so thread
+  switches are not counted: they cost the same whatever the code does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from queue import SimpleQueue
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BATCH = 100  # jobs per claim/complete call and per create_jobs call, the defaults
+COLLECTED = re.compile(r"Collected : (\d+)")
+
+
+def encode_phase(jobs: int) -> None:
+    import hiredis
+
+    from kueatomic import Queue, ops
+    from kueatomic.driver import command_of
+
+    queue = Queue(redis="redis://127.0.0.1:1/0")  # never connected: nothing is sent
+    created = 0
+    for start in range(0, jobs, 1000):
+        specs = [{"type": "bench", "data": {"i": i}} for i in range(start, min(start + 1000, jobs))]
+        _results, _todo, encoded = queue.prepare_bulk(specs)
+        for call in ops.create_calls(queue.keys, encoded, BATCH):
+            hiredis.pack_command(tuple(command_of(call)))
+            created += int(call.args[1])
+    if created != jobs:
+        raise SystemExit(f"encode phase built {created} of {jobs} jobs")
+
+
+def worker_phase(jobs: int) -> None:
+    import hiredis
+
+    from kueatomic import Queue
+    from kueatomic.driver import command_of
+    from kueatomic.worker import calls
+    from kueatomic.worker.context import WorkerContext
+    from kueatomic.worker.events import EventHub
+    from kueatomic.worker.registration import Registration
+    from kueatomic.worker.settings import WorkerSettings
+    from kueatomic.worker.threaded import ThreadedRuntime
+
+    queue = Queue(redis="redis://127.0.0.1:1/0")
+    runtime = ThreadedRuntime(queue, EventHub(), WorkerSettings())
+    registration = Registration("bench", BATCH, lambda job: None, 15_000, BATCH)
+    # What ThreadedRuntime.add() sets up, without its threads: this phase is the only thread.
+    registration.ctx = WorkerContext(runtime, registration)
+    registration.cond = threading.Condition()
+    registration.jobs = SimpleQueue()
+
+    completed = 0
+
+    def execute(requests: list[Any]) -> list[Any]:  # what the driver would send and read
+        nonlocal completed
+        for request in requests:
+            hiredis.pack_command(tuple(command_of(request)))
+            completed += int(request.args[1])
+        return [[1] * int(request.args[1]) for request in requests]
+
+    runtime.execute = execute
+    hash_fields = ["max_attempts", "1", "type", "bench", "created_at", "1764300000000",
+                   "promote_at", "1764300000000", "priority", "0", "updated_at",
+                   "1764300000000", "state", "inactive"]
+    for start in range(0, jobs, BATCH):
+        reply: list[Any] = ["1764300000123"]
+        for job_id in range(start + 1, start + BATCH + 1):
+            reply += [str(job_id), [*hash_fields, "data", f'{{"i":{job_id}}}']]
+        token = calls.claim_token()
+        runtime._dispatch(registration, token,
+                          calls.parse_claimed(reply, registration.worker_id, token))
+        registration.jobs.put(None)  # the slot loop returns after this batch
+        runtime._slot_loop(registration)
+        runtime._flush(list(runtime.results))
+        runtime.results.clear()
+    if completed != jobs or runtime.inflight:
+        raise SystemExit(f"worker phase completed {completed} of {jobs} jobs")
+
+
+PHASES = {"encode": encode_phase, "worker": worker_phase}
+
+
+def count(phase: str, jobs: int) -> int:
+    """Instructions of one child process running ``phase`` for ``jobs`` jobs."""
+    done = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+         __file__, "--child", phase, "--jobs", str(jobs)],
+        cwd=ROOT, capture_output=True, text=True, check=False)
+    match = COLLECTED.search(done.stderr)
+    if done.returncode != 0 or not match:
+        raise SystemExit(f"{phase} x{jobs} failed:\n{done.stderr[-2000:]}")
+    return int(match.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="bench/py_cost.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--small", action="store_true", help="200 and 600 jobs (the smoke test)")
+    parser.add_argument("--child", choices=sorted(PHASES), help=argparse.SUPPRESS)
+    parser.add_argument("--jobs", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        sys.path.insert(0, str(ROOT))
+        PHASES[args.child](args.jobs)
+        return
+    if not shutil.which("valgrind"):
+        raise SystemExit("valgrind is not installed (apt-get install valgrind)")
+    low = 200 if args.small else 2000  # multiples of BATCH
+    print("| phase | instructions per job |\n|---|---:|")
+    for phase in PHASES:
+        per_job = (count(phase, 3 * low) - count(phase, low)) / (2 * low)
+        print(f"| {phase} | {per_job:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()
