@@ -4,8 +4,8 @@
     python3 bench/py_cost.py --small     # the smoke test's size
 
 The Python twin of bench/lua_cost.py. Each phase runs kueatomic's real code for N jobs with
-no Redis (replies are made up, requests are packed as redis-py would send them but go
-nowhere), once in a process under ``valgrind --tool=callgrind`` for N and once for 3N; the
+no Redis (replies are made up, requests are packed by redis-py as it would send them, but
+go nowhere), once in a process under ``valgrind --tool=callgrind`` for N and once for 3N; the
 difference over 2N is the instruction count per job, with interpreter start-up and imports
 cancelled out. Phases:
 
@@ -35,27 +35,31 @@ BATCH = 100  # jobs per claim/complete call and per create_jobs call, the defaul
 COLLECTED = re.compile(r"Collected : (\d+)")
 
 
-def encode_phase(jobs: int) -> None:
-    import hiredis
+def packer() -> Any:
+    """redis-py's own packing of a command (hiredis's when installed), offline."""
+    from redis.connection import Connection
 
+    return Connection().pack_command  # type: ignore[no-untyped-call]
+
+
+def encode_phase(jobs: int) -> None:
     from kueatomic import Queue, ops
     from kueatomic.driver import command_of
 
     queue = Queue(redis="redis://127.0.0.1:1/0")  # never connected: nothing is sent
+    pack = packer()
     created = 0
     for start in range(0, jobs, 1000):
         specs = [{"type": "bench", "data": {"i": i}} for i in range(start, min(start + 1000, jobs))]
         _results, _todo, encoded = queue.prepare_bulk(specs)
         for call in ops.create_calls(queue.keys, encoded, BATCH):
-            hiredis.pack_command(tuple(command_of(call)))
+            pack(*command_of(call))
             created += int(call.args[1])
     if created != jobs:
         raise SystemExit(f"encode phase built {created} of {jobs} jobs")
 
 
 def worker_phase(jobs: int) -> None:
-    import hiredis
-
     from kueatomic import Queue
     from kueatomic.driver import command_of
     from kueatomic.worker import calls
@@ -67,6 +71,7 @@ def worker_phase(jobs: int) -> None:
 
     queue = Queue(redis="redis://127.0.0.1:1/0")
     runtime = ThreadedRuntime(queue, EventHub(), WorkerSettings())
+    pack = packer()
     registration = Registration("bench", BATCH, lambda job: None, 15_000, BATCH)
     # What ThreadedRuntime.add() sets up, without its threads: this phase is the only thread.
     registration.ctx = WorkerContext(runtime, registration)
@@ -78,7 +83,7 @@ def worker_phase(jobs: int) -> None:
     def execute(requests: list[Any]) -> list[Any]:  # what the driver would send and read
         nonlocal completed
         for request in requests:
-            hiredis.pack_command(tuple(command_of(request)))
+            pack(*command_of(request))
             completed += int(request.args[1])
         return [[1] * int(request.args[1]) for request in requests]
 
