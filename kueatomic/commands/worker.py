@@ -5,8 +5,9 @@ registers; ``--concurrency`` then overrides every registration's slot count and 
 start. ATTR names the queue (``kueatomic.Queue`` or ``kueatomic.aio.Queue``) or a function
 returning one; the module configures its Redis connection itself (for example from
 ``REDIS_URL``). With ``--processes P`` the command starts P child processes of itself (Kue's
-cluster example) and forwards signals to them. SIGTERM/SIGINT stop gracefully; a second one
-fails running jobs with "Shutdown" at once.
+cluster example), replaces any that dies (backing off if they keep dying) and forwards signals
+to them. SIGTERM/SIGINT stop gracefully; a second one fails running jobs with "Shutdown" at
+once.
 """
 
 from __future__ import annotations
@@ -15,10 +16,7 @@ import argparse
 import asyncio
 import importlib
 import os
-import signal
-import subprocess
 import sys
-import time
 from typing import Any
 
 from ..errors import ConfigError
@@ -37,6 +35,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--shutdown-timeout", type=float, default=10000, metavar="MS",
                         help="on SIGTERM/SIGINT, ms running jobs get before they fail with "
                              "Shutdown (default 10000)")
+    parser.add_argument("--log-level", type=str.upper, default=argparse.SUPPRESS,
+                        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                        help="same as kueatomic --log-level (given here, it wins)")
     parser.set_defaults(func=run)
 
 
@@ -140,27 +141,13 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def supervise(args: argparse.Namespace) -> int:
-    """Start ``--processes`` children (each ``--processes 1``) and forward signals to them."""
-    command = [sys.executable, "-m", "kueatomic.cli", "worker", args.target, "--processes", "1",
+    """Keep ``--processes`` children (each ``--processes 1``, same options and log level)
+    running until SIGTERM/SIGINT; see :mod:`kueatomic.commands.supervisor`."""
+    from .supervisor import Supervisor
+
+    command = [sys.executable, "-m", "kueatomic.cli", "--log-level",
+               getattr(args, "log_level", "INFO"), "worker", args.target, "--processes", "1",
                "--shutdown-timeout", str(args.shutdown_timeout)]
     if args.concurrency is not None:
         command += ["--concurrency", str(args.concurrency)]
-    # Own sessions: a terminal's Ctrl-C reaches only us, and we forward it exactly once.
-    children = [subprocess.Popen(command, start_new_session=True) for _ in range(args.processes)]
-    print(f"kueatomic worker: started {len(children)} processes "
-          f"({', '.join(str(c.pid) for c in children)})", flush=True)
-
-    def forward(signum: int, frame: Any) -> None:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        while any(child.poll() is None for child in children):
-            time.sleep(0.1)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    codes = [child.returncode for child in children]
-    return 0 if all(code == 0 for code in codes) else 1
+    return Supervisor(command, args.processes, what=args.target).run()
