@@ -1,22 +1,34 @@
 """The ``kueatomic`` command. Each subcommand lives in ``kueatomic/commands/<name>.py`` with
 ``register(subparsers)`` that adds its parser and sets ``func`` (taking the parsed args and
-returning an exit code)."""
+returning an exit code).
+
+Logging: the library only calls ``logging.getLogger("kueatomic...")`` and adds no handlers;
+this command (and nothing else) puts one stderr handler with timestamps on the ``kueatomic``
+logger, at ``--log-level`` (default INFO), for as long as :func:`main` runs. Subcommands that
+draw their own screen (``demo``) keep printing to stdout.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
+from typing import TextIO
 
 from .errors import KueError
 
 SUBCOMMANDS = ("demo", "worker", "dashboard", "scripts", "stats")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kueatomic", description="Kue's Redis job queue, every transition one Lua script."
     )
+    parser.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO",
+                        help="messages of the kueatomic logger shown on stderr (default INFO)")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in SUBCOMMANDS:
         try:
@@ -29,8 +41,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _CliHandler(logging.StreamHandler[TextIO]):
+    """The one handler the CLI adds (a class of its own, so it is found and removed again)."""
+
+
+def configure_logging(level: str) -> logging.Handler:
+    """Give the ``kueatomic`` logger one timestamped stderr handler at ``level``, replacing
+    one an earlier call added; returns it for :func:`unconfigure_logging`. Records do not
+    also propagate to the root logger, so each is printed once."""
+    logger = logging.getLogger("kueatomic")
+    for old in [h for h in logger.handlers if isinstance(h, _CliHandler)]:
+        logger.removeHandler(old)
+    handler = _CliHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+    return handler
+
+
+def unconfigure_logging(handler: logging.Handler) -> None:
+    """Undo :func:`configure_logging` (``main`` called in-process leaves no trace)."""
+    logger = logging.getLogger("kueatomic")
+    logger.removeHandler(handler)
+    handler.close()
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    handler = configure_logging(args.log_level)
     try:
         return int(args.func(args) or 0)
     except KueError as exc:
@@ -38,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        handler.flush()
+        unconfigure_logging(handler)
 
 
 if __name__ == "__main__":
