@@ -71,6 +71,10 @@ class Keys:
         """Kue's wake-up list for a type; kueatomic keeps one token per inactive job."""
         return f"{self.prefix}:{job_type}:jobs"
 
+    def claim(self, token: str) -> str:
+        """kueatomic's addition: one claim's record, job id -> outcome ("" = none yet)."""
+        return f"{self.prefix}:claim:{token}"
+
     def search_word(self, code: str) -> str:
         return f"{self.prefix}:search:word:{code}"
 

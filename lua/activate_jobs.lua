@@ -1,13 +1,17 @@
 -- name: activate_jobs
--- version: 2
+-- version: 3
 -- transition: inactive -> active
 -- purpose: Claim up to `count` inactive jobs of one type for a worker, most urgent first
 --   (lowest priority score, then FIFO within a priority), as Kue's worker dequeue does but many
 --   per call. Each claimed job gets started_at, workerId and a lease: the claim token in the
 --   hash field `lease` and the deadline (now + lease_ms) in <prefix>:leases. It moves to active
---   (ttl deadline scored in <prefix>:jobs:active) and `start` is published. A member whose hash
---   is gone or not inactive is dropped from the queue, never run. count 0 only re-balances the
---   type's wake-up tokens (a worker that consumed a token and stopped calls it so).
+--   (ttl deadline scored in <prefix>:jobs:active) and `start` is published. The claim is
+--   recorded in <prefix>:claim:<token>: one field per claimed id, value "" (no outcome yet),
+--   expiring after 2 * lease_ms (renew_leases extends it), so a worker whose reply was lost can
+--   get its jobs back with reclaim_jobs and complete/fail recognise a retried call. A member
+--   whose hash is gone or not inactive is dropped from the queue, never run. count 0 only
+--   re-balances the type's wake-up tokens (a worker that consumed a token and stopped calls it
+--   so).
 -- KEYS:
 --   1 inactive: <prefix>:jobs:<type>:inactive, the type's queue (zset by priority, FIFO zids)
 --   2 leases: <prefix>:leases, claimed jobs scored by lease deadline (ms)
@@ -16,10 +20,11 @@
 --   2 type: the job type
 --   3 count: how many jobs to claim at most (0..1000)
 --   4 worker_id: stored in each job's workerId (Kue: kue:<host>:<pid>:<type>:<n>)
---   5 token: the claim token, unique per call; complete/fail/renew must present it
+--   5 token: the claim token, unique per call; complete/fail/renew/reclaim must present it
 --   6 lease_ms: lease length in ms (> 0)
 -- Derived keys: <prefix>:job:<id>, <prefix>:jobs:inactive, <prefix>:jobs:active,
---   <prefix>:jobs:<type>:active, <prefix>:<type>:jobs
+--   <prefix>:jobs:<type>:active, <prefix>:<type>:jobs, <prefix>:claim:<token> (written only
+--   when a job was claimed)
 -- Returns: flat array now, id1, fields1, id2, fields2, ... in claim order: now is the claim
 --   time (ms), fields the job hash before the claim as a flat field/value array (as HGETALL
 --   gives it); the claim wrote state=active, updated_at=started_at=now, workerId and lease
@@ -64,11 +69,15 @@ if count > 0 then
   end
   if #jobs > 0 then
     move_many(prefix, jobs, 'active', now, KEYS[1])
-    local leases, deadline = {}, int_text(now + lease_ms)
+    local leases, record, deadline = {}, {}, int_text(now + lease_ms)
     for i, job in ipairs(jobs) do
       leases[2 * i - 1], leases[2 * i] = deadline, job.zid
+      record[2 * i - 1], record[2 * i] = job.id, ''
     end
     redis.call('ZADD', KEYS[2], unpack(leases))
+    local record_key = claim_key(prefix, token)
+    redis.call('HSET', record_key, unpack(record))
+    redis.call('PEXPIRE', record_key, int_text(2 * lease_ms))
     local start_args = json_string(jtype) .. ',null'
     for _, job in ipairs(jobs) do publish(prefix, job.id, 'start', start_args) end
   end

@@ -1,9 +1,11 @@
 -- name: renew_leases
--- version: 1
+-- version: 2
 -- transition: active -> same
 -- purpose: Extend the leases a worker holds (its heartbeat): each job that still carries the
 --   given token gets the deadline now + lease_ms in <prefix>:leases. A job whose token differs
 --   or that is no longer active is reported lost, so the worker stops caring about its result.
+--   The claim record <prefix>:claim:<token> of each distinct token among the pairs expires
+--   2 * lease_ms from now (once per token), so it lives as long as the claim's jobs run.
 --   A job's ttl is not extended here (only progress does that, as in Kue).
 -- KEYS:
 --   1 leases: <prefix>:leases, claimed jobs scored by lease deadline (ms)
@@ -11,7 +13,7 @@
 --   1 prefix: the queue prefix
 --   2 lease_ms: new lease length in ms (> 0)
 --   3.. jobs: pairs of id, token
--- Derived keys: <prefix>:job:<id>
+-- Derived keys: <prefix>:job:<id>, <prefix>:claim:<token> (expiry only)
 -- Returns: array with one integer per pair, in order: 1 renewed, 0 lost
 -- Errors: KUE_BAD_ARGS
 -- Publishes: none
@@ -23,6 +25,7 @@ if not lease_ms or lease_ms <= 0 or (#ARGV - 2) % 2 ~= 0 then
 end
 local deadline = now_ms() + lease_ms
 local renewed = {}
+local tokens, token_order = {}, {}
 for i = 3, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local f = redis.call('HMGET', job_key(prefix, id), 'lease', 'state')
@@ -32,5 +35,13 @@ for i = 3, #ARGV, 2 do
   else
     renewed[#renewed + 1] = 0
   end
+  if not tokens[token] then
+    tokens[token] = true
+    token_order[#token_order + 1] = token
+  end
+end
+local record_ms = int_text(2 * lease_ms)
+for _, token in ipairs(token_order) do
+  redis.call('PEXPIRE', claim_key(prefix, token), record_ms)
 end
 return renewed

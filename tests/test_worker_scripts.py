@@ -444,6 +444,36 @@ def test_racing_promoters_promote_each_job_once(queue: Queue) -> None:
     check_invariants(queue.client, queue.prefix)
 
 
+# --- claim records: lost replies, retried outcomes, reclaim, release ----------------------
+
+def record_of(queue: Queue, token: str) -> dict[str, str]:
+    return dict(queue.client.hgetall(queue.keys.claim(token)))
+
+
+def test_claim_record_is_written_and_expires(queue: Queue) -> None:
+    jobs = queue.create_bulk([{"type": "email"} for _ in range(3)])
+    token, claimed = claim(queue, "email", lease_ms=5000)
+    assert len(claimed) == 3
+    assert record_of(queue, token) == {str(j.id): "" for j in jobs}
+    assert 5000 < queue.client.pttl(queue.keys.claim(token)) <= 10000
+    empty, nothing = claim(queue, "email")
+    assert nothing == [] and not queue.client.exists(queue.keys.claim(empty))
+    queue.create("email").save()
+    short, claimed = claim(queue, "email", lease_ms=20)
+    assert claimed and queue.client.pttl(queue.keys.claim(short)) <= 40  # -2 once expired
+    assert poll(lambda: not queue.client.exists(queue.keys.claim(short)))
+
+
+def test_renew_extends_the_claim_record(queue: Queue) -> None:
+    job = queue.create("email").save()
+    token, _ = claim(queue, "email", lease_ms=1000)
+    assert queue.client.pttl(queue.keys.claim(token)) <= 2000
+    assert run(queue, calls.renew(queue.keys, 60000, [(job.id, token), (999, token)])) == [1, 0]
+    assert 60000 < queue.client.pttl(queue.keys.claim(token)) <= 120000
+    assert run(queue, calls.renew(queue.keys, 1000, [(job.id, "unknown")])) == [0]
+    assert not queue.client.exists(queue.keys.claim("unknown"))  # no record made by renewal
+
+
 def test_blocking_stays_below_the_socket_timeout() -> None:
     import redis as redis_py
 

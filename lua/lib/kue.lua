@@ -31,6 +31,9 @@ local function state_key(prefix, state) return prefix .. ':jobs:' .. state end
 local function type_state_key(prefix, jtype, state) return prefix .. ':jobs:' .. jtype .. ':' .. state end
 local function tokens_key(prefix, jtype) return prefix .. ':' .. jtype .. ':jobs' end
 local function leases_key(prefix) return prefix .. ':leases' end
+-- kueatomic's claim record: one hash per claim call, job id -> its outcome under that claim
+-- ("" = claimed, no outcome yet; "complete", "inactive", "delayed", "failed", "released").
+local function claim_key(prefix, token) return prefix .. ':claim:' .. token end
 
 -- JSON string literal for event payloads (no cjson needed for plain strings).
 local JSON_ESCAPES = { ['"'] = '\\"', ['\\'] = '\\\\', ['\b'] = '\\b', ['\f'] = '\\f',
