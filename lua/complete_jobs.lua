@@ -1,5 +1,5 @@
 -- name: complete_jobs
--- version: 1
+-- version: 2
 -- transition: active -> complete | removed
 -- purpose: Record many successful runs at once, each exactly as Kue's done(null, result):
 --   duration, result (JSON, only when truthy in JavaScript), progress 100, state complete,
@@ -7,7 +7,12 @@
 --   and the durations added to <prefix>:stats:work-time. Each job is checked first: it must
 --   still hold the caller's lease token, else it is left alone and reported lost (the lease
 --   expired and the job was recovered, or it was moved or removed by hand). The job's lease
---   is dropped, so a completed job looks like Kue's.
+--   is dropped, so a completed job looks like Kue's. Each completion is recorded in the claim
+--   record (<prefix>:claim:<token> field id = "complete", one HSET per token, only while the
+--   record exists): a job that no longer holds the token but whose field says "complete" is a
+--   retried call whose reply was lost (also after removeOnComplete deleted the hash), answered
+--   2 and left alone (no events, no work time). The same id twice under one token in a call
+--   is completed once.
 -- KEYS:
 --   1 leases: <prefix>:leases, claimed jobs scored by lease deadline (ms)
 --   2 work_time: <prefix>:stats:work-time, total ms of completed jobs
@@ -17,8 +22,9 @@
 --   3.. jobs: per job: id, token (from the claim), duration (ms), result (JSON text; "" = none)
 -- Derived keys: <prefix>:job:<id>, <prefix>:job:<id>:log, <prefix>:jobs,
 --   <prefix>:jobs:<state>, <prefix>:jobs:<type>:<state>, <prefix>:search:word:<code>,
---   <prefix>:search:object:<id>
--- Returns: array with one integer per job, in order: 1 completed, 0 lease lost (nothing done)
+--   <prefix>:search:object:<id>, <prefix>:claim:<token>
+-- Returns: array with one integer per job, in order: 1 completed, 2 already completed under
+--   this token (a retry; nothing done), 0 lease lost (nothing done)
 -- Errors: KUE_BAD_ARGS
 -- Publishes: complete, remove
 --@include lib/kue.lua
@@ -34,15 +40,27 @@ local FALSY = { [''] = true, ['null'] = true, ['false'] = true, ['0'] = true, ['
 local now = now_ms()
 local statuses, jobs = {}, {}
 local work_time = 0
+local done = {}  -- id -> token, for the jobs this call completes
+local notes = claim_notes(prefix)
+
 for n = 1, count do
   local base = 2 + (n - 1) * 4
   local id, token, duration, result = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]
   local key = job_key(prefix, id)
-  local f = redis.call('HMGET', key, 'lease', 'type', 'state', 'priority',
+  local f = not done[id] and redis.call('HMGET', key, 'lease', 'type', 'state', 'priority',
     'removeOnComplete', 'attempts', 'max_attempts')
-  if f[1] ~= token or not f[2] or f[3] ~= 'active' then
-    statuses[n] = 0
+  if not f then  -- the same job twice in this call: completed once
+    if done[id] == token then statuses[n] = 2 else statuses[n] = 0 end
+  elseif f[1] ~= token or not f[2] or f[3] ~= 'active' then
+    -- Not (or no longer) this token's job: the retry of a completion already recorded?
+    if redis.call('HGET', claim_key(prefix, token), id) == 'complete' then
+      statuses[n] = 2
+    else
+      statuses[n] = 0
+    end
   else
+    note_outcome(notes, token, id, 'complete')
+    done[id] = token
     local ms = tonumber(duration) or 0
     local set = { 'duration', int_text(ms), 'progress', '100' }
     if not FALSY[result] then
@@ -76,4 +94,5 @@ for _, job in ipairs(jobs) do
 end
 -- Kue INCRBYs per job, so the key exists (maybe "0") once any job completed.
 if #jobs > 0 then redis.call('INCRBY', KEYS[2], work_time) end
+send_notes(notes)
 return statuses

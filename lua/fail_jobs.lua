@@ -1,5 +1,5 @@
 -- name: fail_jobs
--- version: 1
+-- version: 2
 -- transition: active -> inactive | delayed | failed
 -- purpose: Record many failed runs at once, each exactly as Kue's failedAttempt: error text and
 --   a log summary line, failed_at, attempts + 1, then back to inactive (no backoff), to delayed
@@ -7,6 +7,11 @@
 --   delay, or a delay the worker computed with a registered Python function and passed in) or
 --   left failed when no attempts remain; events error, enqueue, failed attempt / failed. Each
 --   job must still hold the caller's lease token, else it is left alone and reported lost.
+--   Each recorded failure notes the state the job ended in in the claim record
+--   (<prefix>:claim:<token> field id, one HSET per token, only while the record exists): a
+--   job that no longer holds the token but whose field holds inactive, delayed or failed is a
+--   retried call whose reply was lost, answered that state again and left alone (no events).
+--   The same id twice under one token in a call fails once.
 -- KEYS:
 --   1 leases: <prefix>:leases, claimed jobs scored by lease deadline (ms)
 -- ARGV:
@@ -16,9 +21,10 @@
 --     summary (the log line), message (for the events), delay (ms from a backoff function;
 --     "" = compute from the stored backoff)
 -- Derived keys: <prefix>:job:<id>, <prefix>:job:<id>:log, <prefix>:jobs:<state>,
---   <prefix>:jobs:<type>:<state>, <prefix>:<type>:jobs
+--   <prefix>:jobs:<type>:<state>, <prefix>:<type>:jobs, <prefix>:claim:<token>
 -- Returns: array with one string per job, in order: the state it ended in (inactive, delayed
---   or failed), or "" when the lease was lost (nothing done)
+--   or failed; for a retry, the state noted by the first call, nothing done), or "" when the
+--   lease was lost (nothing done)
 -- Errors: KUE_BAD_ARGS
 -- Publishes: error, enqueue, failed attempt, failed
 --@include lib/kue.lua
@@ -30,16 +36,27 @@ end
 local now = now_ms()
 local ended = {}
 local touched_types = {}
+local FAILED_STATES = { inactive = true, delayed = true, failed = true }
+local done = {}  -- id -> {token, state}, for the jobs this call fails
+local notes = claim_notes(prefix)
+
 for n = 1, count do
   local base = 2 + (n - 1) * 6
   local id, token = ARGV[base + 1], ARGV[base + 2]
   local err, summary, message, delay = ARGV[base + 3], ARGV[base + 4], ARGV[base + 5], ARGV[base + 6]
   local job = load_attempt_job(prefix, id)
   if not job or job.lease ~= token or job.state ~= 'active' then
-    ended[n] = ''
+    -- Not (or no longer) this token's job: the retry of a failure already recorded?
+    local noted
+    if done[id] and done[id].token == token then
+      noted = done[id].state  -- the same job twice in this call: failed once
+    else
+      noted = redis.call('HGET', claim_key(prefix, token), id)
+    end
+    if FAILED_STATES[noted] then ended[n] = noted else ended[n] = '' end
   else
     publish(prefix, id, 'error', json_string(err))
-    local state, attempts = failed_attempt(prefix, job, err, summary, delay, false, now)
+    local state, attempts = failed_attempt(prefix, job, err, summary, delay, now)
     if state == 'inactive' then
       touched_types[job.type] = true
       publish(prefix, id, 'enqueue', json_string(job.type))
@@ -50,7 +67,10 @@ for n = 1, count do
       publish(prefix, id, 'failed attempt', json_string(message) .. ',' .. attempts)
     end
     ended[n] = state
+    done[id] = { token = token, state = state }
+    note_outcome(notes, token, id, state)
   end
 end
+send_notes(notes)
 for jtype in pairs(touched_types) do sync_tokens(prefix, jtype) end
 return ended

@@ -1,15 +1,17 @@
 -- name: recover_jobs
--- version: 1
+-- version: 2
 -- transition: active -> inactive | delayed | failed
 -- purpose: Crash recovery and Kue's ttl, for any process to call at any time (no lock):
 --   1) jobs whose lease expired (the worker was killed, hung or lost Redis for longer than its
 --   lease) go back to inactive with a log line and a `stalled` event, their hash counting
---   `stalls`; past max_stalls they fail for good instead. 2) active jobs past their ttl
---   deadline (score in [100000, now] of <prefix>:jobs:active; progress pushes it back) get a
---   failed attempt "TTL exceeded" (retried if attempts remain), as Kue's ttl sweeper does; a
---   job claimed by a Node Kue worker (no lease) is left to Kue's own sweeper for grace_ms
---   first. 3) with rebalance "1", every type's wake-up tokens are re-synced (watchStuckJobs).
---   At most `limit` jobs per part per call.
+--   `stalls` (per attempt: every failed attempt resets the count); one stall past max_stalls
+--   ends the attempt instead, as an ordinary failed attempt with a "Stalled: ..." error
+--   (retried with the job's backoff while attempts remain, else failed). 2) active jobs past
+--   their ttl deadline (score in [100000, now] of <prefix>:jobs:active; progress pushes it
+--   back) get a failed attempt "TTL exceeded" (retried if attempts remain), as Kue's ttl
+--   sweeper does; a job claimed by a Node Kue worker (no lease) is left to Kue's own sweeper
+--   for grace_ms first. 3) with rebalance "1", every type's wake-up tokens are re-synced
+--   (watchStuckJobs). At most `limit` jobs per part per call.
 -- KEYS:
 --   1 leases: <prefix>:leases, claimed jobs scored by lease deadline (ms)
 --   2 active: <prefix>:jobs:active, active jobs scored by ttl deadline (or <= 0 without ttl)
@@ -17,13 +19,13 @@
 -- ARGV:
 --   1 prefix: the queue prefix
 --   2 limit: jobs to handle at most per part (> 0)
---   3 max_stalls: how many lease expiries a job survives before it fails (>= 0)
+--   3 max_stalls: how many lease expiries an attempt survives; the next one fails it (>= 0)
 --   4 grace_ms: extra ms a lease-less (Node Kue) job past its ttl is left to Kue's sweeper
 --   5 rebalance: "1" to re-sync every type's wake-up tokens, "" not to
 -- Derived keys: <prefix>:job:<id>, <prefix>:job:<id>:log, <prefix>:jobs:<state>,
 --   <prefix>:jobs:<type>:<state>, <prefix>:<type>:jobs
 -- Returns: {requeued, stalled_failed, ttl_failed}: counts of jobs put back to inactive after a
---   stall, failed for stalling too often, and failed attempts for an exceeded ttl
+--   stall, failed attempts for stalling too often, and failed attempts for an exceeded ttl
 -- Errors: KUE_BAD_ARGS
 -- Publishes: stalled, enqueue, error, failed attempt, failed, ttl exceeded, ttl exceeded ack
 --@include lib/kue.lua
@@ -63,10 +65,11 @@ for _, z in ipairs(expired) do
     local stalls = redis.call('HINCRBY', key, 'stalls', 1)
     publish(prefix, id, 'stalled', tostring(stalls))
     if stalls > max_stalls then
+      -- An ordinary failed attempt: retried (with the job's backoff) while attempts remain.
       local err = 'Stalled: the worker stopped renewing its lease (killed, hung or cut off ' ..
-        'from Redis) ' .. stalls .. ' times; max_stalls is ' .. int_text(max_stalls)
+        'from Redis) ' .. stalls .. ' times in this attempt; max_stalls is ' .. int_text(max_stalls)
       publish(prefix, id, 'error', json_string(err))
-      local state, attempts = failed_attempt(prefix, job, err, err, '', true, now)
+      local state, attempts = failed_attempt(prefix, job, err, err, '', now)
       publish_outcome(job, state, attempts, err)
       stalled_failed = stalled_failed + 1
     else
@@ -92,7 +95,7 @@ for i = 1, #over, 2 do
     local err = 'TTL exceeded'
     publish(prefix, id, 'ttl exceeded')
     publish(prefix, id, 'error', json_string(err))
-    local state, attempts = failed_attempt(prefix, job, err, err, '', false, now)
+    local state, attempts = failed_attempt(prefix, job, err, err, '', now)
     publish_outcome(job, state, attempts, err)
     if job.lease then publish(prefix, id, 'ttl exceeded ack') end
     ttl_failed = ttl_failed + 1

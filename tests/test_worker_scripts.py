@@ -316,17 +316,69 @@ def test_promotion_is_bounded(queue: Queue) -> None:
     assert run(queue, calls.promote(queue.keys, 2)) == [1, -1]
 
 
-def test_recovery_requeues_expired_leases_then_fails_after_max_stalls(queue: Queue) -> None:
-    job = queue.create("email").attempts(3).save()
-    for stall in (1, 2):
-        token, _ = claim(queue, "email", lease_ms=20)
-        assert poll(lambda: sum(run(queue, calls.recover(queue.keys, 100, 1, 3000, False))[:2]))
-        stored = hash_of(queue, job.id)
-        assert stored["stalls"] == str(stall) and "lease" not in stored
-        assert run(queue, calls.complete(queue.keys, [(job.id, token, 1, "")])) == [0]
-    assert stored["state"] == "failed"  # second stall with max_stalls=1
+def stall(queue: Queue, job_type: str = "email", max_stalls: int = 1) -> list[int]:
+    """Claim with a short lease, let it expire and recover; recover_jobs' reply."""
+    token, claimed = claim(queue, job_type, lease_ms=20)
+    assert claimed
+    reply: list[int] = poll(lambda: (lambda r: r if sum(r[:2]) else None)(
+        run(queue, calls.recover(queue.keys, 100, max_stalls, 3000, False))))
+    assert reply, "the lease expired and recovery ran"
+    assert run(queue, calls.complete(queue.keys, [(claimed[0][0], token, 1, "")])) == [0]
+    return reply
+
+
+def test_recovery_requeues_expired_leases_then_a_stall_past_max_stalls_fails_the_attempt(
+        queue: Queue) -> None:
+    job = queue.create("email").save()
+    assert stall(queue) == [1, 0, 0]
+    stored = hash_of(queue, job.id)
+    assert stored["stalls"] == "1" and "lease" not in stored and stored["state"] == "inactive"
+    assert stall(queue) == [0, 1, 0]  # second stall with max_stalls=1: the (only) attempt fails
+    stored = hash_of(queue, job.id)
+    assert stored["state"] == "failed" and "stalls" not in stored
     assert stored["error"].startswith("Stalled:") and stored["attempts"] == "1"
+    assert "2 times in this attempt" in stored["error"]
     assert job.logs()[0].startswith("Stalled: the lease expired")
+    assert job.logs()[1].startswith("Stalled: the worker stopped renewing")
+    check_invariants(queue.client, queue.prefix)
+
+
+def test_stalls_are_counted_per_attempt(queue: Queue) -> None:
+    """attempts=3, max_stalls=1, two stalls in every attempt: all three attempts are run."""
+    job = queue.create("email").attempts(3).save()
+    events = Events(queue)
+    for attempt in (1, 2, 3):
+        assert stall(queue) == [1, 0, 0]
+        assert hash_of(queue, job.id)["stalls"] == "1"
+        assert stall(queue) == [0, 1, 0]
+        stored = hash_of(queue, job.id)
+        assert stored["attempts"] == str(attempt) and "stalls" not in stored
+        assert stored["state"] == ("failed" if attempt == 3 else "inactive")
+    assert claim(queue, "email")[1] == []
+    got = [(e["event"], e["args"][1:]) for e in events.drain() if e["event"] != "start"]
+    assert [name for name, _ in got].count("stalled") == 6
+    assert [args for name, args in got if name == "stalled"] == [[1], [2]] * 3
+    assert [args[1] for name, args in got if name == "failed attempt"] == [1, 2]
+    assert [name for name, _ in got].count("failed") == 1
+    check_invariants(queue.client, queue.prefix)
+
+
+def test_a_stall_past_max_stalls_is_retried_with_the_jobs_backoff(queue: Queue) -> None:
+    job = queue.create("email").attempts(2).backoff({"type": "fixed", "delay": 60000}).save()
+    stall(queue, max_stalls=0)
+    stored = hash_of(queue, job.id)
+    assert stored["state"] == "delayed" and stored["attempts"] == "1"
+    assert int(stored["promote_at"]) - int(stored["failed_at"]) == 60000
+    check_invariants(queue.client, queue.prefix)
+
+
+def test_a_stall_then_a_handler_failure_in_every_attempt_uses_all_attempts(queue: Queue) -> None:
+    job = queue.create("email").attempts(3).save()
+    for expected in ("inactive", "inactive", "failed"):
+        assert stall(queue) == [1, 0, 0]  # the first stall of this attempt: within max_stalls
+        assert fail_once(queue, job.id) == expected
+        assert "stalls" not in hash_of(queue, job.id)
+    assert hash_of(queue, job.id)["attempts"] == "3"
     check_invariants(queue.client, queue.prefix)
 
 
@@ -450,6 +502,11 @@ def record_of(queue: Queue, token: str) -> dict[str, str]:
     return dict(queue.client.hgetall(queue.keys.claim(token)))
 
 
+def expire_lease(queue: Queue, job_id: int) -> None:
+    """The lease ran out, without waiting for it (and without shortening the claim record)."""
+    queue.client.zadd(queue.keys.leases, {f"{len(str(job_id)):02d}|{job_id}": 0})  # test-only
+
+
 def test_claim_record_is_written_and_expires(queue: Queue) -> None:
     jobs = queue.create_bulk([{"type": "email"} for _ in range(3)])
     token, claimed = claim(queue, "email", lease_ms=5000)
@@ -472,6 +529,109 @@ def test_renew_extends_the_claim_record(queue: Queue) -> None:
     assert 60000 < queue.client.pttl(queue.keys.claim(token)) <= 120000
     assert run(queue, calls.renew(queue.keys, 1000, [(job.id, "unknown")])) == [0]
     assert not queue.client.exists(queue.keys.claim("unknown"))  # no record made by renewal
+
+
+def test_a_retried_completion_is_answered_2_and_done_once(queue: Queue) -> None:
+    first, second = queue.create_bulk([{"type": "email"}, {"type": "email"}])
+    token, _ = claim(queue, "email")
+    events = Events(queue)
+    assert run(queue, calls.complete(queue.keys, [(first.id, token, 7, '"ok"')])) == [1]
+    assert record_of(queue, token) == {str(first.id): "complete", str(second.id): ""}
+    stored = hash_of(queue, first.id)
+    # The reply was lost: the worker sends the same batch again, now with the other job.
+    reply = run(queue, calls.complete(queue.keys, [(first.id, token, 7, '"ok"'),
+                                                   (second.id, token, 5, "")]))
+    assert reply == [2, 1]
+    assert hash_of(queue, first.id) == stored
+    assert run(queue, calls.complete(queue.keys, [(second.id, token, 5, "")])) == [2]
+    assert run(queue, calls.complete(queue.keys, [(second.id, "other", 5, "")])) == [0]
+    completes = [e["id"] for e in events.drain() if e["event"] == "complete"]
+    assert completes == [first.id, second.id]
+    assert queue.work_time() == 12 and hash_of(queue, first.id)["attempts"] == "1"
+    check_invariants(queue.client, queue.prefix)
+
+
+def test_the_same_job_twice_in_one_completion_is_completed_once(queue: Queue) -> None:
+    job = queue.create("email").save()
+    token, _ = claim(queue, "email")
+    events = Events(queue)
+    reply = run(queue, calls.complete(queue.keys, [(job.id, token, 4, ""), (job.id, token, 4, "")]))
+    assert reply == [1, 2]
+    assert queue.work_time() == 4
+    assert [e["event"] for e in events.drain()] == ["complete"]
+    check_invariants(queue.client, queue.prefix)
+
+
+def test_a_retried_completion_of_a_remove_on_complete_job(queue: Queue) -> None:
+    job = queue.create("email").remove_on_complete().save()
+    token, _ = claim(queue, "email")
+    events = Events(queue)
+    assert run(queue, calls.complete(queue.keys, [(job.id, token, 3, "")])) == [1]
+    assert not queue.client.exists(queue.keys.job(job.id))
+    assert run(queue, calls.complete(queue.keys, [(job.id, token, 3, "")])) == [2]
+    assert [e["event"] for e in events.drain()] == ["remove", "complete"]
+    assert queue.work_time() == 3
+    check_invariants(queue.client, queue.prefix)
+
+
+def test_a_completion_by_an_old_token_after_recovery_is_lost(queue: Queue) -> None:
+    job = queue.create("email").attempts(2).save()
+    old, _ = claim(queue, "email")
+    expire_lease(queue, job.id)
+    assert run(queue, calls.recover(queue.keys, 100, 1, 3000, False)) == [1, 0, 0]
+    assert record_of(queue, old) == {str(job.id): ""}
+    assert run(queue, calls.complete(queue.keys, [(job.id, old, 1, "")])) == [0]
+    assert run(queue, calls.fail(queue.keys, [(job.id, old, "e", "s", "m", "")])) == [""]
+    new, _ = claim(queue, "email")
+    assert run(queue, calls.complete(queue.keys, [(job.id, old, 1, "")])) == [0]
+    assert run(queue, calls.complete(queue.keys, [(job.id, new, 1, "")])) == [1]
+    assert run(queue, calls.complete(queue.keys, [(job.id, old, 1, "")])) == [0]
+    assert record_of(queue, old) == {str(job.id): ""}
+    check_invariants(queue.client, queue.prefix)
+
+
+def test_an_outcome_without_a_claim_record_creates_none(queue: Queue) -> None:
+    job = queue.create("email").save()
+    token, _ = claim(queue, "email", lease_ms=20)
+    # The record expired (2 * lease) before recovery ran: the lease still holds.
+    assert poll(lambda: not queue.client.exists(queue.keys.claim(token)))
+    assert run(queue, calls.complete(queue.keys, [(job.id, token, 1, "")])) == [1]
+    assert not queue.client.exists(queue.keys.claim(token))
+    assert run(queue, calls.complete(queue.keys, [(job.id, token, 1, "")])) == [0]
+
+
+def test_a_retried_failure_returns_the_same_state_once(queue: Queue) -> None:
+    job = queue.create("email").attempts(2).save()
+    token, _ = claim(queue, "email")
+    events = Events(queue)
+    item = (job.id, token, "Error: x\n  at y", "Error: x", "x", "")
+    assert run(queue, calls.fail(queue.keys, [item])) == ["inactive"]
+    assert record_of(queue, token) == {str(job.id): "inactive"}
+    stored = hash_of(queue, job.id)
+    assert run(queue, calls.fail(queue.keys, [item])) == ["inactive"]
+    assert run(queue, calls.fail(queue.keys, [item, item])) == ["inactive", "inactive"]
+    assert hash_of(queue, job.id) == stored and job.logs() == ["Error: x"]
+    assert run(queue, calls.complete(queue.keys, [(job.id, token, 1, "")])) == [0]
+    # Claimed again by another worker: a retry under the old token still leaves it alone.
+    second, _ = claim(queue, "email")
+    assert run(queue, calls.fail(queue.keys, [item])) == ["inactive"]
+    assert hash_of(queue, job.id)["lease"] == second
+    final = (job.id, second, "Error: z", "Error: z", "z", "")
+    assert run(queue, calls.fail(queue.keys, [final])) == ["failed"]
+    assert run(queue, calls.fail(queue.keys, [final])) == ["failed"]
+    got = [e["event"] for e in events.drain() if e["event"] != "start"]
+    assert got == ["error", "enqueue", "failed attempt", "error", "failed"]
+    assert hash_of(queue, job.id)["attempts"] == "2"
+    check_invariants(queue.client, queue.prefix)
+
+
+def test_the_same_job_twice_in_one_failure_is_failed_once(queue: Queue) -> None:
+    job = queue.create("email").attempts(3).save()
+    token, _ = claim(queue, "email")
+    item = (job.id, token, "e", "s", "m", "")
+    assert run(queue, calls.fail(queue.keys, [item, item])) == ["inactive", "inactive"]
+    assert hash_of(queue, job.id)["attempts"] == "1" and job.logs() == ["s"]
+    check_invariants(queue.client, queue.prefix)
 
 
 def test_blocking_stays_below_the_socket_timeout() -> None:

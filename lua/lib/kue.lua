@@ -193,6 +193,37 @@ local function move_many(prefix, jobs, new_state, now, popped)
   batch_send(additions, 'ZADD')
 end
 
+-- Outcomes noted in claim records (<prefix>:claim:<token>, field id -> outcome), collected
+-- while a script checks its jobs and sent as one HSET per token at the end. A record that is
+-- gone (expired, or the job was claimed before claims were recorded) gets nothing: no key
+-- without an expiry is ever created here.
+local function claim_notes(prefix)
+  return { prefix = prefix, records = {}, order = {} }
+end
+local function note_outcome(notes, token, id, outcome)
+  local record = notes.records[token]
+  if record == nil then
+    record = redis.call('EXISTS', claim_key(notes.prefix, token)) == 1 and {}
+    notes.records[token] = record
+    notes.order[#notes.order + 1] = token
+  end
+  if record then
+    local n = #record
+    record[n + 1], record[n + 2] = id, outcome
+  end
+end
+local function send_notes(notes)
+  for _, token in ipairs(notes.order) do
+    local record = notes.records[token]
+    if record and #record > 0 then
+      local key = claim_key(notes.prefix, token)
+      for i = 1, #record, 4000 do  -- unpack() is limited by the C stack
+        redis.call('HSET', key, unpack(record, i, math.min(i + 3999, #record)))
+      end
+    end
+  end
+end
+
 -- Kue's state(S) for one job (see move_many).
 local function move_state(prefix, job, new_state, now)
   move_many(prefix, { job }, new_state, now)
@@ -259,17 +290,19 @@ end
 -- Kue's failedAttempt (kue-wire.md §3) without its events: error + log summary, failed_at,
 -- state(failed), attempts + 1 (only while below max_attempts, as Kue's attempt() does), then
 -- back to inactive, to delayed (with a backoff: promote_at = failed_at + delay) or left failed.
--- `delay_text` is a delay computed by the worker ("" = from the stored spec); `final` skips
--- the retry. Returns the state the job ended in and the attempt count. Callers publish
--- error / enqueue / failed attempt / failed and re-balance the type's tokens.
-local function failed_attempt(prefix, job, err, summary, delay_text, final, now)
+-- `delay_text` is a delay computed by the worker ("" = from the stored spec). The attempt is
+-- over, so its stall count goes (stalls are counted per attempt). Returns the state the job
+-- ended in and the attempt count. Callers publish error / enqueue / failed attempt / failed
+-- and re-balance the type's tokens.
+local function failed_attempt(prefix, job, err, summary, delay_text, now)
   local key = job_key(prefix, job.id)
   redis.call('HSET', key, 'error', err, 'failed_at', int_text(now))
+  redis.call('HDEL', key, 'stalls')
   redis.call('RPUSH', key .. ':log', summary)
   move_state(prefix, job, 'failed', now)
   local attempts = job.attempts
   if attempts < job.max_attempts then attempts = redis.call('HINCRBY', key, 'attempts', 1) end
-  if final or job.max_attempts - attempts <= 0 then return 'failed', attempts end
+  if job.max_attempts - attempts <= 0 then return 'failed', attempts end
   if job.backoff and job.backoff ~= '' then
     local delay = tonumber(delay_text)
     if not delay then delay = backoff_delay(job.backoff, attempts, job.delay) end
