@@ -37,6 +37,8 @@ TRANSITIONS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "renew_leases": (("active",), (SAME,)),
     "promote_delayed_jobs": (("delayed",), ("inactive",)),
     "recover_jobs": (("active",), ("inactive", "delayed", "failed")),
+    "reclaim_jobs": (("active",), (SAME,)),
+    "release_jobs": (("active",), ("inactive",)),
 }
 
 

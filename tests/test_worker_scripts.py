@@ -72,6 +72,8 @@ def test_calls_match_headers(queue: Queue) -> None:
         calls.renew(keys, 1000, [(1, "tok")]),
         calls.promote(keys, 10),
         calls.recover(keys, 10, 1, 3000, True),
+        calls.reclaim(keys, "tok", 1000),
+        calls.release(keys, [(1, "tok"), (2, "tok")]),
     ]
     for call in built:
         header = registry()[call.script].header
@@ -632,6 +634,112 @@ def test_the_same_job_twice_in_one_failure_is_failed_once(queue: Queue) -> None:
     assert run(queue, calls.fail(queue.keys, [item, item])) == ["inactive", "inactive"]
     assert hash_of(queue, job.id)["attempts"] == "1" and job.logs() == ["s"]
     check_invariants(queue.client, queue.prefix)
+
+
+def reclaimed(queue: Queue, token: str, lease_ms: int = 60000,
+              worker: str = "kue:test:1:t:1") -> tuple[Any, list[tuple[int, dict[str, str]]]]:
+    reply = run(queue, calls.reclaim(queue.keys, token, lease_ms))
+    return reply, calls.parse_claimed(reply, worker, token)
+
+
+def test_reclaim_returns_the_claims_running_jobs_with_renewed_leases(queue: Queue) -> None:
+    jobs = queue.create_bulk([{"type": "email", "data": {"n": n}} for n in range(6)])
+    ids = [j.id for j in jobs]
+    token, claimed = claim(queue, "email", lease_ms=5000)
+    assert [i for i, _ in claimed] == ids
+    other = queue.create("email").save()
+    other_token, _ = claim(queue, "email")
+    assert run(queue, calls.complete(queue.keys, [(ids[0], token, 1, "")])) == [1]
+    assert run(queue, calls.fail(queue.keys, [(ids[1], token, "e", "s", "m", "")])) == ["failed"]
+    assert run(queue, calls.release(queue.keys, [(ids[2], token)])) == [1]
+    expire_lease(queue, ids[3])
+    assert run(queue, calls.recover(queue.keys, 100, 5, 3000, False)) == [1, 0, 0]
+    queue.get_job(ids[4]).complete()  # moved by hand
+    assert hash_of(queue, ids[3])["state"] == "inactive"
+    before = hash_of(queue, ids[5])
+    reply, got = reclaimed(queue, token, lease_ms=60000)
+    now = int(reply[0])
+    assert [i for i, _ in got] == [ids[5]]
+    fields = got[0][1]
+    assert fields["lease"] == token and fields["state"] == "active"
+    assert {k: v for k, v in fields.items() if k not in ("started_at", "updated_at")} == \
+        {k: v for k, v in before.items() if k not in ("started_at", "updated_at")}
+    assert hash_of(queue, ids[5]) == before  # nothing but the lease deadline is written
+    assert queue.client.zscore(queue.keys.leases, f"{len(str(ids[5])):02d}|{ids[5]}") == \
+        now + 60000
+    assert 60000 < queue.client.pttl(queue.keys.claim(token)) <= 120000
+    assert [i for i, _ in reclaimed(queue, other_token)[1]] == [other.id]
+    assert run(queue, calls.complete(queue.keys, [(ids[5], token, 1, "")])) == [1]
+    assert reclaimed(queue, token)[1] == []
+    check_invariants(queue.client, queue.prefix)
+
+
+def test_reclaim_reads_like_a_claim(queue: Queue) -> None:
+    job = queue.create("email", {"to": "tj"}).priority("high").save()
+    token = calls.claim_token()
+    activate_reply = run(queue, calls.activate(queue.keys, "email", 5, "kue:h:1:email:1", token,
+                                               5000))
+    [(claimed_id, claimed_fields)] = calls.parse_claimed(activate_reply, "kue:h:1:email:1", token)
+    reply, [(reclaimed_id, fields)] = reclaimed(queue, token, worker="kue:h:1:email:1")
+    assert reclaimed_id == claimed_id == job.id
+    assert int(reply[0]) >= int(activate_reply[0])
+    for name in ("started_at", "updated_at"):  # parse_claimed sets both to the reply's now
+        assert fields.pop(name) == str(int(reply[0]))
+        assert claimed_fields.pop(name) == str(int(activate_reply[0]))
+    assert fields == claimed_fields
+
+
+def test_reclaim_for_an_unknown_token_writes_nothing(queue: Queue) -> None:
+    queue.create("email").save()
+    claim(queue, "email")
+    before = dict(queue.client.zrange(queue.keys.leases, 0, -1, withscores=True))
+    reply, got = reclaimed(queue, "never-claimed")
+    assert len(reply) == 1 and int(reply[0]) > 0 and got == []
+    assert not queue.client.exists(queue.keys.claim("never-claimed"))
+    assert dict(queue.client.zrange(queue.keys.leases, 0, -1, withscores=True)) == before
+    from kueatomic import InvalidArgument
+
+    with pytest.raises(InvalidArgument):
+        run(queue, calls.reclaim(queue.keys, "t", 0))
+
+
+RELEASED = ("Released at shutdown: the worker stopped before the job finished; back to "
+            "inactive, no attempt used")
+
+
+def test_release_gives_jobs_back_without_using_an_attempt(queue: Queue) -> None:
+    job = queue.create("email").attempts(3).save()
+    mate = queue.create("video").save()
+    stall(queue)  # one stall first: release leaves the count as it is
+    token, _ = claim(queue, "email")
+    video_token, _ = claim(queue, "video")
+    before = hash_of(queue, job.id)
+    events = Events(queue)
+    assert run(queue, calls.release(queue.keys, [(job.id, "wrong"), (mate.id, token)])) == [0, 0]
+    assert hash_of(queue, job.id) == before
+    reply = run(queue, calls.release(queue.keys, [(job.id, token), (mate.id, video_token),
+                                                  (job.id, token)]))
+    assert reply == [1, 1, 1]
+    stored = hash_of(queue, job.id)
+    assert stored["state"] == "inactive" and "lease" not in stored
+    assert stored.get("attempts") == before.get("attempts") and stored["stalls"] == "1"
+    assert "error" not in stored and "failed_at" not in stored
+    assert queue.client.zscore(queue.keys.leases, "01|1") is None
+    assert job.logs()[-1] == RELEASED and job.logs().count(RELEASED) == 1
+    assert record_of(queue, token) == {str(job.id): "released"}
+    assert queue.client.llen(queue.keys.tokens("email")) == 1
+    assert queue.client.llen(queue.keys.tokens("video")) == 1
+    got = [(e["id"], e["event"], e["args"]) for e in events.drain()]
+    assert got == [(job.id, "enqueue", ["enqueue", "email"]),
+                   (mate.id, "enqueue", ["enqueue", "video"])]
+    assert run(queue, calls.release(queue.keys, [(job.id, token)])) == [0]
+    assert run(queue, calls.complete(queue.keys, [(job.id, token, 1, "")])) == [0]
+    assert reclaimed(queue, token)[1] == []
+    check_invariants(queue.client, queue.prefix)
+    again, claimed = claim(queue, "email")
+    assert [i for i, _ in claimed] == [job.id]
+    assert run(queue, calls.complete(queue.keys, [(job.id, again, 1, "")])) == [1]
+    assert hash_of(queue, job.id)["attempts"] == "1"
 
 
 def test_blocking_stays_below_the_socket_timeout() -> None:

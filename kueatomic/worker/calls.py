@@ -159,3 +159,20 @@ def backoff_delay(fields: dict[str, str]) -> tuple[str, str | None]:
     except Exception as exc:  # noqa: BLE001 - a user function: report, use the job's delay
         return "", f"backoff function {name!r} raised {type(exc).__name__}: {exc}"
     return str(max(0, value)), None
+
+
+# --- lost replies and shutdown --------------------------------------------------------------
+
+def reclaim(keys: Keys, token: str, lease_ms: int) -> Call:
+    """reclaim_jobs: the jobs a claim took whose reply was lost, by that claim's token, with
+    their leases renewed. The reply has activate_jobs' shape: read it with parse_claimed."""
+    return Call("reclaim_jobs", (keys.leases,), (keys.prefix, token, lease_ms))
+
+
+def release(keys: Keys, items: Sequence[tuple[int, str]]) -> Call:
+    """release_jobs: give claimed jobs back to inactive at shutdown, no attempt used.
+    items: (id, token); the reply has one integer per item, 1 released, 0 lost."""
+    args: list[Any] = [keys.prefix, len(items)]
+    for item in items:
+        args.extend(item)
+    return Call("release_jobs", (keys.leases,), tuple(args))
