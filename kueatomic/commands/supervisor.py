@@ -13,7 +13,8 @@ It keeps N children running, each a ``kueatomic worker ... --processes 1`` of it
 - SIGTERM/SIGINT: SIGTERM goes to every child once (they stop gracefully), nothing is
   replaced any more, and the supervisor waits for them. Each further signal forwards SIGTERM
   again: a child's second signal fails its running jobs with "Shutdown" and stops at once.
-  The exit status is 0 when every child exited 0 after the stop, else 1.
+  The exit status is 0 when every child exited 0 after the stop (or was ended by that
+  SIGTERM: a child still starting up has no handler yet), else 1.
 - Children run in sessions of their own, so a terminal's Ctrl-C reaches only the supervisor,
   which forwards it exactly once. On Linux a child also gets SIGTERM if the supervisor itself
   dies (``PR_SET_PDEATHSIG``), so a killed supervisor leaves no orphan workers.
@@ -43,6 +44,9 @@ MAX_DELAY = 30.0
 STABLE_AFTER = 30.0  # a child that lived this long resets the back-off
 CONFIG_REFUSED = 2  # the CLI's exit status for a refused configuration
 PR_SET_PDEATHSIG = 1
+# After a stop: status 0, or killed by the SIGTERM we sent (a child still starting up has
+# no handler yet; systemd counts SIGTERM as a clean exit too).
+CLEAN_STOP = (0, -signal.SIGTERM)
 
 
 def describe(returncode: int) -> str:
@@ -113,8 +117,8 @@ class Supervisor:
         if self.fatal is not None:
             return self.fatal
         codes = [slot.returncode for slot in self.slots]
-        if all(code == 0 for code in codes):
-            log.info("stopped: %s exited with status 0", _children(len(self.slots)))
+        if all(code in CLEAN_STOP for code in codes):
+            log.info("stopped: %s exited cleanly", _children(len(self.slots)))
             return 0
         log.warning("children ended with %s", ", ".join(
             "no child (waiting to be replaced)" if code is None else describe(code)
@@ -212,7 +216,7 @@ class Supervisor:
             slot.process, slot.returncode = None, code
             lived = now - slot.started
             if self.stops:
-                log.log(logging.INFO if code == 0 else logging.WARNING,
+                log.log(logging.INFO if code in CLEAN_STOP else logging.WARNING,
                         "child %d exited with %s", process.pid, describe(code))
                 continue
             if lived >= STABLE_AFTER:
