@@ -18,13 +18,17 @@ from .errors import (
     LeaseLost,
     NotSerializable,
     PayloadTooLarge,
+    RedisRefused,
     RedisUnavailable,
     ScriptError,
 )
 from .job import Job
+from .connection import Connection
 from .queue import Queue
 from .states import PRIORITIES, STATES
+from .sync_queue import SyncQueue
 from .worker import WorkerContext, WorkerSettings
+from .worker.threaded import Worker
 
 __version__ = "0.1.0"
 
@@ -38,6 +42,7 @@ __all__ = [
     "PRIORITIES",
     "STATES",
     "ConfigError",
+    "Connection",
     "InvalidArgument",
     "InvalidAttempts",
     "InvalidDelay",
@@ -51,8 +56,11 @@ __all__ = [
     "NotSerializable",
     "PayloadTooLarge",
     "Queue",
+    "RedisRefused",
     "RedisUnavailable",
     "ScriptError",
+    "SyncQueue",
+    "Worker",
     "WorkerContext",
     "WorkerSettings",
     "backoff_function",

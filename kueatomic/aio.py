@@ -1,305 +1,93 @@
-"""The asyncio client: ``kueatomic.aio.Queue`` and ``Job``, the same API as the sync ones
-with ``await``, over ``redis.asyncio``. The plans are the sync client's (``kueatomic.ops``);
-only the driver that sends a batch differs."""
+"""``kueatomic.aio``: the asyncio queue and worker.
+
+``Queue`` is ``AsyncQueue`` with Kue's worker shorthand, delegating to one ``Worker`` made on
+first use (``queue.worker``). ``queue.process(...)`` called on a running event loop starts the
+worker at once; called with no loop running (at import time, say) it logs one warning and the
+handlers start at ``await queue.start_workers()``, ``await queue.run()`` or
+``await queue.worker.start()`` — never silently not at all.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, cast
+import logging
+from collections.abc import Callable
+from typing import Any
 
-import redis
+from .async_queue import AsyncDriver, AsyncQueue, Job
+from .worker import control
+from .worker.asyncio_runtime import Worker
+from .worker.settings import WorkerSettings
 
-from . import ops, scripts
-from .codec import format_log
-from .connection import async_client, describe
-from .driver import (
-    CONNECTION_ERRORS,
-    closed_socket,
-    command_of,
-    direct,
-    map_error,
-    settle,
-    unavailable,
-)
-from .errors import JobNotFound, KueError
-from .job import JobBase
-from .ops import Batch, Plan, Request, T
-from .queue import _job_id
-from .queue_base import J, QueueBase
-from .worker.mixin import AsyncQueueWorkerMixin
+log = logging.getLogger("kueatomic.worker")
 
 
-class AsyncDriver:
-    """Runs plans on one ``redis.asyncio.Redis`` client; see ``kueatomic.driver``."""
-
-    def __init__(self, client: Any, where: str) -> None:
-        self.client = client
-        self.where = where
-
-    async def run(self, plan: Plan[T]) -> T:
-        try:
-            batch = next(plan)
-            while True:
-                batch = plan.send(await self.execute(batch))
-        except StopIteration as stop:
-            return cast(T, stop.value)
-
-    async def execute(self, batch: Batch) -> list[Any]:
-        try:
-            if not isinstance(batch, Sequence) or direct(batch):
-                return await self._stream(iter(batch))
-            if len(batch) == 1:
-                return [await self._one(batch[0])]
-            return await self._many(batch)
-        except CONNECTION_ERRORS as exc:
-            raise unavailable(self.where, exc) from exc
-        except ValueError as exc:
-            if not closed_socket(exc):
-                raise
-            raise unavailable(self.where, exc) from exc
-
-    async def _one(self, request: Request) -> Any:
-        try:
-            return await self.client.execute_command(*command_of(request))
-        except redis.exceptions.NoScriptError:
-            await self.load(request)
-            return await self._one(request)
-        except redis.ResponseError as exc:
-            return map_error(exc)
-
-    async def _many(self, batch: Sequence[Request]) -> list[Any]:
-        if not batch:
-            return []
-        pipe = self.client.pipeline(transaction=False)
-        for request in batch:
-            pipe.execute_command(*command_of(request))
-        replies = await pipe.execute(raise_on_error=False)
-        return await self._settle(batch, replies)
-
-    async def _stream(self, requests: Iterator[Request]) -> list[Any]:
-        """``SyncDriver._stream``: send each request as soon as it is built, read at the end."""
-        pool = getattr(self.client, "connection_pool", None)
-        if pool is None:
-            return await self._many(list(requests))
-        conn = await pool.get_connection()
-        sent: list[Request] = []
-        replies: list[Any] = []
-        try:
-            for request in requests:
-                await conn.send_command(*command_of(request))
-                sent.append(request)
-            for _ in sent:
-                try:
-                    replies.append(await conn.read_response())
-                except redis.ResponseError as exc:
-                    replies.append(exc)
-        except BaseException:
-            await conn.disconnect()  # replies left unread would reach the next user
-            raise
-        finally:
-            await pool.release(conn)
-        return await self._settle(sent, replies)
-
-    async def _settle(self, batch: Sequence[Request], replies: list[Any]) -> list[Any]:
-        """``SyncDriver._settle``: one SCRIPT LOAD per refused script, then each call again."""
-        loaded: set[str] = set()
-        out = []
-        for request, reply in zip(batch, replies):
-            if isinstance(reply, redis.exceptions.NoScriptError) and isinstance(request, ops.Call):
-                if request.script not in loaded:
-                    await self.load(request)
-                    loaded.add(request.script)
-                out.append(await self._one(request))
-            else:
-                out.append(settle(reply))
-        return out
-
-    async def load(self, request: Request) -> None:
-        if isinstance(request, ops.Call):
-            await self.client.script_load(scripts.get(request.script).text)
-
-    async def load_all(self) -> None:
-        try:
-            for script in scripts.registry().values():
-                await self.client.script_load(script.text)
-        except CONNECTION_ERRORS as exc:
-            raise unavailable(self.where, exc) from exc
-
-
-class Job(JobBase):
-    """A job bound to an asyncio ``Queue``; I/O methods are coroutines."""
-
-    queue: Queue
-
-    async def save(self) -> Job:
-        return await self.queue._save(self)
-
-    async def update(self) -> Job:
-        self._require_id()
-        return await self.queue._save(self)
-
-    async def remove(self) -> Job:
-        await self.queue._run(ops.remove(self.queue.keys, self._require_id()))
-        return self
-
-    async def log(self, message: Any, *args: Any) -> Job:
-        line = format_log(message, *args)
-        await self.queue._run(ops.add_log(self.queue.keys, self._require_id(), [line]))
-        return self
-
-    async def logs(self) -> list[str]:
-        return await self.queue._run(ops.logs(self.queue.keys, self._require_id()))
-
-    async def progress(self, completed: float, total: float, data: Any = None) -> Job:
-        args = self.queue._progress_args(completed, total, data)
-        plan = ops.set_progress(self.queue.keys, self._require_id(), *args)
-        self.progress_percent = await self.queue._run(plan)
-        self.progress_data = data
-        return self
-
-    async def set_state(self, state: str) -> Job:
-        await self.queue._run(ops.set_state(self.queue.keys, self._require_id(), state))
-        self.state = state
-        return self
-
-    async def set_priority(self, level: str | int) -> Job:
-        self.priority(level)
-        plan = ops.set_priority(self.queue.keys, self._require_id(), self.priority_value)
-        await self.queue._run(plan)
-        return self
-
-    async def refresh(self) -> Job:
-        return await self.queue.get_job(self._require_id(), into=self)
-
-    async def inactive(self) -> Job:
-        return await self.set_state("inactive")
-
-    async def active(self) -> Job:
-        return await self.set_state("active")
-
-    async def complete(self) -> Job:
-        return await self.set_state("complete")
-
-    async def failed(self) -> Job:
-        return await self.set_state("failed")
-
-    async def delayed(self) -> Job:
-        return await self.set_state("delayed")
-
-
-class Queue(AsyncQueueWorkerMixin, QueueBase):
+class Queue(AsyncQueue):
     """``kueatomic.Queue`` for asyncio; same options, every I/O method awaited."""
 
-    job_class = Job
+    _worker: Worker | None = None
+    _warned_unstarted = False
 
-    def _connect(self, redis: Any, client_factory: Callable[[], Any] | None) -> None:
-        self.client = async_client(redis, client_factory)
-        self.driver = AsyncDriver(self.client, describe(redis))
+    @property
+    def worker(self) -> Worker:
+        if self._worker is None:
+            self._worker = Worker(self)
+        return self._worker
 
-    async def _run(self, plan: Plan[T]) -> T:
-        return await self.driver.run(plan)
+    @property
+    def worker_settings(self) -> WorkerSettings:
+        return self.worker.settings
 
-    def create(self, job_type: str, data: Any = None) -> Job:
-        return Job(self, job_type, data)
+    def configure_workers(self, **settings: Any) -> WorkerSettings:
+        return self.worker.configure(**settings)
 
-    async def _save(self, job: J) -> J:
-        if self.test_mode.record(job):
-            return job
-        if job.id is None:
-            (job.id,) = await self._run(ops.create(self.keys, [job.encode_create()]))
-            job.state = "delayed" if job.delay_ms else "inactive"
-        else:
-            call = ops.job_call(self.keys, "update_job", job.id, *job.encode_update())
-            job.state = await self._run(ops.single(call))
-        return job
+    def process(self, job_type: str, concurrency: Any = 1, handler: Callable[..., Any] | None = None,
+                *, lease_ms: int | None = None, batch: int | None = None) -> Any:
+        """As ``kueatomic.Queue.process``; starts at once on a running event loop."""
+        result = self.worker.process(job_type, concurrency, handler, lease_ms=lease_ms, batch=batch)
+        if handler is not None or callable(concurrency):
+            self._start_soon(job_type)
+            return result
 
-    async def create_bulk(self, specs: list[Any]) -> list[Job | KueError]:
-        results, todo, encoded = self.prepare_bulk(specs)
-        ids = await self._run(ops.create(self.keys, encoded))
-        return self.finish_bulk(results, todo, ids)
+        def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+            result(fn)
+            self._start_soon(job_type)
+            return fn
+        return decorate
 
-    async def get_job(self, job_id: int | str, into: Job | None = None) -> Job:
-        number = _job_id(job_id)
-        fields = await self._run(ops.get_hash(self.keys, number))
-        if fields is None:
-            raise JobNotFound(f'job "{job_id}" doesnt exist')
-        return into.load_fields(number, fields) if into else Job.from_hash(self, number, fields)
+    def _start_soon(self, job_type: str) -> None:
+        worker = self.worker
+        if worker.started or control.deferring(worker) or worker.start_soon():
+            return
+        if not self._warned_unstarted:
+            self._warned_unstarted = True
+            log.warning("handlers for %r registered with no event loop running: they start at "
+                        "`await queue.start_workers()` or `await queue.run()`", job_type)
 
-    def _jobs(self, pairs: list[tuple[int, dict[str, str]]]) -> list[Job]:
-        return [Job.from_hash(self, i, f) for i, f in pairs]
+    async def start_workers(self) -> None:
+        """Start handlers registered outside a running loop (or while starts were deferred)."""
+        await self.worker.start()
 
-    async def card(self, state: str, job_type: str | None = None) -> int:
-        return await self._run(ops.count(self.state_key(state, job_type)))
+    def watch_stuck_jobs(self, interval: int = 1000) -> None:
+        self.worker.watch_stuck_jobs(interval)
 
-    async def counts(self, job_type: str | None = None) -> dict[str, int]:
-        return await self._run(ops.counts(self.keys, job_type))
+    async def shutdown(self, timeout: float | None = None, job_type: str | None = None, *,
+                       fail_running: bool = False) -> None:
+        if self._worker is not None:
+            await self._worker.shutdown(timeout, job_type, fail_running=fail_running)
+        if job_type is None:
+            self._stop_subscriber()
 
-    async def inactive_count(self, job_type: str | None = None) -> int:
-        return await self.card("inactive", job_type)
+    async def abort_workers(self) -> None:
+        if self._worker is not None:
+            await self._worker.abort()
 
-    async def active_count(self, job_type: str | None = None) -> int:
-        return await self.card("active", job_type)
-
-    async def complete_count(self, job_type: str | None = None) -> int:
-        return await self.card("complete", job_type)
-
-    async def failed_count(self, job_type: str | None = None) -> int:
-        return await self.card("failed", job_type)
-
-    async def delayed_count(self, job_type: str | None = None) -> int:
-        return await self.card("delayed", job_type)
-
-    async def state(self, state: str, job_type: str | None = None) -> list[int]:
-        return await self._run(ops.ids_in(self.state_key(state, job_type)))
-
-    async def inactive(self, job_type: str | None = None) -> list[int]:
-        return await self.state("inactive", job_type)
-
-    async def active(self, job_type: str | None = None) -> list[int]:
-        return await self.state("active", job_type)
-
-    async def complete(self, job_type: str | None = None) -> list[int]:
-        return await self.state("complete", job_type)
-
-    async def failed(self, job_type: str | None = None) -> list[int]:
-        return await self.state("failed", job_type)
-
-    async def delayed(self, job_type: str | None = None) -> list[int]:
-        return await self.state("delayed", job_type)
-
-    async def range(self, start: int, stop: int, order: str = "asc") -> list[Job]:
-        plan = ops.ranged_hashes(self.keys, self.keys.all_jobs, start, stop, order)
-        return self._jobs(await self._run(plan))
-
-    async def range_by_state(self, state: str, start: int, stop: int, order: str = "asc") -> list[Job]:
-        plan = ops.ranged_hashes(self.keys, self.state_key(state), start, stop, order)
-        return self._jobs(await self._run(plan))
-
-    async def range_by_type(
-        self, job_type: str, state: str, start: int, stop: int, order: str = "asc"
-    ) -> list[Job]:
-        plan = ops.ranged_hashes(self.keys, self.state_key(state, job_type), start, stop, order)
-        return self._jobs(await self._run(plan))
-
-    async def types(self) -> list[str]:
-        return await self._run(ops.types(self.keys))
-
-    async def work_time(self) -> int | None:
-        return await self._run(ops.work_time(self.keys))
-
-    async def search(self, query: str) -> list[str]:
-        return await self._run(ops.search(self.keys, query))
-
-    async def job_logs(self, job_id: int | str) -> list[str]:
-        return await self._run(ops.logs(self.keys, _job_id(job_id)))
-
-    async def ping(self) -> bool:
-        await self._run(ops.single(ops.Read(("PING",))))
-        return True
+    async def run(self, shutdown_timeout: float | None = 10000) -> None:
+        await self.worker.run(shutdown_timeout)
 
     async def close(self) -> None:
-        await self.close_workers()
-        await self.client.aclose()
+        if self._worker is not None:
+            await self._worker.close()
+        await super().close()
 
 
-__all__ = ["AsyncDriver", "Job", "Queue"]
+__all__ = ["AsyncDriver", "AsyncQueue", "Job", "Queue", "Worker"]

@@ -71,7 +71,7 @@ def unconfigure_logging(handler: logging.Handler) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = configure_logging(args.log_level)
+    handler = configure_logging(str(args.log_level).upper())  # dashboard: uvicorn's lower case
     try:
         return int(args.func(args) or 0)
     except KueError as exc:

@@ -1,4 +1,5 @@
-"""Turning the ``redis=`` option into a client: URLs, dicts, clients, and ``memory://``."""
+"""Turning the ``redis=`` option into clients: URLs, dicts, clients, ``client_factory`` and
+``memory://``, kept as one ``Connection`` description that every extra client is made from."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ from .errors import ConfigError
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 _SCHEMES = ("redis", "rediss", "unix", "memory")
-_DICT_KEYS = {"host", "port", "password", "db", "unix_socket_path", "username", "ssl"}
+_DICT_KEYS = {"host", "port", "password", "db", "unix_socket_path", "username", "ssl",
+              "ssl_certfile", "ssl_keyfile", "ssl_ca_certs", "ssl_cert_reqs", "ssl_check_hostname",
+              "socket_timeout", "socket_connect_timeout", "max_connections", "client_name",
+              "health_check_interval"}
 
 _memory_servers: dict[str, Any] = {}
 _memory_lock = threading.Lock()
@@ -70,40 +74,156 @@ def check_url(url: str) -> str:
     return url
 
 
-def _from_dict(option: dict[str, Any], module: Any) -> Any:
+def _check_dict(option: dict[str, Any]) -> None:
     unknown = set(option) - _DICT_KEYS
     if unknown:
-        raise ConfigError(
-            f"unknown Redis option(s) {sorted(unknown)}; use {sorted(_DICT_KEYS)}"
-        )
-    return module.Redis(decode_responses=True, **option)
+        raise ConfigError(f"unknown Redis option(s) {sorted(unknown)}; use {sorted(_DICT_KEYS)}")
 
 
-def _client(option: Any, factory: Callable[[], Any] | None, module: Any, fake: str) -> Any:
-    if factory is not None:
-        return factory()
-    if isinstance(option, module.Redis):
-        return option
+def _client(option: Any, module: Any, fake: str, overrides: dict[str, Any]) -> Any:
+    """A new client of ``module`` (redis or redis.asyncio) for a URL, a dict or None."""
+    extra = {k: v for k, v in overrides.items() if v is not None}
     if option is None or isinstance(option, str):
         url = check_url(option or DEFAULT_URL)
         if url.startswith("memory://"):
             import fakeredis
 
             return getattr(fakeredis, fake)(server=memory_server(url), decode_responses=True)
-        return module.Redis.from_url(url, decode_responses=True)
-    if isinstance(option, dict):
-        return _from_dict(option, module)
-    raise ConfigError(
-        f"redis= takes a URL, a dict of host/port/password/db/unix_socket_path or a "
-        f"{module.__name__}.Redis client, not {type(option).__name__}"
-    )
+        client = module.Redis.from_url(url, decode_responses=True)
+        _default_kwargs(client, extra)
+        return client
+    _check_dict(option)
+    return module.Redis(**{"decode_responses": True, **extra, **option})
 
 
 def sync_client(option: Any, factory: Callable[[], Any] | None = None) -> Any:
     """A ``redis.Redis`` (or fakeredis) for the ``redis=`` option."""
-    return _client(option, factory, redis_sync, "FakeRedis")
+    return Connection(option, factory).client(SYNC, primary=True)
 
 
 def async_client(option: Any, factory: Callable[[], Any] | None = None) -> Any:
     """A ``redis.asyncio.Redis`` (or fakeredis) for the ``redis=`` option."""
-    return _client(option, factory, redis_async, "FakeAsyncRedis")
+    return Connection(option, factory).client(ASYNC, primary=True)
+
+
+# --- one connection description ----------------------------------------------------------
+
+SYNC, ASYNC = "sync", "async"
+
+# Connection settings that mean the same to redis.Redis and redis.asyncio.Redis, so a client
+# of the other kind can be made from a client's pool (TLS settings start with "ssl_").
+_PORTABLE_KWARGS = ("host", "port", "db", "username", "password", "path", "socket_timeout",
+                    "socket_connect_timeout", "socket_keepalive", "socket_keepalive_options",
+                    "decode_responses", "encoding", "encoding_errors", "client_name",
+                    "health_check_interval", "credential_provider", "protocol")
+
+
+def client_kind(client: Any) -> str | None:
+    """SYNC or ASYNC for a redis-py (or fakeredis) client, None for anything else."""
+    if isinstance(client, redis_async.Redis):
+        return ASYNC
+    if isinstance(client, redis_sync.Redis):
+        return SYNC
+    return None
+
+
+def _module(kind: str) -> Any:
+    return redis_async if kind == ASYNC else redis_sync
+
+
+def _derive(client: Any, kind: str, overrides: dict[str, Any]) -> Any:
+    """A new client of ``kind`` with the settings of ``client``'s pool: host, db, password,
+    TLS files, timeouts and the pool size carry over."""
+    pool = getattr(client, "connection_pool", None)
+    kwargs = dict(getattr(pool, "connection_kwargs", None) or {})
+    if "server" in kwargs:  # fakeredis: share its in-process server
+        import fakeredis
+
+        cls = fakeredis.FakeAsyncRedis if kind == ASYNC else fakeredis.FakeRedis
+        return cls(server=kwargs["server"], decode_responses=kwargs.get("decode_responses", True))
+    if not kwargs:
+        raise ConfigError(
+            f"cannot make a second client from {type(client).__name__} (it has no connection "
+            "pool to copy settings from); pass redis= a URL or a dict, or a client_factory "
+            "that returns a redis.Redis")
+    options = {k: kwargs[k] for k in _PORTABLE_KWARGS if k in kwargs}
+    options.update({k: v for k, v in kwargs.items() if k.startswith("ssl_")})
+    module = _module(kind)
+    connection_name = getattr(getattr(pool, "connection_class", None), "__name__", "Connection")
+    if "path" in options:
+        connection_class = module.UnixDomainSocketConnection
+    elif "SSL" in connection_name:
+        connection_class = module.SSLConnection
+    else:
+        connection_class = module.Connection
+    for key, value in overrides.items():
+        if value is not None and options.get(key) is None:
+            options[key] = value
+    new_pool = module.ConnectionPool(connection_class=connection_class,
+                                     max_connections=getattr(pool, "max_connections", None),
+                                     **options)
+    return module.Redis(connection_pool=new_pool)
+
+
+class Connection:
+    """Where a queue's Redis is, described once: the ``redis=`` option (URL, dict, client or
+    None for the default URL) and ``client_factory``. Every client kueatomic makes — the
+    queue's own, a worker's, the other kind for an ``async def`` handler on a sync queue, the
+    events subscriber's — comes from here, so TLS, credentials and pool settings are never
+    lost and nothing falls back to 127.0.0.1:6379 unless that is what was asked for."""
+
+    def __init__(self, option: Any = None, client_factory: Callable[[], Any] | None = None) -> None:
+        if isinstance(option, Connection):
+            option, client_factory = option.option, option.factory
+        if client_factory is None:
+            if isinstance(option, str):
+                check_url(option)
+            elif isinstance(option, dict):
+                _check_dict(option)
+            elif option is not None and client_kind(option) is None:
+                raise ConfigError(
+                    "redis= takes a URL, a dict of host/port/password/db/unix_socket_path/ssl "
+                    f"options or a redis.Redis / redis.asyncio.Redis client, not "
+                    f"{type(option).__name__}")
+        self.option = option
+        self.factory = client_factory
+        self.where = describe(option)
+
+    def client(self, kind: str, *, primary: bool = False, socket_timeout: float | None = None) -> Any:
+        """A client of ``kind`` (SYNC or ASYNC). ``primary`` is the queue's own client: a
+        client passed as ``redis=`` is used as it is. Otherwise the client is new, with
+        ``socket_timeout`` (seconds) where the description sets none."""
+        overrides = {"socket_timeout": socket_timeout}
+        if self.factory is not None:
+            made = self.factory()
+            if client_kind(made) == kind:
+                if not primary:
+                    _default_kwargs(made, overrides)
+                return made
+            return _derive(made, kind, overrides)
+        option = self.option
+        if client_kind(option) is not None:
+            if primary and client_kind(option) == kind:
+                return option
+            return _derive(option, kind, overrides)
+        return _client(option, _module(kind), "FakeAsyncRedis" if kind == ASYNC else "FakeRedis",
+                       {} if primary else overrides)
+
+    def sync_client(self, **options: Any) -> Any:
+        return self.client(SYNC, **options)
+
+    def async_client(self, **options: Any) -> Any:
+        return self.client(ASYNC, **options)
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.where}{' via client_factory' if self.factory else ''}>"
+
+
+def _default_kwargs(client: Any, overrides: dict[str, Any]) -> None:
+    """Give new connections of a factory-made client the settings it lacks (its pool is
+    ours: the factory made it for this caller)."""
+    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
+    if isinstance(kwargs, dict):
+        for key, value in overrides.items():
+            if value is not None and kwargs.get(key) is None:
+                kwargs[key] = value

@@ -14,7 +14,7 @@ from typing import Any, cast
 import redis
 
 from . import scripts
-from .errors import KueError, RedisUnavailable, ScriptError, from_script_error
+from .errors import KueError, RedisUnavailable, ScriptError, from_script_error, refused
 from .ops import Batch, Call, Plan, Request, T
 
 CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, ConnectionError, OSError)
@@ -27,9 +27,20 @@ def command_of(request: Request) -> tuple[Any, ...]:
     return request.command
 
 
+# redis-py strips these code words from the message and raises its own class instead.
+_REFUSALS: tuple[tuple[type[BaseException], str], ...] = (
+    (redis.exceptions.OutOfMemoryError, "OOM"), (redis.exceptions.ReadOnlyError, "READONLY"),
+    (redis.exceptions.TryAgainError, "TRYAGAIN"), (redis.exceptions.MovedError, "MOVED"),
+    (redis.exceptions.AskError, "ASK"), (redis.exceptions.MasterDownError, "MASTERDOWN"),
+    (redis.exceptions.ClusterDownError, "CLUSTERDOWN"))
+
+
 def map_error(exc: BaseException) -> KueError:
     if isinstance(exc, KueError):
         return exc
+    for cls, code in _REFUSALS:
+        if isinstance(exc, cls):
+            return refused(code, str(exc))
     if isinstance(exc, redis.ResponseError):
         return from_script_error(str(exc))
     return ScriptError(str(exc))

@@ -7,6 +7,8 @@ it was found in Python or inside Redis.
 
 from __future__ import annotations
 
+import re
+
 
 class KueError(Exception):
     """Base class of every kueatomic error."""
@@ -77,6 +79,18 @@ class RedisUnavailable(KueError):
     code = "KUE_UNAVAILABLE"
 
 
+class RedisRefused(RedisUnavailable):
+    """Redis answered, but refused the call for a reason that passes: out of memory (OOM), a
+    read-only replica after a failover (READONLY), too few replicas (NOREPLICAS), a replica
+    cut off from its master (MASTERDOWN), a long script running (BUSY), a dataset still
+    loading (LOADING), a cluster resharding or down (TRYAGAIN, CLUSTERDOWN, MOVED, ASK), or a
+    blocking read ended by a role change (UNBLOCKED). The call did nothing; retry later."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class ScriptError(KueError):
     """A script failed with an error that has no code word (a bug, or Redis out of memory)."""
 
@@ -97,9 +111,29 @@ _BY_CODE: dict[str, type[KueError]] = {
 SCRIPT_ERROR_CODES = frozenset(_BY_CODE)
 
 
+# Error code words that mean an outage, not a bug: the server refused the call for now.
+OUTAGE_CODES = frozenset({"OOM", "READONLY", "NOREPLICAS", "MASTERDOWN", "BUSY", "LOADING",
+                          "TRYAGAIN", "CLUSTERDOWN", "MOVED", "ASK", "UNBLOCKED"})
+_OUTAGE_WORD = re.compile(r"(?:^|[\s:(-])(" + "|".join(sorted(OUTAGE_CODES)) + r")(?![A-Z_a-z])")
+
+
+def refused(reason: str, text: str) -> RedisRefused:
+    return RedisRefused(f"Redis refused the call for now ({reason}: {text}); it did nothing and "
+                        "will be retried", reason)
+
+
 def from_script_error(message: str) -> KueError:
-    """Turn a Redis error reply from a script into the matching typed error."""
+    """Turn a Redis error reply from a script into the matching typed error: a KUE_* code
+    word to its class, an outage word (``OUTAGE_CODES``) to ``RedisRefused``, anything else
+    (WRONGTYPE, a Lua runtime error: a bug) to ``ScriptError``."""
     text = message.strip()
+    first = text.split(" ", 1)[0]
+    if first in OUTAGE_CODES:
+        return refused(first, text)
+    if not first.startswith("KUE_"):
+        found = _OUTAGE_WORD.search(text)
+        if found and not any(code in text for code in _BY_CODE):
+            return refused(found.group(1), text)
     code, _, rest = text.partition(" ")
     cls = _BY_CODE.get(code)
     if cls is None:
@@ -110,3 +144,9 @@ def from_script_error(message: str) -> KueError:
                 return known_cls(text[index + len(known) + 1 :].split(" script:")[0].strip())
         return ScriptError(text)
     return cls(rest)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether an error means Redis is away or refusing for now (retry with backoff and keep
+    every result), as opposed to a bug (log it loudly)."""
+    return isinstance(exc, RedisUnavailable)

@@ -17,7 +17,7 @@ from .errors import InvalidArgument, InvalidAttempts, InvalidDelay
 from .states import parse_priority
 
 if TYPE_CHECKING:
-    from .queue import Queue
+    from .sync_queue import SyncQueue
 
 
 # About 69 years: far beyond any sane delay, and exact as a double once added to a timestamp.
@@ -264,7 +264,7 @@ class JobBase:
 class Job(JobBase):
     """A job bound to a sync ``Queue``. Every method that writes runs one Lua script."""
 
-    queue: Queue
+    queue: SyncQueue
 
     def save(self) -> Job:
         """Create the job (new) or re-save it (existing); atomic either way."""

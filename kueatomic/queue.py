@@ -1,158 +1,88 @@
-"""The sync ``Queue``: Kue's createQueue for threads and scripts.
+"""``kueatomic.Queue``: the sync queue with Kue's worker shorthand.
 
-Every write runs one Lua script (atomic); reads go straight to Redis. The asyncio twin is
-``kueatomic.aio.Queue``; both run the plans of ``kueatomic.ops``.
+``queue.process(...)``, ``queue.shutdown(...)``, ``queue.run()``, ``queue.watch_stuck_jobs()``
+and ``queue.configure_workers(...)`` delegate to one ``kueatomic.Worker`` the queue makes on
+first use (``queue.worker``); the queue itself inherits no worker machinery. Producing and
+reading are ``SyncQueue``'s.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import ops
-from .connection import describe, sync_client
-from .driver import SyncDriver
-from .errors import JobNotFound, KueError
-from .job import Job
-from .ops import Plan, T
-from .queue_base import J, QueueBase
-from .worker.mixin import QueueWorkerMixin
+from .sync_queue import SyncQueue
+from .worker.settings import WorkerSettings
+from .worker.threaded import Worker, start_unless_deferred
+
+_worker_lock = threading.Lock()
 
 
-class Queue(QueueWorkerMixin, QueueBase):
-    """A Kue queue on Redis.
+class Queue(SyncQueue):
+    """A Kue queue on Redis (see ``SyncQueue`` for the options), with Kue's worker calls."""
 
-    ``redis`` is a URL (``redis://``, ``rediss://``, ``unix://``, ``memory://`` for the
-    embedded engine), a dict of host/port/password/db/unix_socket_path, or a ``redis.Redis``;
-    ``client_factory`` returns a client (for example a Sentinel master)."""
+    _worker: Worker | None = None
 
-    job_class = Job
+    @property
+    def worker(self) -> Worker:
+        """The worker behind Kue's shorthand, made on first use."""
+        if self._worker is None:
+            with _worker_lock:
+                if self._worker is None:
+                    self._worker = Worker(self)
+        return self._worker
 
-    def _connect(self, redis: Any, client_factory: Callable[[], Any] | None) -> None:
-        self.client = sync_client(redis, client_factory)
-        self.driver = SyncDriver(self.client, describe(redis))
+    @property
+    def worker_settings(self) -> WorkerSettings:
+        return self.worker.settings
 
-    def _run(self, plan: Plan[T]) -> T:
-        return self.driver.run(plan)
+    def configure_workers(self, **settings: Any) -> WorkerSettings:
+        """Change worker settings (see ``WorkerSettings``) for workers started afterwards,
+        e.g. ``queue.configure_workers(lease_ms=5000, max_stalls=2)``."""
+        return self.worker.configure(**settings)
 
-    def create(self, job_type: str, data: Any = None) -> Job:
-        return Job(self, job_type, data)
+    def process(self, job_type: str, concurrency: Any = 1, handler: Callable[..., Any] | None = None,
+                *, lease_ms: int | None = None, batch: int | None = None) -> Any:
+        """Kue's ``queue.process``: ``worker.process(...)`` and start now. Also
+        ``process(type, handler)`` and ``@queue.process(type, concurrency=n)``."""
+        result = self.worker.process(job_type, concurrency, handler, lease_ms=lease_ms, batch=batch)
+        if handler is not None or callable(concurrency):
+            start_unless_deferred(self.worker)
+            return result
 
-    def _save(self, job: J) -> J:
-        if self.test_mode.record(job):
-            return job
-        if job.id is None:
-            (job.id,) = self._run(ops.create(self.keys, [job.encode_create()]))
-            job.state = "delayed" if job.delay_ms else "inactive"
-        else:
-            call = ops.job_call(self.keys, "update_job", job.id, *job.encode_update())
-            job.state = self._run(ops.single(call))
-        return job
+        def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+            result(fn)
+            start_unless_deferred(self.worker)
+            return fn
+        return decorate
 
-    def create_bulk(self, specs: list[Any]) -> list[Job | KueError]:
-        """Create many jobs in one round trip. Each element is a job from ``create()`` or a
-        ``{"type", "data", "options"}`` dict; the answer has, in order, the saved job or the
-        ``KueError`` that element raised (the others are still created)."""
-        results, todo, encoded = self.prepare_bulk(specs)
-        ids = self._run(ops.create(self.keys, encoded))
-        return self.finish_bulk(results, todo, ids)
+    def start_workers(self) -> None:
+        """Start the handlers registered while starts were deferred (the CLI defers them)."""
+        self.worker.start()
 
-    def get_job(self, job_id: int | str, into: Job | None = None) -> Job:
-        """Load a job; raises ``JobNotFound`` for an unknown id."""
-        number = _job_id(job_id)
-        fields = self._run(ops.get_hash(self.keys, number))
-        if fields is None:
-            raise JobNotFound(f'job "{job_id}" doesnt exist')
-        return into.load_fields(number, fields) if into else Job.from_hash(self, number, fields)
+    def watch_stuck_jobs(self, interval: int = 1000) -> None:
+        """Kue's watchStuckJobs: upkeep in this process every ``interval`` ms."""
+        self.worker.watch_stuck_jobs(interval)
 
-    def _jobs(self, pairs: list[tuple[int, dict[str, str]]]) -> list[Job]:
-        return [Job.from_hash(self, i, f) for i, f in pairs]
+    def shutdown(self, timeout: float | None = None, job_type: str | None = None, *,
+                 fail_running: bool = False) -> None:
+        """Kue's ``queue.shutdown``: see ``Worker.shutdown`` (running jobs are released after
+        ``timeout`` ms, or failed with "Shutdown" with ``fail_running``)."""
+        if self._worker is not None:
+            self._worker.shutdown(timeout, job_type, fail_running=fail_running)
+        if job_type is None:
+            self._stop_subscriber()
 
-    # --- counts and ids -------------------------------------------------------------------
-    def card(self, state: str, job_type: str | None = None) -> int:
-        return self._run(ops.count(self.state_key(state, job_type)))
+    def abort_workers(self) -> None:
+        if self._worker is not None:
+            self._worker.abort()
 
-    def counts(self, job_type: str | None = None) -> dict[str, int]:
-        """Every state's count in one round trip."""
-        return self._run(ops.counts(self.keys, job_type))
-
-    def inactive_count(self, job_type: str | None = None) -> int:
-        return self.card("inactive", job_type)
-
-    def active_count(self, job_type: str | None = None) -> int:
-        return self.card("active", job_type)
-
-    def complete_count(self, job_type: str | None = None) -> int:
-        return self.card("complete", job_type)
-
-    def failed_count(self, job_type: str | None = None) -> int:
-        return self.card("failed", job_type)
-
-    def delayed_count(self, job_type: str | None = None) -> int:
-        return self.card("delayed", job_type)
-
-    def state(self, state: str, job_type: str | None = None) -> list[int]:
-        """Ids in a state, in zset order (priority, then FIFO)."""
-        return self._run(ops.ids_in(self.state_key(state, job_type)))
-
-    def inactive(self, job_type: str | None = None) -> list[int]:
-        return self.state("inactive", job_type)
-
-    def active(self, job_type: str | None = None) -> list[int]:
-        return self.state("active", job_type)
-
-    def complete(self, job_type: str | None = None) -> list[int]:
-        return self.state("complete", job_type)
-
-    def failed(self, job_type: str | None = None) -> list[int]:
-        return self.state("failed", job_type)
-
-    def delayed(self, job_type: str | None = None) -> list[int]:
-        return self.state("delayed", job_type)
-
-    # --- ranges (Kue's ordering: slice by score, then sort the slice by id) ---------------
-    def range(self, start: int, stop: int, order: str = "asc") -> list[Job]:
-        return self._jobs(self._run(ops.ranged_hashes(self.keys, self.keys.all_jobs, start, stop, order)))
-
-    def range_by_state(self, state: str, start: int, stop: int, order: str = "asc") -> list[Job]:
-        key = self.state_key(state)
-        return self._jobs(self._run(ops.ranged_hashes(self.keys, key, start, stop, order)))
-
-    def range_by_type(
-        self, job_type: str, state: str, start: int, stop: int, order: str = "asc"
-    ) -> list[Job]:
-        key = self.state_key(state, job_type)
-        return self._jobs(self._run(ops.ranged_hashes(self.keys, key, start, stop, order)))
-
-    def types(self) -> list[str]:
-        return self._run(ops.types(self.keys))
-
-    def work_time(self) -> int | None:
-        """Total ms spent by completed jobs (``<prefix>:stats:work-time``), None if none yet."""
-        return self._run(ops.work_time(self.keys))
-
-    def search(self, query: str) -> list[str]:
-        """Ids (strings, best match first) of jobs whose indexed text has every query word."""
-        return self._run(ops.search(self.keys, query))
-
-    def job_logs(self, job_id: int | str) -> list[str]:
-        return self._run(ops.logs(self.keys, _job_id(job_id)))
-
-    def ping(self) -> bool:
-        """Raise ``RedisUnavailable`` if Redis cannot be reached."""
-        self._run(ops.single(ops.Read(("PING",))))
-        return True
+    def run(self, shutdown_timeout: float | None = 10000) -> None:
+        """Serve until SIGINT/SIGTERM: see ``Worker.run``."""
+        self.worker.run(shutdown_timeout)
 
     def close(self) -> None:
-        self.close_workers()
-        self.client.close()
-
-
-def _job_id(job_id: int | str) -> int:
-    try:
-        number = int(job_id)
-    except (TypeError, ValueError):
-        raise JobNotFound(f'job "{job_id}" doesnt exist') from None
-    if number < 1:
-        raise JobNotFound(f'job "{job_id}" doesnt exist')
-    return number
+        if self._worker is not None:
+            self._worker.close()
+        super().close()

@@ -1,20 +1,35 @@
-"""What the sync and the asyncio Queue share: configuration, validation, bulk parsing and
-test mode. Nothing here does I/O."""
+"""What the sync and the asyncio Queue share: configuration, validation, bulk parsing, test
+mode and event listeners. Nothing here does I/O except the events subscriber's thread."""
 
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from .codec import dumps
-from .errors import InvalidArgument, KueError
+from .connection import Connection
+from .errors import InvalidArgument, JobNotFound, KueError
+from .events import EventHub, Listener, Subscriber
 from .job import JobBase
 from .keyspace import Keys
 from .states import parse_state
 
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
 J = TypeVar("J", bound=JobBase)
+Q = TypeVar("Q", bound="QueueBase")
+
+
+def parse_job_id(value: int | str) -> int:
+    """A job id from an int or its text; JobNotFound for anything else (Kue's message)."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise JobNotFound(f'job "{value}" doesnt exist') from None
+    if number < 1:
+        raise JobNotFound(f'job "{value}" doesnt exist')
+    return number
 
 
 class TestMode:
@@ -74,12 +89,72 @@ class QueueBase:
         self.disable_search = disable_search
         self.max_payload_bytes = max_payload_bytes
         self.test_mode = TestMode()
-        self.redis_option = redis
-        self._connect(redis, client_factory)
+        self.connection = Connection(redis, client_factory)
+        self.events = EventHub()
+        self._subscriber: Subscriber | None = None
+        self._subscriber_lock = threading.Lock()
+        self._connect()
 
-    def _connect(self, redis: Any, client_factory: Callable[[], Any] | None) -> None:
-        """Set ``self.client`` and ``self.driver`` (sync or asyncio)."""
+    def _connect(self) -> None:
+        """Set ``self.client`` and ``self.driver`` (sync or asyncio) from ``self.connection``."""
         raise NotImplementedError
+
+    def like(self, cls: type[Q]) -> Q:
+        """A queue of class ``cls`` (the other kind) on the same Redis, prefix and options."""
+        return cls(self.prefix, self.connection, disable_search=self.disable_search,
+                   max_payload_bytes=self.max_payload_bytes)
+
+    # --- events (Kue's queue.on / job.on) --------------------------------------------------
+    def on(self, event: str, listener: Listener | None = None) -> Any:
+        """Listen to a queue event (Kue's names): ``"job complete"`` ``(id, result)``,
+        ``"job failed"`` ``(id, message)``, ``"job failed attempt"`` ``(id, message, attempt)``,
+        ``"job progress"`` ``(id, percent, data)``, ``"job enqueue"``, ``"job start"``,
+        ``"job promotion"``, ``"job remove"``, ``"job error"``, ``"job ttl exceeded"``,
+        ``"job stalled"``..., and ``"error"`` ``(exception)`` for worker problems. Events of
+        every process on the queue's Redis arrive (they travel by pub/sub). Usable as a
+        decorator."""
+        if listener is None:
+            def decorate(fn: Listener) -> Listener:
+                self.on(event, fn)
+                return fn
+            return decorate
+        self.events.on(event, listener)
+        if event != "error":
+            self._ensure_subscriber()
+        return self
+
+    def off(self, event: str, listener: Listener | None = None) -> Any:
+        """Remove one listener, or all listeners of ``event``."""
+        self.events.off(event, listener)
+        return self
+
+    def on_job(self, job: Any, event: str, listener: Listener | None = None) -> Any:
+        """``job.on(event, listener)``: events of one job (``"progress"`` ``(percent,
+        data)``, ``"complete"`` ``(result)``, ``"failed"``...) until it completes or fails."""
+        if listener is None:
+            def decorate(fn: Listener) -> Listener:
+                self.on_job(job, event, fn)
+                return fn
+            return decorate
+        self.events.on_job(job, event, listener)
+        self._ensure_subscriber()
+        return job
+
+    def _ensure_subscriber(self) -> None:
+        """Start the thread that SUBSCRIBEs to ``<prefix>:events``, on a client of its own
+        made from the queue's connection description."""
+        with self._subscriber_lock:
+            if self._subscriber is not None:
+                return
+            self._subscriber = Subscriber(self.connection.sync_client(), self.keys.events,
+                                          self.events, self.connection.where, owns_client=True)
+        self._subscriber.start()
+
+    def _stop_subscriber(self) -> None:
+        with self._subscriber_lock:
+            subscriber, self._subscriber = self._subscriber, None
+        if subscriber is not None:
+            subscriber.stop()
 
     def create(self, job_type: str, data: Any = None) -> Any:
         """A new unsaved job; chain the builder methods, then ``save()``."""

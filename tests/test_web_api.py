@@ -259,7 +259,7 @@ def test_post_bulk_in_order_with_errors(client: TestClient, queue: Queue) -> Non
 
 
 def test_post_bulk_status_is_first_errors(client: TestClient, queue: Queue) -> None:
-    small = create_app(Queue(redis=queue.redis_option, max_payload_bytes=50))
+    small = create_app(Queue(redis=queue.connection, max_payload_bytes=50))
     with client_for(small) as limited:
         response = limited.post("/job", json=[{"type": "a", "data": "x" * 100}, {"data": 1}])
     body = ok(response, 413)
@@ -319,7 +319,7 @@ def test_post_oversized_body_is_413(flavor: str, queue: Queue, backend: str) -> 
 
 
 def test_post_data_over_queue_limit_is_413(queue: Queue) -> None:
-    small = Queue(redis=queue.redis_option, max_payload_bytes=100)
+    small = Queue(redis=queue.connection, max_payload_bytes=100)
     with client_for(create_app(small)) as limited:
         assert "limit" in error(limited.post("/job", json={"type": "a", "data": "x" * 200}), 413)
     small.close()

@@ -154,7 +154,29 @@ async def test_ttl_cancels_a_hung_async_handler(make_aqueue: Callable[..., aio.Q
     await queue.close()
 
 
-async def test_async_shutdown_fails_running_jobs(make_aqueue: Callable[..., aio.Queue]) -> None:
+async def test_async_shutdown_releases_running_jobs(make_aqueue: Callable[..., aio.Queue]) -> None:
+    queue = make_aqueue()
+    queue.configure_workers(**FAST)
+    cancelled = asyncio.Event()
+
+    async def slow(job: aio.Job) -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    job = await queue.create("email").attempts(2).save()
+    queue.process("email", slow)
+    await until(lambda: _eq(state_of(queue, job.id), "active"))
+    await queue.shutdown(timeout=100)
+    done = await queue.get_job(job.id)
+    assert done.state == "inactive" and done.attempts_made == 0 and cancelled.is_set()
+    assert any(line.startswith("Released at shutdown") for line in await done.logs())
+    await queue.close()
+
+
+async def test_async_shutdown_with_fail_running_fails_them(make_aqueue: Callable[..., aio.Queue]) -> None:
     queue = make_aqueue()
     queue.configure_workers(**FAST)
 
@@ -164,7 +186,7 @@ async def test_async_shutdown_fails_running_jobs(make_aqueue: Callable[..., aio.
     job = await queue.create("email").save()
     queue.process("email", slow)
     await until(lambda: _eq(state_of(queue, job.id), "active"))
-    await queue.shutdown(timeout=100)
+    await queue.shutdown(timeout=100, fail_running=True)
     done = await queue.get_job(job.id)
     assert done.state == "failed" and done.error == "Shutdown"
     await queue.close()

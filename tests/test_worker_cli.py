@@ -56,10 +56,10 @@ def test_an_asyncio_queue_is_served(tmp_path: Path, real_redis_url: str) -> None
     proc = subprocess.Popen(
         [sys.executable, "-m", "kueatomic.cli", "worker", "atasks:queue", "--concurrency", "4"],
         cwd=tmp_path, env={**os.environ, "REDIS_URL": real_redis_url}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+        stderr=subprocess.STDOUT, text=True)
     try:
         assert proc.stdout is not None
-        assert "work x4" in proc.stdout.readline()
+        assert "work x4" in proc.stdout.readline()  # the CLI's log line, on stderr
         queue = Queue("cli-aio", real_redis_url)
         job = queue.create("work").save()
         wait_for(lambda: queue.client.hget(queue.keys.job(job.id), "state") == "complete")

@@ -117,8 +117,9 @@ def test_a_second_signal_stops_at_once(workers: Workers, queue: Queue) -> None:
     assert proc.poll() is None  # still waiting for the job
     proc.send_signal(signal.SIGINT)
     assert exit_code(proc) == 0
-    done = queue.get_job(job.id)
-    assert done.state == "failed" and done.error == "Shutdown"
+    done = queue.get_job(job.id)  # released at once: back to inactive, no attempt used
+    assert done.state == "inactive" and done.attempts_made == 0
+    assert any(line.startswith("Released at shutdown") for line in done.logs())
 
 
 def test_processes_share_the_queue(workers: Workers, queue: Queue) -> None:

@@ -479,7 +479,7 @@ def test_racing_promoters_promote_each_job_once(queue: Queue) -> None:
     totals: list[int] = []
 
     def promoter() -> None:
-        other = Queue(queue.prefix, queue.redis_option)
+        other = Queue(queue.prefix, queue.connection)
         done = 0
         for _ in range(50):
             done += run(other, calls.promote(other.keys, 7))[0]
@@ -745,7 +745,7 @@ def test_release_gives_jobs_back_without_using_an_attempt(queue: Queue) -> None:
 def test_blocking_stays_below_the_socket_timeout() -> None:
     import redis as redis_py
 
-    from kueatomic.worker.core import block_ms
+    from kueatomic.worker.base import block_ms
 
     assert block_ms(redis_py.Redis(socket_timeout=0.5), 1000) == 300
     assert block_ms(redis_py.Redis(), 1000) == 1000

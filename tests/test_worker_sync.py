@@ -240,21 +240,36 @@ def test_on_as_decorator_and_off(wq: Queue) -> None:
     assert seen == [1]
 
 
-def test_shutdown_waits_then_fails_running_jobs_with_shutdown(wq: Queue) -> None:
+def test_shutdown_waits_then_releases_running_jobs(wq: Queue) -> None:
     release = threading.Event()
     job = wq.create("email").attempts(1).save()
-    wq.process("email", lambda j: release.wait(20))
+    wq.process("email", lambda j: release.wait(20) and "late")
     wait_for(lambda: state_of(wq, job.id) == "active")
     started = time.monotonic()
     wq.shutdown(timeout=200)
     assert 0.15 < time.monotonic() - started < 5
     done = wq.get_job(job.id)
-    assert done.state == "failed" and done.error == "Shutdown" and done.logs() == ["Shutdown"]
+    assert done.state == "inactive" and done.attempts_made == 0 and not done.error
+    assert any(line.startswith("Released at shutdown") for line in done.logs())
+    assert "lease" not in done.fields
     release.set()
+    time.sleep(0.2)
+    assert state_of(wq, job.id) == "inactive"  # its late result was discarded
     later = wq.create("email").save()
     time.sleep(0.3)
     assert state_of(wq, later.id) == "inactive"  # nothing claims after shutdown
     wq.shutdown(timeout=0)  # idempotent
+
+
+def test_shutdown_with_fail_running_keeps_kues_shutdown_failure(wq: Queue) -> None:
+    release = threading.Event()
+    job = wq.create("email").attempts(1).save()
+    wq.process("email", lambda j: release.wait(20))
+    wait_for(lambda: state_of(wq, job.id) == "active")
+    wq.shutdown(timeout=100, fail_running=True)
+    done = wq.get_job(job.id)
+    assert done.state == "failed" and done.error == "Shutdown" and done.logs() == ["Shutdown"]
+    release.set()
 
 
 def test_graceful_shutdown_lets_running_jobs_finish(wq: Queue) -> None:

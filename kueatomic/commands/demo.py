@@ -10,6 +10,7 @@ script) and never touches keys outside that prefix.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import random
 import socket
@@ -173,11 +174,20 @@ def start_dashboard(queue: Any, port: int) -> tuple[str | None, Any]:
     return f"http://127.0.0.1:{port}/", server
 
 
+def quiet_worker_logs() -> None:
+    """The demo's screen is its own: at the CLI's default level (INFO) the worker's start,
+    stop and release lines would break the live progress line, so they are kept to warnings
+    (``--log-level DEBUG`` still shows everything)."""
+    if logging.getLogger("kueatomic").getEffectiveLevel() == logging.INFO:
+        logging.getLogger("kueatomic.worker").setLevel(logging.WARNING)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..queue import Queue
 
     if args.seed is not None:
         random.seed(args.seed)
+    quiet_worker_logs()
     url, how = choose_redis(args.redis)
     print(f"kueatomic demo: using {how}: {url} (prefix {PREFIX!r})", flush=True)
     queue = Queue(PREFIX, url)

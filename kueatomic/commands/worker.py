@@ -2,12 +2,12 @@
 
 The module is imported with starts deferred, so ``@queue.process(...)`` at import only
 registers; ``--concurrency`` then overrides every registration's slot count and the workers
-start. ATTR names the queue (``kueatomic.Queue`` or ``kueatomic.aio.Queue``) or a function
-returning one; the module configures its Redis connection itself (for example from
+start. ATTR names the queue (``kueatomic.Queue`` or ``kueatomic.aio.Queue``), a worker
+(``kueatomic.Worker``, ``kueatomic.aio.Worker``) or a function returning one; the module configures its Redis connection itself (for example from
 ``REDIS_URL``). With ``--processes P`` the command starts P child processes of itself (Kue's
 cluster example), replaces any that dies (backing off if they keep dying) and forwards signals
-to them. SIGTERM/SIGINT stop gracefully; a second one fails running jobs with "Shutdown" at
-once.
+to them. SIGTERM/SIGINT stop gracefully (running jobs get --shutdown-timeout, then are
+released back to inactive with no attempt used); a second one releases them at once.
 """
 
 from __future__ import annotations
@@ -15,11 +15,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import logging
 import os
 import sys
 from typing import Any
 
 from ..errors import ConfigError
+
+log = logging.getLogger("kueatomic.worker")
 
 
 def register(subparsers: Any) -> None:
@@ -52,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def load_target(spec: str) -> tuple[Any, list[Any]]:
-    """Import MODULE with starts deferred; returns ATTR's queue and every queue that
-    registered workers meanwhile."""
+    """Import MODULE with starts deferred; returns ATTR (a queue or a worker) and every
+    worker that got handlers meanwhile (``queue.process`` registers on ``queue.worker``)."""
     from ..worker import control
 
     module_name, _, attr = spec.partition(":")
@@ -77,66 +80,68 @@ def load_target(spec: str) -> tuple[Any, list[Any]]:
                 raise ConfigError(f"{module_name} has no attribute {attr!r}") from None
         if callable(target) and not hasattr(target, "process"):
             target = target()
-        queues = list(deferred)
-    if not hasattr(target, "process") or not hasattr(target, "start_workers"):
-        raise ConfigError(f"{spec} is a {type(target).__name__}, not a kueatomic queue")
-    if all(q is not target for q in queues):
-        queues.append(target)
-    return target, queues
+        workers = list(deferred)
+    if not hasattr(target, "process") or not hasattr(target, "registrations") and \
+            not hasattr(target, "worker"):
+        raise ConfigError(f"{spec} is a {type(target).__name__}, not a kueatomic queue or worker")
+    worker = target if hasattr(target, "registrations") else target.worker
+    if all(w is not worker for w in workers):
+        workers.append(worker)
+    return target, workers
 
 
 def serve(args: argparse.Namespace) -> int:
-    from ..aio import Queue as AsyncQueue
+    from ..worker.asyncio_runtime import Worker as AsyncWorker
     from ..worker.signals import run_until_signalled, serve_until_signalled
 
-    _, queues = load_target(args.target)
-    registrations = [reg for q in queues for reg in q._workers.pending]
+    _, workers = load_target(args.target)
+    registrations = [reg for w in workers for reg in w.registrations]
     if not registrations:
         raise ConfigError(f"{args.target} registers no handlers: call queue.process(type, "
                           "handler) when the module is imported")
     if args.concurrency is not None:
         for reg in registrations:
-            reg.concurrency = reg.free = args.concurrency
-            reg.batch = min(reg.batch, args.concurrency)
+            reg.resize(args.concurrency)
     served = ", ".join(f"{r.job_type} x{r.concurrency}" for r in registrations)
-    where = ", ".join(sorted({f"{q.driver.where} (prefix {q.prefix})" for q in queues}))
-    print(f"kueatomic worker {os.getpid()}: {served} on {where}", flush=True)
-    sync_queues = [q for q in queues if not isinstance(q, AsyncQueue)]
-    async_queues = [q for q in queues if isinstance(q, AsyncQueue)]
+    where = ", ".join(sorted({f"{w.queue.connection.where} (prefix {w.queue.prefix})"
+                              for w in workers}))
+    log.info("kueatomic worker %d: %s on %s", os.getpid(), served, where)
+    sync_workers = [w for w in workers if not isinstance(w, AsyncWorker)]
+    async_workers = [w for w in workers if isinstance(w, AsyncWorker)]
     timeout = args.shutdown_timeout
-    for queue in sync_queues:
-        queue.start_workers()
-    if not async_queues:
+    for worker in sync_workers:
+        worker.start()
+    if not async_workers:
         def graceful_sync() -> None:
-            for queue in sync_queues:
-                queue.shutdown(timeout)
+            for worker in sync_workers:
+                worker.shutdown(timeout)
 
         def immediate_sync() -> None:
-            for queue in sync_queues:
-                queue.abort_workers()
+            for worker in sync_workers:
+                worker.abort()
 
         run_until_signalled(graceful_sync, immediate_sync)
     else:
         async def main() -> None:
-            for queue in async_queues:
-                await queue.start_workers()
+            for worker in async_workers:
+                await worker.start()
 
             async def graceful() -> None:
-                await asyncio.gather(*(q.shutdown(timeout) for q in async_queues),
-                                     *(asyncio.to_thread(q.shutdown, timeout) for q in sync_queues))
+                await asyncio.gather(*(w.shutdown(timeout) for w in async_workers),
+                                     *(asyncio.to_thread(w.shutdown, timeout) for w in sync_workers))
 
             async def immediate() -> None:
-                await asyncio.gather(*(q.abort_workers() for q in async_queues),
-                                     *(asyncio.to_thread(q.abort_workers) for q in sync_queues))
+                await asyncio.gather(*(w.abort() for w in async_workers),
+                                     *(asyncio.to_thread(w.abort) for w in sync_workers))
 
             await serve_until_signalled(graceful, immediate)
-            for queue in async_queues:
-                await queue.close()
+            for worker in async_workers:
+                await worker.queue.close()
 
         asyncio.run(main())
-    for queue in sync_queues:
-        queue.close()
-    print(f"kueatomic worker {os.getpid()}: stopped", flush=True)
+    for worker in sync_workers:
+        worker.queue.close()
+    log.info("kueatomic worker %d: stopped", os.getpid())
     return 0
 
 

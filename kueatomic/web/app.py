@@ -47,7 +47,7 @@ async def _openapi(request: Request) -> Response:
 
 
 def _own_queue(url: str, options: dict[str, Any]) -> Any:
-    from ..aio import Queue as AsyncQueue
+    from ..async_queue import AsyncQueue
 
     return AsyncQueue(redis=url, **options)
 

@@ -12,13 +12,13 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from .. import ops
-from ..aio import Queue as AsyncQueue
+from ..async_queue import AsyncQueue
 from ..codec import to_text
 from ..errors import InvalidPriority, InvalidRange, JobNotFound
 from ..job import JobBase
 from ..keyspace import Keys
 from ..ops import Plan, Read, T
-from ..queue import _job_id
+from ..queue_base import parse_job_id
 from ..states import STATES, parse_priority, parse_state
 
 # Redis takes signed 64-bit range bounds; Lua scripts hold numbers as doubles, so a priority
@@ -63,7 +63,7 @@ def parse_order(text: str | None) -> str:
 
 def job_number(text: str) -> int:
     """The id from a URL; an id that cannot exist is simply not found (404)."""
-    number = _job_id(text)
+    number = parse_job_id(text)
     if number > _MAX_BOUND:
         raise JobNotFound(f'job "{text}" doesnt exist')
     return number

@@ -1,371 +1,305 @@
-"""The asyncio worker runtime: the threaded runtime's design on one event loop.
+"""``kueatomic.aio.Worker``: the asyncio runtime, the threaded one's design on one event loop.
 
-Tasks, per queue: one claim loop per ``process()`` call, one task per running job, one
-flusher and one housekeeper. ``async def`` handlers are awaited on the loop; sync handlers
-run in a thread pool of ``concurrency`` threads with a job of a sync twin queue (their ``job.log()`` and
-``job.progress()`` are then ordinary blocking calls). A job whose lease is lost has its task
-cancelled.
+Tasks: one claim loop per ``process()`` call, one task per running job, one flusher and one
+housekeeper, each driving a loop of ``loops.py``. ``async def`` handlers are awaited on the
+loop; sync handlers run in a thread pool of ``concurrency`` threads with a job of a sync
+``SyncQueue`` made from the same connection description (their ``job.log()`` and
+``job.progress()`` are then ordinary blocking calls). A job given up while running (lease
+lost, released at shutdown) has its task cancelled.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..errors import KueError, RedisUnavailable
-from ..ops import unwrap
-from . import calls, core
-from .context import WorkerContext
-from .events import EventHub
-from .registration import ABANDONED, FINISHED, LOST, QUEUED, RUNNING, InFlight, Registration
-from .settings import WorkerSettings
+from ..async_queue import AsyncDriver
+from ..connection import ASYNC
+from ..sync_queue import SyncQueue
+from . import calls, loops
+from .base import WorkerBase, log
+from .core import STICKY, STOP, WorkerCore
+from .registration import ABANDONED, InFlight, Registration
+
+_background: set[asyncio.Task[Any]] = set()
 
 
-class _Backoff:
-    def __init__(self, hub: EventHub, stopped: asyncio.Event) -> None:
-        self.hub = hub
-        self.stopped = stopped
-        self.pause = 0.05
-        self.reported = False
+class Worker(WorkerBase):
+    """Runs handlers for a ``kueatomic.aio.Queue`` on the running event loop.
 
-    async def failed(self, exc: BaseException) -> None:
-        if not self.reported:
-            self.hub.emit("error", exc)
-            self.reported = True
-        try:
-            await asyncio.wait_for(self.stopped.wait(), self.pause)
-        except TimeoutError:
-            pass
-        self.pause = min(self.pause * 2, 1.0)
+    ``w = Worker(queue)``; ``w.process("email", handler, concurrency=20)`` (or as a
+    decorator); ``await w.start()``; ``await w.shutdown(timeout=10000)``; ``await w.run()``."""
 
-    def ok(self) -> None:
-        self.pause = 0.05
-        self.reported = False
-
-
-class AsyncRuntime:
-    """Runs the handlers of one asyncio queue on the loop it was created in. Every method
-    must be called on that loop (``ctx.pause()``/``resume()`` from other threads are
-    forwarded to it)."""
-
-    def __init__(self, queue: Any, hub: EventHub, settings: WorkerSettings,
-                 sync_twin: Any = None, upkeep: bool = True) -> None:
-        self.queue = queue
-        self.keys = queue.keys
-        self.driver = queue.driver
-        self.hub = hub
-        self.settings = settings
-        self.sync_twin = sync_twin
-        self.loop = asyncio.get_running_loop()
-        self.registrations: list[Registration] = []
-        self.inflight: dict[int, InFlight] = {}
-        self.results: deque[core.Result] = deque()
-        self.results_ready = asyncio.Event()
-        self.wake = asyncio.Event()
-        self.stopped = asyncio.Event()
-        self.upkeep_interval_ms: int | None = settings.upkeep_interval_ms if upkeep else None
-        self._upkeep_allowed = upkeep
-        self._poke_upkeep = False
-        self.flushing = False
+    def __init__(self, queue: Any, **options: Any) -> None:
+        super().__init__(queue, **options)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._events: dict[Any, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._started = False
-
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
-        task = self.loop.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        self._sync_twin: SyncQueue | None = None
+        self.driver: AsyncDriver | None = None
+        self._loops: set[asyncio.Task[Any]] = set()
 
     # --- starting -------------------------------------------------------------------------
-    def add(self, reg: Registration) -> None:
-        reg.ctx = WorkerContext(self, reg)
-        reg.slot_freed = asyncio.Event()
-        if not reg.is_async:  # its own threads: the loop's default pool may be smaller
-            reg.executor = ThreadPoolExecutor(reg.concurrency, f"kueatomic-{reg.job_type}")
-        self.registrations.append(reg)
-        self._ensure_tasks()
+    async def start(self) -> Worker:
+        """Start every registration (and upkeep) on the running loop; idempotent."""
+        loop = asyncio.get_running_loop()
+        if self.started and self.loop is not loop:
+            await self._stop_all()  # a new loop (asyncio.run again): start over on it
+        if not self.started:
+            self._start_core(loop)
+        for reg in [r for r in self.registrations if not r.closed and not r.started]:
+            self._start_registration(reg)
+        return self
+
+    def _start_core(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.started = True
+        self.loop = loop
+        self._events = {}
+        self.core = WorkerCore(self.keys, self.settings, self.events.emit, signal=self._signal,
+                               upkeep=self.upkeep)
+        if self.upkeep:
+            self.core.enable_upkeep(self.settings.upkeep_interval_ms)
+        timeout = self.settings.reply_timeout_ms / 1000
+        client = self.queue.connection.client(ASYNC, socket_timeout=timeout)
+        self.driver = AsyncDriver(client, self.queue.connection.where)
+        self._spawn(self._drive("flush", loops.flush_loop, (self.core,)), self._loops)
+        self._spawn(self._drive("upkeep", loops.housekeeping_loop, (self.core,)), self._loops)
+        self._log_start()
+
+    def _registered(self, reg: Registration) -> None:
+        if not reg.is_async and self._sync_twin is None:
+            self._sync_twin = self.queue.like(SyncQueue)
+        if self.started:
+            self._on_loop(self._start_registration, reg)
+
+    def start_soon(self) -> bool:
+        """Kue's shorthand: start on the running loop (False when none runs)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        task = loop.create_task(self.start())
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+        return True
+
+    def _start_registration(self, reg: Registration) -> None:
+        core = self.core
+        assert core is not None
+        if reg.started:
+            return
+        reg.started = True
+        if not reg.is_async and reg.slots is None:  # its own threads: the default pool is small
+            reg.slots = ThreadPoolExecutor(reg.concurrency, f"kueatomic-{reg.job_type}")
+        core.add(reg)
         self._resume_here(reg)
 
-    def enable_upkeep(self, interval_ms: int) -> None:
-        self.upkeep_interval_ms = interval_ms
-        self._ensure_tasks()
-        self.wake.set()
-
-    def _ensure_tasks(self) -> None:
-        if self._started:
-            return
-        self._started = True
-        self.stopped.clear()
-        self._spawn(self._flush_loop())
-        self._spawn(self._housekeeping_loop())
+    def watch_stuck_jobs(self, interval: int = 1000) -> None:
+        """As ``kueatomic.Worker.watch_stuck_jobs``; call it on a running event loop."""
+        self.upkeep = True
+        if not self.started:
+            self._start_core(asyncio.get_running_loop())
+        assert self.core is not None
+        self.core.upkeep_allowed = True
+        self.core.enable_upkeep(int(interval))
 
     def resume(self, reg: Registration) -> None:
         self._on_loop(self._resume_here, reg)
 
     def _resume_here(self, reg: Registration) -> None:
-        if reg.running or reg.closed:
+        core = self.core
+        generation = core.resume(reg) if core is not None else None
+        if core is None or generation is None:
             return
-        reg.running = True
-        reg.generation += 1
-        self._spawn(self._claim_loop(reg, reg.generation))
+        owner = self.queue if reg.is_async else self._sync_twin
+        job = owner.job_class.from_hash  # type: ignore[union-attr]
 
-    def _on_loop(self, fn: Any, *args: Any) -> None:
+        def make_job(reg: Registration, job_id: int, fields: dict[str, str]) -> Any:
+            return job(owner, job_id, fields)
+
+        self._spawn(self._drive(f"claim {reg.job_type}", loops.claim_loop,
+                                (core, reg, generation, make_job, self.block_ms)), self._loops)
+
+    def _on_loop(self, fn: Callable[..., Any], *args: Any) -> None:
+        """ctx.pause()/resume() may come from a sync handler's thread."""
+        loop = self.loop
+        if loop is None:
+            return
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        if running is self.loop:
+        if running is loop:
             fn(*args)
         else:
-            self.loop.call_soon_threadsafe(fn, *args)
+            loop.call_soon_threadsafe(fn, *args)
 
-    # --- claiming -------------------------------------------------------------------------
-    async def _claim_loop(self, reg: Registration, generation: int) -> None:
-        freed: asyncio.Event = reg.slot_freed
-        retry = _Backoff(self.hub, self.stopped)
-        keys, driver = self.keys, self.driver
-        block = core.block_ms(self.queue.client, self.settings.block_timeout_ms)
+    # --- carrying out the loops' actions --------------------------------------------------
+    def _spawn(self, coro: Any, group: set[asyncio.Task[Any]] | None = None) -> asyncio.Task[Any]:
+        """A task kept referenced until done: in ``group`` (the loops) or the handlers'."""
+        assert self.loop is not None
+        tasks = self._tasks if group is None else group
+        task = self.loop.create_task(coro)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        return task
 
-        def current() -> bool:
-            return reg.running and reg.generation == generation
-
+    async def _drive(self, name: str, loop: Callable[..., loops.Loop], args: tuple[Any, ...]) -> None:
+        """As the threaded ``_drive``: a crashed loop is logged, backed off and restarted."""
+        core = self.core
+        assert core is not None
         while True:
-            while current() and reg.free <= 0:
-                freed.clear()
-                await freed.wait()
-            if not current():
+            try:
+                await self._carry_out(loop(*args))
                 return
-            # Reserve the slots for the claim in flight, so a stop waits for its jobs.
-            want = min(reg.free, reg.batch)
-            reg.free -= want
-            token = calls.claim_token()
-            try:
-                call = calls.activate(keys, reg.job_type, want, reg.worker_id, token, reg.lease_ms)
-                claimed = calls.parse_claimed(unwrap((await driver.execute([call]))[0]),
-                                               reg.worker_id, token)
-            except KueError as exc:  # RedisUnavailable included
-                self._release(reg, want)
-                if not current():
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive every fault
+                if core.stopped:
                     return
-                await retry.failed(exc)
-                continue
-            except asyncio.CancelledError:
-                self._release(reg, want)
-                raise
-            retry.ok()
-            if len(claimed) < want:
-                self._release(reg, want - len(claimed))
-            if claimed:
-                self._dispatch(reg, token, claimed)
-                continue
-            try:
-                await driver.execute([calls.wait_for_token(keys, (reg.job_type,), block)])
-            except KueError as exc:
-                if not current():
-                    return
-                await retry.failed(exc)
+                await self._wait(STOP, core.loop_failed(name, exc))
 
-    def _dispatch(self, reg: Registration, token: str,
-                  claimed: list[tuple[int, dict[str, str]]]) -> None:
-        owner = self.queue if reg.is_async else self.sync_twin
-        make = owner.job_class.from_hash
-        for job_id, fields in claimed:
-            job = make(owner, job_id, fields)
-            record = InFlight(job_id, job, token, reg, fields)
-            self.inflight[job_id] = record
-            record.task = self._spawn(self._run(record))
+    async def _carry_out(self, gen: loops.Loop) -> None:
+        driver = self.driver
+        assert driver is not None
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                action = gen.throw(error) if error is not None else gen.send(value)
+            except StopIteration:
+                return
+            value = error = None
+            kind = type(action)
+            if kind is loops.Send:
+                try:
+                    value = await driver.execute(action.batch)  # type: ignore[union-attr]
+                except Exception as exc:  # noqa: BLE001 - thrown into the loop, which decides
+                    error = exc
+            elif kind is loops.Wait:
+                await self._wait(action.topic, action.timeout)  # type: ignore[union-attr]
+            elif kind is loops.Run:
+                for record in action.records:  # type: ignore[union-attr]
+                    record.handle = self._spawn(self._run(record))
+            else:
+                for record in action.records:  # type: ignore[union-attr]
+                    if isinstance(record.handle, asyncio.Task) and record.reg.is_async:
+                        record.handle.cancel()
+
+    def _signal(self, topic: Any) -> None:
+        event = self._events.get(topic)
+        if event is None:
+            event = self._events.setdefault(topic, asyncio.Event())
+        event.set()
+
+    async def _wait(self, topic: Any, timeout: float) -> None:
+        event = self._events.get(topic)
+        if event is None:
+            event = self._events.setdefault(topic, asyncio.Event())
+        try:
+            await asyncio.wait_for(event.wait(), max(0.0, timeout))
+        except TimeoutError:
+            pass
+        if topic not in STICKY:
+            event.clear()
 
     # --- running handlers -----------------------------------------------------------------
     async def _run(self, record: InFlight) -> None:
-        reg = record.reg
-        if record.stage != QUEUED:
-            if record.stage == LOST:
-                self._release(reg)
+        core = self.core
+        assert core is not None
+        if not core.start(record):
             return
-        record.stage = RUNNING
+        reg = record.reg
+        args = (record.job, reg.ctx) if reg.wants_ctx else (record.job,)
         start = time.perf_counter()
         payload: Any
         try:
             if reg.is_async:
-                args = (record.job, reg.ctx) if reg.wants_ctx else (record.job,)
                 value = await reg.handler(*args)
             else:
-                args = (record.job, reg.ctx) if reg.wants_ctx else (record.job,)
-                value = await self.loop.run_in_executor(reg.executor, reg.handler, *args)
+                value = await asyncio.get_running_loop().run_in_executor(reg.slots, reg.handler,
+                                                                          *args)
             ok, payload = True, calls.encode_result(value)
         except asyncio.CancelledError:
             if record.stage == ABANDONED:
-                return
-            raise
-        except Exception as exc:  # noqa: BLE001 - any handler error fails the attempt
+                return  # given up (lease lost, released): the cancel was ours
+            ok, payload = False, calls.describe_failure(asyncio.CancelledError("cancelled"))
+        except BaseException as exc:  # noqa: BLE001 - SystemExit too: fails the attempt
             ok, payload = False, calls.describe_failure(exc)
-        if record.stage == ABANDONED:
-            return
-        record.stage = FINISHED
-        self._release(reg)
-        self.results.append((record, ok, payload, int((time.perf_counter() - start) * 1000)))
-        self.results_ready.set()
-
-    def _release(self, reg: Registration, count: int = 1) -> None:
-        reg.free += count
-        reg.slot_freed.set()
-
-    # --- flushing results -----------------------------------------------------------------
-    async def _flush_loop(self) -> None:
-        retry = _Backoff(self.hub, self.stopped)
-        limit = self.settings.flush_batch
-        while True:
-            await self.results_ready.wait()
-            self.results_ready.clear()
-            if not self.results:
-                if self.stopped.is_set():
-                    return
-                continue
-            batch: list[core.Result] = []
-            while self.results and len(batch) < 2 * limit:
-                batch.append(self.results.popleft())
-            self.flushing = True
-            try:
-                requests, ordered = core.flush_requests(self.keys, limit, batch, self.hub)
-                replies = await self.driver.execute(list(requests))
-                if core.flush_outcomes(requests, replies, ordered, self.hub, self.inflight):
-                    self._poke_upkeep = True
-                    self.wake.set()
-                retry.ok()
-            except RedisUnavailable as exc:
-                self.results.extendleft(reversed(batch))
-                await retry.failed(exc)
-            finally:
-                self.flushing = False
-            if self.results or self.stopped.is_set():
-                self.results_ready.set()
-
-    async def _wait_flushed(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        self.results_ready.set()
-        while (self.results or self.flushing) and time.monotonic() < deadline:
-            await asyncio.sleep(0.005)
-
-    # --- housekeeping ---------------------------------------------------------------------
-    async def _housekeeping_loop(self) -> None:
-        retry = _Backoff(self.hub, self.stopped)
-        clock = time.monotonic
-        next_renew = clock() + self._renew_every()
-        next_upkeep = clock()
-        while not self.stopped.is_set():
-            now = clock()
-            try:
-                ttl_check = core.next_ttl_check(list(self.inflight.values()))
-                if now >= next_renew or (ttl_check is not None and now >= ttl_check):
-                    await self._renew()
-                    core.push_ttl_checks(list(self.inflight.values()), now)
-                    next_renew = now + self._renew_every()
-                interval = self.upkeep_interval_ms
-                if interval is not None and (now >= next_upkeep or self._poke_upkeep):
-                    self._poke_upkeep = False
-                    replies = await self.driver.execute(core.upkeep_requests(self.keys, self.settings))
-                    next_upkeep = now + core.upkeep_wait(replies, self.settings, interval)
-                retry.ok()
-            except (RedisUnavailable, KueError) as exc:
-                await retry.failed(exc)
-                continue
-            until = next_renew if self.upkeep_interval_ms is None else min(next_renew, next_upkeep)
-            ttl_check = core.next_ttl_check(list(self.inflight.values()))
-            if ttl_check is not None:
-                until = min(until, ttl_check)
-            try:
-                await asyncio.wait_for(self.wake.wait(), max(0.0, until - clock()))
-            except TimeoutError:
-                pass
-            self.wake.clear()
-
-    def _renew_every(self) -> float:
-        return core.renew_every((r.lease_ms for r in self.registrations), self.settings.lease_ms)
-
-    async def _renew(self) -> None:
-        requests, groups = core.renew_requests(self.keys, list(self.inflight.values()))
-        if requests:
-            replies = await self.driver.execute(list(requests))
-            for record in core.lost_records(groups, replies):
-                self._lost(record)
-
-    def _lost(self, record: InFlight) -> None:
-        stage = record.stage
-        if stage == RUNNING:
-            record.stage = ABANDONED
-            self._release(record.reg)
-            if record.task is not None:
-                record.task.cancel()
-        elif stage == QUEUED:
-            record.stage = LOST
-        if stage in (RUNNING, QUEUED):
-            if self.inflight.get(record.id) is record:
-                del self.inflight[record.id]
-            self.hub.emit("error", core.lost_message(record, stage == RUNNING))
+        core.finished(record, ok, payload, int((time.perf_counter() - start) * 1000))
 
     # --- stopping -------------------------------------------------------------------------
     def pause(self, reg: Registration, timeout: float | None, final: bool = False) -> None:
-        def start() -> None:
-            paused = self._stop_claiming([reg], final)
-            self._spawn(self._drain(paused, timeout))
-        self._on_loop(start)
-
-    async def stop(self, timeout: float | None, job_type: str | None = None) -> None:
-        regs = [r for r in self.registrations if job_type in (None, r.job_type) and not r.closed]
-        await self._drain(self._stop_claiming(regs, True), timeout)
-        for reg in regs:
-            if reg.executor is not None:
-                reg.executor.shutdown(wait=False)  # a hung sync handler keeps its thread
-        if job_type is None:
-            self.stopped.set()
-            self.wake.set()
-            self.results_ready.set()
-            self._started = False
-            self.upkeep_interval_ms = self.settings.upkeep_interval_ms if self._upkeep_allowed else None
-            for task in list(self._tasks):
-                task.cancel()
+        def begin() -> None:
+            if self.core is not None:
+                self._spawn(self._carry_out(loops.stop_loop(self.core, [reg], timeout, False,
+                                                            final)))
+        self._on_loop(begin)
 
     def runs_current_task(self) -> bool:
-        """Whether the calling task is one of this runtime's handlers."""
+        """Whether the calling task is one of this worker's handlers."""
         task = asyncio.current_task()
-        return any(record.task is task for record in list(self.inflight.values()))
+        return task is not None and task in self._tasks
+
+    async def shutdown(self, timeout: float | None = None, job_type: str | None = None, *,
+                       fail_running: bool = False) -> None:
+        """As ``kueatomic.Worker.shutdown``, awaited (from a handler: in the background)."""
+        if self.runs_current_task():
+            task = asyncio.get_running_loop().create_task(
+                self.shutdown(timeout, job_type, fail_running=fail_running))
+            _background.add(task)  # keep a reference until it is done
+            task.add_done_callback(_background.discard)
+            return
+        core = self.core
+        regs = self._matching(job_type)
+        if core is not None and self.loop is asyncio.get_running_loop():
+            await self._carry_out(loops.stop_loop(core, regs, timeout, fail_running, True))
+        for reg in regs:
+            if isinstance(reg.slots, ThreadPoolExecutor):
+                reg.slots.shutdown(wait=False)  # a hung sync handler keeps its thread
+                reg.slots = None
+        if job_type is None:
+            await self._stop_all()
 
     async def abort(self) -> None:
-        """Fail every running job with "Shutdown" now (a second SIGINT/SIGTERM)."""
-        await self._drain({r: r.generation for r in self.registrations}, 0)
+        """Release every running job now (a second SIGINT/SIGTERM)."""
+        if self.core is not None:
+            await self._carry_out(loops.stop_loop(self.core, list(self.registrations), 0, False,
+                                                  False))
 
-    def _stop_claiming(self, regs: list[Registration], final: bool) -> dict[Registration, int]:
-        paused = {}
-        for reg in regs:
-            reg.running = False
-            if final:
-                reg.closed = True
-            paused[reg] = reg.generation
-            reg.slot_freed.set()
-        return paused
+    async def _stop_all(self) -> None:
+        core = self.core
+        if not self.started or core is None:
+            return
+        self.started = False
+        core.stop()
+        current = asyncio.current_task()
+        pending = [t for t in self._loops if t is not current]
+        if pending:  # claim loops end within a block timeout, the others at once
+            _, still = await asyncio.wait(pending, timeout=5)
+            for task in still:
+                task.cancel()
+        for reg in self.registrations:
+            reg.started = False
+            reg.free = reg.concurrency
+        # Stopped registrations are done, as after Kue's shutdown; process() adds new ones.
+        self.registrations = [r for r in self.registrations if not r.closed]
+        if self.driver is not None:
+            await self.driver.client.aclose()
+        if self._sync_twin is not None:
+            self._sync_twin.close()
+            self._sync_twin = None
+        log.info("worker stopped (prefix %s)", self.queue.prefix)
 
-    async def _drain(self, paused: dict[Registration, int], timeout: float | None) -> None:
-        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout) / 1000
+    async def run(self, shutdown_timeout: float | None = 10000) -> None:
+        """Start and serve until SIGINT/SIGTERM (graceful), a second signal releasing running
+        jobs at once."""
+        from .signals import serve_until_signalled
 
-        def settled() -> bool:
-            return all(r.free >= r.concurrency or r.generation != g for r, g in paused.items())
+        await self.start()
+        await serve_until_signalled(lambda: self.shutdown(shutdown_timeout), self.abort)
 
-        while not settled() and (deadline is None or time.monotonic() < deadline):
-            await asyncio.sleep(0.01)
-        failure = calls.plain_failure("Shutdown")
-        for record in list(self.inflight.values()):
-            reg = record.reg
-            if reg not in paused or reg.generation != paused[reg]:
-                continue
-            if record.stage in (QUEUED, RUNNING):
-                stage = record.stage
-                record.stage = ABANDONED
-                self._release(reg)
-                if stage == RUNNING and record.task is not None and reg.is_async:
-                    record.task.cancel()
-                self.results.append((record, False, failure, 0))
-        self.results_ready.set()
-        await self._wait_flushed(10.0)
+    async def close(self) -> None:
+        if self.started:
+            await self.shutdown(timeout=0)

@@ -176,3 +176,10 @@ def release(keys: Keys, items: Sequence[tuple[int, str]]) -> Call:
     for item in items:
         args.extend(item)
     return Call("release_jobs", (keys.leases,), tuple(args))
+
+
+def load_failure(job_id: int, exc: BaseException) -> tuple[str, str, str]:
+    """The failure of a job the worker could not even load (a field Node Kue or a hand edit
+    wrote in a form kueatomic cannot read): its attempt fails, saying what was wrong."""
+    text = f"Cannot load job {job_id}: {type(exc).__name__}: {exc}"
+    return text, text, text

@@ -9,14 +9,15 @@ class WorkerContext:
     """Controls the worker a handler runs in (all slots of one ``process()`` call).
 
     ``pause(timeout)`` stops taking new jobs at once and returns without waiting; jobs already
-    running get ``timeout`` ms to finish, after which they fail with "Shutdown" (Kue's
-    ``ctx.pause``; the calling handler may simply return within that time). ``resume()``
-    takes jobs again. ``shutdown()`` stops this worker for good, letting running jobs finish."""
+    running get ``timeout`` ms to finish, after which they are released back to inactive (no
+    attempt used; Kue's ``ctx.pause``; the calling handler may simply return within that
+    time). ``resume()`` takes jobs again. ``shutdown()`` stops this registration for good,
+    letting running jobs finish."""
 
-    __slots__ = ("_registration", "_runtime")
+    __slots__ = ("_registration", "_worker")
 
-    def __init__(self, runtime: Any, registration: Any) -> None:
-        self._runtime = runtime
+    def __init__(self, worker: Any, registration: Any) -> None:
+        self._worker = worker
         self._registration = registration
 
     @property
@@ -29,16 +30,16 @@ class WorkerContext:
 
     @property
     def paused(self) -> bool:
-        return not self._registration.running
+        return not self._registration.claiming
 
     def pause(self, timeout: float | None = 5000) -> None:
-        self._runtime.pause(self._registration, timeout)
+        self._worker.pause(self._registration, timeout)
 
     def resume(self) -> None:
-        self._runtime.resume(self._registration)
+        self._worker.resume(self._registration)
 
     def shutdown(self) -> None:
-        self._runtime.pause(self._registration, None, final=True)
+        self._worker.pause(self._registration, None, final=True)
 
     def __repr__(self) -> str:
         state = "paused" if self.paused else "running"

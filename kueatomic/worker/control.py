@@ -1,5 +1,6 @@
-"""Deferred starts: while ``deferred()`` is active, ``process()`` only registers workers, so
-the ``kueatomic worker`` command can import a module, adjust concurrency, then start them."""
+"""Deferred starts: while ``deferred()`` is active, Kue's shorthand ``queue.process()`` only
+registers, so the ``kueatomic worker`` command can import a module, adjust concurrency, then
+start every worker that got registrations during the import."""
 
 from __future__ import annotations
 
@@ -10,26 +11,26 @@ from typing import Any
 
 _lock = threading.Lock()
 _deferring = 0
-_queues: list[Any] = []
+_workers: list[Any] = []
 
 
 @contextlib.contextmanager
 def deferred() -> Iterator[list[Any]]:
-    """Within the block, ``process()`` defers; yields the list of queues that deferred."""
+    """Within the block, starts are deferred; yields the workers that registered handlers."""
     global _deferring
     with _lock:
         _deferring += 1
-        _queues.clear()
+        _workers.clear()
     try:
-        yield _queues
+        yield _workers
     finally:
         with _lock:
             _deferring -= 1
 
 
-def deferring(queue: Any) -> bool:
-    """Whether ``process()`` on ``queue`` should only register (remembers the queue)."""
+def deferring(worker: Any) -> bool:
+    """Whether a start of ``worker`` should wait for the CLI (remembers the worker)."""
     with _lock:
-        if _deferring and all(q is not queue for q in _queues):
-            _queues.append(queue)
+        if _deferring and all(w is not worker for w in _workers):
+            _workers.append(worker)
         return bool(_deferring)

@@ -1,141 +1,585 @@
-"""What both runtimes do between sending requests: batching results into complete/fail calls,
-grouping lease renewals, reading upkeep replies. Pure functions, no I/O."""
+"""The worker's decisions, sans I/O: every rule lives here once.
+
+``WorkerCore`` takes events — a claim to send, its reply or error, a handler that finished, a
+flush reply or error, a housekeeping tick, a stop — and answers with what to do next: which
+script calls to send, which jobs to run, which slots to free, how long to back off. It never
+touches a socket, a thread or a sleep; time comes from ``clock``. The threaded and asyncio
+runtimes drive it through the loops of ``kueatomic.worker.loops`` and only carry out I/O.
+
+The threaded runtime passes a ``threading.Lock`` as ``lock``: every change of shared state
+happens under it, so the claim, slot, flush and housekeeping threads may call in at once.
+``signal(topic)`` tells the runtime that a waiter on ``topic`` may go on (see loops.py).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from ..errors import KueError, LeaseLost
+from ..errors import KueError, LeaseLost, RedisRefused, is_outage
 from ..keyspace import Keys
 from ..ops import Call, unwrap
 from . import calls
-from .events import EventHub
-from .registration import ABANDONED, TTL_CHECK_SLACK, InFlight
+from .episodes import Episode
+from .registration import ABANDONED, FINISHED, LOST, QUEUED, RUNNING, InFlight, Registration
 from .settings import WorkerSettings
 
-# (record, ok, payload, duration_ms): payload is the result JSON when ok, else
-# (error, summary, message) from calls.describe_failure / calls.plain_failure.
-Result = tuple[InFlight, bool, Any, int]
+log = logging.getLogger("kueatomic.worker")
+
+COMPLETE, FAIL, RELEASE = "complete", "fail", "release"
 RENEW_CHUNK = 1000
+FLUSH_WAIT_S = 10.0  # how long a stop waits for outcomes to be written
 
 
-def flush_requests(keys: Keys, limit: int, batch: Sequence[Result],
-                   hub: EventHub) -> tuple[list[Call], list[Result]]:
-    """complete_jobs / fail_jobs calls for a batch of results (``limit`` jobs per call), and
-    the results in the order the replies will report them."""
-    done = [item for item in batch if item[1]]
-    failed = [item for item in batch if not item[1]]
-    requests: list[Call] = []
-    for start in range(0, len(done), limit):
-        part = done[start : start + limit]
-        requests.append(calls.complete(keys, [(r.id, r.token, d, p) for r, _, p, d in part]))
-    for start in range(0, len(failed), limit):
+def slots(reg: Registration) -> tuple[str, Registration]:
+    """The topic a claim loop waits on for a free slot."""
+    return ("slots", reg)
+
+
+# Topics a loop waits on (loops.Wait); the core signals them. STOP is signalled only when the
+# worker stops (it stays set), NEVER never: a Wait on it is a plain sleep.
+IDLE, RESULTS, WAKE, FLUSHED, STOP, NEVER = "idle", "results", "wake", "flushed", "stop", "never"
+STICKY = frozenset({STOP})
+
+
+class Claim:
+    """One activate_jobs (or, after a lost reply, reclaim_jobs) call for a registration."""
+
+    __slots__ = ("call", "reclaim", "reg", "since", "token", "want")
+
+    def __init__(self, reg: Registration, token: str, want: int, call: Call, since: float,
+                 reclaim: bool = False) -> None:
+        self.reg, self.token, self.want, self.call = reg, token, want, call
+        self.since, self.reclaim = since, reclaim
+
+
+class Outcome:
+    """What a job's claim ended in, waiting to be written: a result, a failure or a release."""
+
+    __slots__ = ("duration", "kind", "payload", "record")
+
+    def __init__(self, record: InFlight, kind: str, payload: Any, duration: int) -> None:
+        self.record, self.kind, self.payload, self.duration = record, kind, payload, duration
+
+
+class Flush:
+    """complete_jobs / fail_jobs / release_jobs calls and the outcomes each one carries."""
+
+    __slots__ = ("groups", "requests")
+
+    def __init__(self, requests: list[Call], groups: list[list[Outcome]]) -> None:
+        self.requests, self.groups = requests, groups
+
+
+class Housekeeping:
+    """Lease renewals (grouped like their calls) and, when due, the upkeep calls."""
+
+    __slots__ = ("renew_groups", "requests", "upkeep")
+
+    def __init__(self, requests: list[Call], renew_groups: list[list[InFlight]],
+                 upkeep: bool) -> None:
+        self.requests, self.renew_groups, self.upkeep = requests, renew_groups, upkeep
+
+
+class WorkerCore:
+    def __init__(self, keys: Keys, settings: WorkerSettings, emit: Callable[..., None], *,
+                 clock: Callable[[], float] = time.monotonic, lock: Any = None,
+                 signal: Callable[[Any], None] | None = None, upkeep: bool = True) -> None:
+        self.keys = keys
+        self.settings = settings
+        self.emit = emit  # the queue's EventHub.emit: "error" events
+        self.clock = clock
+        self.lock = lock if lock is not None else contextlib.nullcontext()
+        self.signal = signal or (lambda topic: None)
+        self.regs: list[Registration] = []
+        self.inflight: dict[int, InFlight] = {}
+        self.outcomes: deque[Outcome] = deque()
+        self.flushing = 0  # outcomes in a flush whose reply has not come back
+        self.upkeep_allowed = upkeep
+        self.upkeep_interval_ms: int | None = None
+        self.next_upkeep = 0.0
+        self.poke_upkeep = False
+        self.next_renew = clock() + self.renew_every()
+        self.episodes: dict[str, Episode] = {}
+        self.stopped = False
+
+    # --- registrations ------------------------------------------------------------------
+    def add(self, reg: Registration) -> None:
+        with self.lock:
+            self.regs.append(reg)
+            self.stopped = False
+            if self.upkeep_allowed and self.upkeep_interval_ms is None:
+                self.upkeep_interval_ms = self.settings.upkeep_interval_ms
+            self.next_renew = min(self.next_renew, self.clock() + self.renew_every())
+
+    def enable_upkeep(self, interval_ms: int) -> None:
+        with self.lock:
+            self.upkeep_interval_ms = interval_ms
+            self.stopped = False
+        self.signal(WAKE)
+
+    def resume(self, reg: Registration) -> int | None:
+        """Start claiming for ``reg``; the new claim loop's generation, None if it runs."""
+        with self.lock:
+            if reg.claiming or reg.closed:
+                return None
+            reg.claiming = True
+            reg.generation += 1
+            return reg.generation
+
+    def episode(self, name: str) -> Episode:
+        found = self.episodes.get(name)
+        if found is None:
+            found = self.episodes[name] = Episode(name, self.emit)
+        return found
+
+    # --- claiming -------------------------------------------------------------------------
+    def next_claim(self, reg: Registration, generation: int) -> Claim | bool:
+        """The claim to send now (its slots reserved), True to wait for a free slot, or
+        False when this claim loop is done (paused or stopped)."""
+        with self.lock:
+            if not reg.claiming or reg.generation != generation:
+                return False
+            if reg.reclaims:
+                return reg.reclaims[0]  # type: ignore[no-any-return]
+            if reg.free <= 0:
+                return True
+            want = min(reg.free, reg.batch)
+            reg.free -= want
+        token = calls.claim_token()
+        call = calls.activate(self.keys, reg.job_type, want, reg.worker_id, token, reg.lease_ms)
+        return Claim(reg, token, want, call, self.clock())
+
+    def claimed(self, claim: Claim, reply: Sequence[Any],
+                make_job: Callable[[Registration, int, dict[str, str]], Any]) -> list[InFlight]:
+        """Records for the jobs a claim took; the ones to run now are returned. A job that
+        cannot be loaded fails this attempt at once, saying why."""
+        reg = claim.reg
+        now = self.clock()
+        records = []
+        for job_id, fields in calls.parse_claimed(reply, reg.worker_id, claim.token):
+            record = InFlight(job_id, claim.token, reg, fields, now)
+            try:
+                record.job = make_job(reg, job_id, fields)
+            except Exception as exc:  # noqa: BLE001 - a field Node Kue wrote oddly, say
+                record.load_error = exc
+            records.append(record)
+        run: list[InFlight] = []
+        with self.lock:
+            if claim.reclaim and claim in reg.reclaims:
+                reg.reclaims.remove(claim)
+                self.episode(f"claim {reg.job_type}").note(f"recovered {len(records)} jobs of a "
+                                                          "claim whose reply was lost")
+            reg.free += claim.want - len(records)
+            for record in records:
+                self.inflight[record.id] = record
+                if record.load_error is not None:
+                    record.stage = RUNNING
+                    self._finish(record, FAIL, calls.load_failure(record.id, record.load_error), 0)
+                elif not reg.claiming:  # stopped while the claim was on its way: give it back
+                    record.stage = ABANDONED
+                    reg.free += 1
+                    self.outcomes.append(Outcome(record, RELEASE, None, 0))
+                else:
+                    run.append(record)
+        if log.isEnabledFor(logging.DEBUG):
+            for record in run:
+                log.debug("job %s (%s) claimed", record.id, reg.job_type)
+        if len(run) < len(records) or len(records) < claim.want:
+            self._signal_slots(reg)
+        if len(run) < len(records):
+            self.signal(RESULTS)
+        return run
+
+    def claim_failed(self, claim: Claim, exc: BaseException) -> float:
+        """The claim call failed; returns the seconds to back off. A reply lost on the way
+        (a broken connection, a timeout) may hide a claim that ran: its slots stay reserved
+        and the next call asks Redis which jobs that claim took (reclaim_jobs)."""
+        reg = claim.reg
+        episode = self.episode(f"claim {reg.job_type}")
+        maybe_ran = is_outage(exc) and not isinstance(exc, RedisRefused)
+        with self.lock:
+            expired = self.clock() - claim.since > 2 * reg.lease_ms / 1000
+            keep = is_outage(exc) and (maybe_ran or claim.reclaim) and not expired and reg.claiming
+            if keep and not claim.reclaim:
+                reg.reclaims.append(Claim(reg, claim.token, claim.want,
+                                          calls.reclaim(self.keys, claim.token, reg.lease_ms),
+                                          claim.since, reclaim=True))
+            elif not keep:
+                if claim in reg.reclaims:
+                    reg.reclaims.remove(claim)
+                reg.free += claim.want
+        self._signal_slots(reg)
+        return episode.failed(exc, self.clock())
+
+    def loop_ok(self, name: str) -> None:
+        episode = self.episodes.get(name)
+        if episode is not None:
+            episode.ok(self.clock())
+
+    def loop_failed(self, name: str, exc: BaseException) -> float:
+        """A loop's call (or the loop itself) failed: report once per episode, back off."""
+        return self.episode(name).failed(exc, self.clock())
+
+    def wait_call(self, reg: Registration, block_ms: int) -> Any:
+        return calls.wait_for_token(self.keys, (reg.job_type,), block_ms)
+
+    # --- running handlers -----------------------------------------------------------------
+    def start(self, record: InFlight) -> bool:
+        """A slot picked the job up: False when it must not run (lost, released)."""
+        with self.lock:
+            if record.stage != QUEUED:
+                return False
+            record.stage = RUNNING
+            return True
+
+    def finished(self, record: InFlight, ok: bool, payload: Any, duration_ms: int) -> None:
+        """A handler returned (``payload`` = result JSON) or raised (``payload`` =
+        calls.describe_failure). The late result of an abandoned job is discarded."""
+        with self.lock:
+            if record.stage != RUNNING:
+                return
+            self._finish(record, COMPLETE if ok else FAIL, payload, duration_ms)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("job %s (%s) %s in %d ms", record.id, record.reg.job_type,
+                      "completed" if ok else "failed", duration_ms)
+        self._signal_slots(record.reg)
+        self.signal(RESULTS)
+
+    def _finish(self, record: InFlight, kind: str, payload: Any, duration_ms: int) -> None:
+        record.stage = FINISHED
+        record.finished_at = self.clock()
+        record.reg.free += 1
+        self.outcomes.append(Outcome(record, kind, payload, duration_ms))
+
+    def _signal_slots(self, reg: Registration) -> None:
+        self.signal(slots(reg))
+        self.signal(IDLE)
+
+    # --- writing outcomes -----------------------------------------------------------------
+    def next_flush(self) -> Flush | None:
+        """Up to two calls' worth of outcomes as complete/fail/release calls, or None."""
+        limit = self.settings.flush_batch
+        with self.lock:
+            if not self.outcomes:
+                return None
+            taken = [self.outcomes.popleft() for _ in range(min(len(self.outcomes), 2 * limit))]
+            self.flushing += len(taken)
+        by_kind: dict[str, list[Outcome]] = {COMPLETE: [], FAIL: [], RELEASE: []}
+        for outcome in taken:
+            by_kind[outcome.kind].append(outcome)
+        requests: list[Call] = []
+        groups: list[list[Outcome]] = []
+        for kind, items in by_kind.items():
+            for start in range(0, len(items), limit):
+                part = items[start : start + limit]
+                requests.append(self._flush_call(kind, part))
+                groups.append(part)
+        return Flush(requests, groups)
+
+    def _flush_call(self, kind: str, part: list[Outcome]) -> Call:
+        if kind == COMPLETE:
+            return calls.complete(self.keys, [(o.record.id, o.record.token, o.duration, o.payload)
+                                              for o in part])
+        if kind == RELEASE:
+            return calls.release(self.keys, [(o.record.id, o.record.token) for o in part])
         items = []
-        for record, _, (error, summary, message), _ in failed[start : start + limit]:
+        for outcome in part:
+            record = outcome.record
+            error, summary, message = outcome.payload
             delay, problem = calls.backoff_delay(record.fields)
             if problem:
-                hub.emit("error", KueError(f"job {record.id}: {problem}"))
+                self._report(KueError(f"job {record.id}: {problem}"))
             items.append((record.id, record.token, error, summary, message, delay))
-        requests.append(calls.fail(keys, items))
-    return requests, [*done, *failed]
+        return calls.fail(self.keys, items)
 
-
-def flush_outcomes(requests: Sequence[Call], replies: Sequence[Any], ordered: Sequence[Result],
-                   hub: EventHub, inflight: dict[int, InFlight]) -> bool:
-    """Report lost leases, forget the flushed records; True when a job went to delayed (so
-    upkeep should look at the delayed set sooner)."""
-    statuses: list[Any] = []
-    for request, reply in zip(requests, replies):
-        if isinstance(reply, KueError):  # a bug, not an outage: the leases will expire
-            hub.emit("error", reply)
-            statuses.extend([None] * int(request.args[1]))
+    def flushed(self, flush: Flush, replies: Sequence[Any]) -> None:
+        """Read each call's statuses: lost leases are reported; a call Redis refused for now
+        is retried; a bug is reported and its outcomes given up (their leases run out)."""
+        retry: list[Outcome] = []
+        done: list[Outcome] = []
+        delayed = False
+        for group, reply in zip(flush.groups, replies):
+            if isinstance(reply, BaseException):
+                if is_outage(reply):
+                    retry.extend(group)
+                else:
+                    self._give_up(group, reply)
+                    done.extend(group)
+                continue
+            for outcome, status in zip(group, reply):
+                self._read_status(outcome, status)
+                delayed = delayed or status == "delayed"
+            done.extend(group)
+        with self.lock:
+            self.flushing -= len(retry) + len(done)
+            self._forget(done)
+            self._retry(retry)
+            if delayed:
+                self.poke_upkeep = True
+        if retry:
+            self.loop_failed("flush", next(r for r in replies if isinstance(r, BaseException)))
         else:
-            statuses.extend(reply)
-    delayed = False
-    for (record, ok, _, _), status in zip(ordered, statuses):
-        if status == 0 or status == "":
-            what = "result" if ok else "failure"
-            hub.emit("error", LeaseLost(
+            self.loop_ok("flush")
+        self.signal(FLUSHED)
+        if delayed:
+            self.signal(WAKE)
+
+    def flush_failed(self, flush: Flush, exc: BaseException) -> float:
+        """The whole flush failed: keep every outcome through an outage, else give up."""
+        group = [outcome for part in flush.groups for outcome in part]
+        with self.lock:
+            self.flushing -= len(group)
+            if is_outage(exc):
+                self._retry(group)
+            else:
+                self._forget(group)
+        if not is_outage(exc):
+            self._give_up(group, exc)
+        self.signal(FLUSHED)
+        return self.loop_failed("flush", exc)
+
+    def _read_status(self, outcome: Outcome, status: Any) -> None:
+        record = outcome.record
+        if outcome.kind == RELEASE:
+            if status == 1:
+                log.info("Released at shutdown: job %s (%s) is back in inactive, no attempt used",
+                         record.id, record.reg.job_type)
+            return
+        if status == 0 or status == "":  # 2 / a state again: a retry of a write that was done
+            what = "result" if outcome.kind == COMPLETE else "failure"
+            self._report(LeaseLost(
                 f"job {record.id} ({record.reg.job_type}): the lease was lost before its {what} "
-                "was recorded (expired and recovered, or moved by hand); nothing was written"))
-        elif status == "delayed":
-            delayed = True
-        if inflight.get(record.id) is record:
-            del inflight[record.id]
-    return delayed
+                "was recorded (expired and recovered, or moved by hand); nothing was written"),
+                level=logging.WARNING)
 
+    def _retry(self, group: list[Outcome]) -> None:
+        """Put outcomes back in front, except those retried for longer than the bound."""
+        now = self.clock()
+        bound = self.settings.result_retry_ms / 1000
+        keep = []
+        for outcome in group:
+            record = outcome.record
+            if outcome.kind != RELEASE and now - record.finished_at > bound:
+                log.error("job %s (%s): gave up writing its %s after %.0f s of outage; its lease "
+                          "is let go, so upkeep will run it again", record.id, record.reg.job_type,
+                          outcome.kind, now - record.finished_at)
+                self._forget([outcome])
+            else:
+                keep.append(outcome)
+        self.outcomes.extendleft(reversed(keep))
 
-def renew_requests(keys: Keys, records: Iterable[InFlight]) -> tuple[list[Call], list[list[InFlight]]]:
-    """renew_leases calls for every live record, grouped by lease length."""
-    by_lease: dict[int, list[InFlight]] = {}
-    for record in records:
-        if record.stage != ABANDONED:
-            by_lease.setdefault(record.reg.lease_ms, []).append(record)
-    requests, groups = [], []
-    for lease_ms, group in by_lease.items():
-        for start in range(0, len(group), RENEW_CHUNK):
-            part = group[start : start + RENEW_CHUNK]
-            requests.append(calls.renew(keys, lease_ms, [(r.id, r.token) for r in part]))
-            groups.append(part)
-    return requests, groups
+    def _forget(self, group: Iterable[Outcome]) -> None:
+        for outcome in group:
+            if self.inflight.get(outcome.record.id) is outcome.record:
+                del self.inflight[outcome.record.id]
 
+    def _give_up(self, group: list[Outcome], exc: BaseException) -> None:
+        ids = ", ".join(str(o.record.id) for o in group[:10])
+        self._report(exc, f"writing outcomes of jobs {ids}{'...' if len(group) > 10 else ''} "
+                          "failed with a bug (the jobs come back when their leases expire)")
 
-def next_ttl_check(records: Iterable[InFlight]) -> float | None:
-    """The earliest ``check_at`` among live records with a ttl (monotonic seconds)."""
-    due = [r.check_at for r in records if r.check_at and r.stage != ABANDONED]
-    return min(due) if due else None
+    def _report(self, exc: BaseException, context: str = "", level: int = logging.ERROR) -> None:
+        log.log(level, "%s%s", f"{context}: " if context else "", exc,
+                exc_info=exc if level >= logging.ERROR else None)
+        self.emit("error", exc)
 
+    def drained(self) -> bool:
+        with self.lock:
+            return not self.outcomes and self.flushing == 0
 
-def push_ttl_checks(records: Iterable[InFlight], now: float) -> None:
-    """After a renewal pass, check again one ttl later (progress may have moved the deadline)."""
-    for record in records:
-        if record.check_at and record.check_at <= now:
-            record.check_at = now + int(record.fields.get("ttl") or 0) / 1000 + TTL_CHECK_SLACK
+    # --- housekeeping: leases, ttl checks, promotion and recovery ------------------------
+    def renew_every(self) -> float:
+        """Renew at a third of the shortest lease, in seconds."""
+        leases = [r.lease_ms for r in self.regs]
+        return (min(leases) if leases else self.settings.lease_ms) / 3000
 
+    def _renewable(self, now: float) -> list[InFlight]:
+        """Jobs whose lease we keep: claimed or running, and finished ones whose outcome is
+        still being written, up to result_retry_ms after they finished."""
+        bound = self.settings.result_retry_ms / 1000
+        return [r for r in self.inflight.values()
+                if r.stage in (QUEUED, RUNNING)
+                or (r.stage == FINISHED and now - r.finished_at <= bound)]
 
-def lost_records(groups: Sequence[list[InFlight]], replies: Sequence[Any]) -> list[InFlight]:
-    lost = []
-    for part, reply in zip(groups, replies):
-        for record, status in zip(part, unwrap(reply)):
-            if status == 0:
-                lost.append(record)
-    return lost
+    def next_housekeeping(self) -> Housekeeping | float:
+        """The calls due now, or the seconds until something is due."""
+        now = self.clock()
+        with self.lock:
+            records = list(self.inflight.values())
+            ttl_due = [r.check_at for r in records if r.check_at and r.stage in (QUEUED, RUNNING)]
+            renew = now >= self.next_renew or (bool(ttl_due) and now >= min(ttl_due))
+            interval = self.upkeep_interval_ms
+            upkeep = interval is not None and (now >= self.next_upkeep or self.poke_upkeep)
+            if not renew and not upkeep:
+                until = self.next_renew
+                if interval is not None:
+                    until = min(until, self.next_upkeep)
+                if ttl_due:
+                    until = min(until, min(ttl_due))
+                return max(0.0, until - now)
+            requests: list[Call] = []
+            groups: list[list[InFlight]] = []
+            if renew:
+                self.next_renew = now + self.renew_every()
+                for record in records:
+                    if record.check_at and record.check_at <= now:
+                        record.check_at = now + (record.check_at - record.claimed_at)
+                by_lease: dict[int, list[InFlight]] = {}
+                for record in self._renewable(now):
+                    by_lease.setdefault(record.reg.lease_ms, []).append(record)
+                for lease_ms, group in by_lease.items():
+                    for start in range(0, len(group), RENEW_CHUNK):
+                        part = group[start : start + RENEW_CHUNK]
+                        requests.append(calls.renew(self.keys, lease_ms,
+                                                    [(r.id, r.token) for r in part]))
+                        groups.append(part)
+            if upkeep:
+                self.poke_upkeep = False
+                s = self.settings
+                requests.append(calls.promote(self.keys, s.promote_batch))
+                requests.append(calls.recover(self.keys, s.recover_batch, s.max_stalls,
+                                              s.foreign_ttl_grace_ms, s.rebalance_tokens))
+        if not requests:
+            return self.next_housekeeping()
+        return Housekeeping(requests, groups, upkeep)
 
+    def housekept(self, hk: Housekeeping, replies: Sequence[Any]) -> list[InFlight]:
+        """Read renewals and upkeep; returns the running jobs whose lease was lost (the
+        runtime frees their slots: a new thread, or the task cancelled)."""
+        abandoned: list[InFlight] = []
+        failure: BaseException | None = None
+        for group, reply in zip(hk.renew_groups, replies):
+            if isinstance(reply, BaseException):
+                failure = reply
+                continue
+            for record, status in zip(group, reply):
+                if status == 0 and self._lost(record):
+                    abandoned.append(record)
+        if hk.upkeep:
+            now = self.clock()
+            promoted, recovered = replies[-2], replies[-1]
+            interval = (self.upkeep_interval_ms or self.settings.upkeep_interval_ms) / 1000
+            wait = interval
+            if isinstance(promoted, BaseException):
+                failure = promoted
+            else:
+                count, wait_ms = (int(v) for v in promoted)
+                if count >= self.settings.promote_batch:
+                    wait = 0.0
+                elif wait_ms >= 0:
+                    wait = min(interval, wait_ms / 1000)
+            if isinstance(recovered, BaseException):
+                failure = recovered
+            else:
+                requeued, stalled_failed, ttl_failed = (int(v) for v in unwrap(recovered))
+                if requeued or stalled_failed:
+                    log.info("recovered %d stalled jobs (%d back to inactive, %d failed the "
+                             "attempt: stalled too often)", requeued + stalled_failed, requeued,
+                             stalled_failed)
+                if ttl_failed:
+                    log.info("%d jobs exceeded their ttl and failed the attempt", ttl_failed)
+            with self.lock:
+                self.next_upkeep = now + wait
+        if failure is not None:
+            delay = self.loop_failed("housekeeping", failure)
+            with self.lock:  # try again after the backoff, not one interval later
+                self.next_renew = min(self.next_renew, self.clock() + delay)
+                if hk.upkeep:
+                    self.next_upkeep = min(self.next_upkeep, self.clock() + delay)
+        else:
+            self.loop_ok("housekeeping")
+        return abandoned
 
-def lost_message(record: InFlight, running: bool) -> LeaseLost:
-    return LeaseLost(
-        f"job {record.id} ({record.reg.job_type}): the lease was lost while "
-        f"{'running' if running else 'waiting to run'} (ttl exceeded, recovered after a stall, "
-        "or moved by hand); its result will not be recorded")
+    def housekeeping_failed(self, hk: Housekeeping, exc: BaseException) -> float:
+        delay = self.loop_failed("housekeeping", exc)
+        with self.lock:
+            self.next_renew = min(self.next_renew, self.clock() + delay)
+            if hk.upkeep:
+                self.next_upkeep = min(self.next_upkeep, self.clock() + delay)
+        return delay
 
+    def _lost(self, record: InFlight) -> bool:
+        """A renewal said the job is no longer ours; True when it was running (its slot is
+        freed now, and the runtime must stop waiting for its handler)."""
+        with self.lock:
+            stage = record.stage
+            if stage == RUNNING:
+                record.stage = ABANDONED
+                record.reg.free += 1
+            elif stage == QUEUED:
+                record.stage = LOST
+                record.reg.free += 1
+            else:
+                return False  # finished: the flush tells whether it was written
+            if self.inflight.get(record.id) is record:
+                del self.inflight[record.id]
+        self._signal_slots(record.reg)
+        self._report(LeaseLost(
+            f"job {record.id} ({record.reg.job_type}): the lease was lost while "
+            f"{'running' if stage == RUNNING else 'waiting to run'} (ttl exceeded, recovered "
+            "after a stall, or moved by hand); its result will not be recorded"),
+            level=logging.WARNING)
+        return stage == RUNNING
 
-def upkeep_requests(keys: Keys, s: WorkerSettings) -> list[Call]:
-    return [calls.promote(keys, s.promote_batch),
-            calls.recover(keys, s.recover_batch, s.max_stalls, s.foreign_ttl_grace_ms,
-                          s.rebalance_tokens)]
+    # --- stopping -------------------------------------------------------------------------
+    def stop_claiming(self, regs: Iterable[Registration], final: bool) -> dict[Registration, int]:
+        """No new claims for ``regs``; returns each one's generation at this moment."""
+        paused = {}
+        with self.lock:
+            for reg in regs:
+                reg.claiming = False
+                if final:
+                    reg.closed = True
+                for claim in reg.reclaims:  # their jobs come back when the leases expire
+                    reg.free += claim.want
+                reg.reclaims.clear()
+                paused[reg] = reg.generation
+        for reg in paused:
+            self._signal_slots(reg)
+        return paused
 
+    def idle(self, paused: dict[Registration, int]) -> bool:
+        """Whether the paused registrations have nothing running (or were resumed)."""
+        with self.lock:
+            return all(reg.free >= reg.concurrency or reg.generation != generation
+                       for reg, generation in paused.items())
 
-def upkeep_wait(replies: Sequence[Any], s: WorkerSettings, interval_ms: int) -> float:
-    """Seconds until the next upkeep pass is useful."""
-    promoted, wait_ms = (int(v) for v in unwrap(replies[0]))
-    unwrap(replies[1])
-    if promoted >= s.promote_batch:
-        return 0.0
-    return (interval_ms if wait_ms < 0 else min(interval_ms, wait_ms)) / 1000
+    def settle(self, paused: dict[Registration, int], fail_running: bool) -> list[InFlight]:
+        """Give back every job the paused registrations still hold: released to inactive
+        (no attempt used), or failed with "Shutdown" as Kue does when ``fail_running``.
+        Returns the running ones, whose late results will be discarded."""
+        running = []
+        with self.lock:
+            for record in list(self.inflight.values()):
+                reg = record.reg
+                if paused.get(reg) != reg.generation or record.stage not in (QUEUED, RUNNING):
+                    continue
+                if record.stage == RUNNING:
+                    running.append(record)
+                record.stage = ABANDONED
+                reg.free += 1
+                if fail_running:
+                    record.finished_at = self.clock()
+                    self.outcomes.append(Outcome(record, FAIL, calls.plain_failure("Shutdown"), 0))
+                else:
+                    self.outcomes.append(Outcome(record, RELEASE, None, 0))
+        for record in running:
+            log.info("job %s (%s) still running at the end of the shutdown timeout: %s",
+                     record.id, record.reg.job_type,
+                     "failing it with \"Shutdown\"" if fail_running else "releasing it")
+        if paused:
+            self.signal(RESULTS)
+        return running
 
-
-def block_ms(client: Any, wanted_ms: int) -> int:
-    """How long a BLPOP may block: ``wanted_ms``, but shorter than the client's socket timeout
-    (if it has one), so an idle wait never looks like a broken connection."""
-    pool = getattr(client, "connection_pool", None)
-    timeout = (getattr(pool, "connection_kwargs", None) or {}).get("socket_timeout")
-    if isinstance(timeout, (int, float)) and timeout > 0:
-        return max(10, min(wanted_ms, int(timeout * 1000) - 200))
-    return wanted_ms
-
-
-def renew_every(lease_ms: Iterable[int], default: int) -> float:
-    """Renew at a third of the shortest lease, in seconds."""
-    values = list(lease_ms)
-    return (min(values) if values else default) / 3000
+    def stop(self) -> None:
+        """Everything stops: upkeep and housekeeping end (call after the last settle)."""
+        with self.lock:
+            self.stopped = True
+            self.upkeep_interval_ms = None
+        for topic in (WAKE, RESULTS, STOP, FLUSHED):
+            self.signal(topic)

@@ -1,17 +1,18 @@
-"""One ``queue.process(...)`` call: its type, handler, slots and claim state; and the
-in-flight record of one claimed job. Shared by the threaded and the asyncio runtime."""
+"""One ``process()`` call (its type, handler and slots) and the in-flight record of one
+claimed job: the worker core's state, shared by the threaded and the asyncio runtime."""
 
 from __future__ import annotations
 
 import inspect
-import time
 from collections.abc import Callable
 from typing import Any
 
 from ..errors import InvalidArgument
 from . import calls
 
-# InFlight.stage values
+# InFlight.stage: QUEUED (claimed, waiting for a slot), RUNNING, FINISHED (result waiting to be
+# written), ABANDONED (its result will be discarded: released, failed at shutdown, or its
+# lease was lost while running), LOST (lease lost before it started).
 QUEUED, RUNNING, FINISHED, ABANDONED, LOST = range(5)
 TTL_CHECK_SLACK = 0.05  # s after a ttl deadline before asking whether the job was failed
 
@@ -44,9 +45,10 @@ def check_process_args(job_type: Any, concurrency: Any) -> tuple[str, int]:
 class Registration:
     """The worker of one ``process()`` call: ``concurrency`` slots for one job type.
 
-    ``free`` counts slots without a claimed job; the runtime guards it (a lock or the loop).
-    ``generation`` changes on every resume so a claim loop left over from before a pause
-    knows to stop."""
+    ``free`` counts slots with no job and no claim reserved for them. ``claiming`` is false
+    while paused or stopped; ``generation`` changes on every resume so a claim loop left over
+    from before a pause knows to stop. ``reclaims`` are claims whose reply was lost: their
+    slots stay reserved until Redis says which jobs they took."""
 
     def __init__(self, job_type: str, concurrency: int, handler: Callable[..., Any],
                  lease_ms: int, batch: int) -> None:
@@ -59,37 +61,52 @@ class Registration:
         self.batch = batch
         self.worker_id = calls.worker_id(job_type)
         self.free = concurrency
-        self.running = False
+        self.claiming = False
         self.closed = False
+        self.started = False  # handed to the runtime (slots made, claim loop started)
         self.generation = 0
+        self.reclaims: list[Any] = []  # core.Claim
         self.ctx: Any = None
-        # set by the runtime that runs it
-        self.cond: Any = None  # threading.Condition guarding free/running (threaded)
-        self.jobs: Any = None  # SimpleQueue of InFlight for the slot threads (threaded)
-        self.slot_freed: Any = None  # asyncio.Event (asyncio)
-        self.executor: Any = None  # ThreadPoolExecutor for a sync handler (asyncio)
+        self.slots: Any = None  # the runtime's own (a SimpleQueue of records, an executor...)
+
+    def resize(self, concurrency: int) -> None:
+        """Change the slot count before the registration starts (the CLI's --concurrency)."""
+        self.concurrency = self.free = concurrency
+        self.batch = min(self.batch, concurrency)
 
     def __repr__(self) -> str:
         return (f"<Registration {self.job_type} x{self.concurrency} "
-                f"{'running' if self.running else 'paused'}>")
+                f"{'claiming' if self.claiming else 'paused'}>")
 
 
 class InFlight:
-    """A claimed job from claim until its result is flushed (or it is given up)."""
+    """A claimed job from its claim until its outcome is written (or given up)."""
 
-    __slots__ = ("check_at", "fields", "id", "job", "reg", "stage", "task", "thread", "token")
+    __slots__ = ("check_at", "claimed_at", "fields", "finished_at", "handle", "id", "job",
+                 "load_error", "reg", "stage", "token")
 
-    def __init__(self, job_id: int, job: Any, token: str, reg: Registration,
-                 fields: dict[str, str]) -> None:
+    def __init__(self, job_id: int, token: str, reg: Registration, fields: dict[str, str],
+                 now: float) -> None:
         self.id = job_id
-        self.job = job
         self.token = token
         self.reg = reg
         self.fields = fields
+        self.job: Any = None
+        self.load_error: BaseException | None = None
         self.stage = QUEUED
-        self.thread: Any = None
-        self.task: Any = None
-        # For a job with a ttl: when (time.monotonic()) to ask Redis whether it still holds the
-        # job, so a handler hung past its ttl frees its slot soon after recovery fails it.
-        ttl = fields.get("ttl")
-        self.check_at = time.monotonic() + int(ttl) / 1000 + TTL_CHECK_SLACK if ttl else 0.0
+        self.claimed_at = now
+        self.finished_at = 0.0
+        self.handle: Any = None  # the runtime's: the thread or task running it
+        # For a job with a ttl: when (monotonic) to ask Redis whether it still holds the job,
+        # so a handler hung past its ttl frees its slot soon after recovery fails it.
+        ttl = ttl_seconds(fields)
+        self.check_at = now + ttl + TTL_CHECK_SLACK if ttl else 0.0
+
+
+def ttl_seconds(fields: dict[str, str]) -> float:
+    """The job's ttl in seconds, 0 for none; Node Kue may store it as "1500.5" or junk."""
+    try:
+        value = float(fields.get("ttl") or 0)
+    except ValueError:
+        return 0.0
+    return value / 1000 if value > 0 and value == value and value != float("inf") else 0.0

@@ -1,4 +1,5 @@
-"""Worker tuning knobs, one dataclass per queue (``queue.configure_workers(...)``)."""
+"""Worker tuning knobs, one frozen dataclass per worker (``Worker(queue, lease_ms=...)``,
+``worker.configure(...)`` or Kue's shorthand ``queue.configure_workers(...)``)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,12 @@ class WorkerSettings:
     complete-or-fail call. ``block_timeout_ms``: how long an idle worker blocks on the wake-up
     list before claiming anyway. ``upkeep_interval_ms``: how often promotion of delayed jobs
     and recovery run (sooner when a delayed job is due sooner). ``foreign_ttl_grace_ms``: how
-    long a Node Kue worker's job past its ttl is left to Kue's own sweeper."""
+    long a Node Kue worker's job past its ttl is left to Kue's own sweeper.
+    ``reply_timeout_ms``: how long the worker's own connections wait for a reply before they
+    count it as lost (the worker then asks Redis what its call did; a blocking wait for new
+    jobs is kept shorter than this). ``result_retry_ms``: how long a finished job's result is
+    retried through an outage (its lease renewed meanwhile); after that the result is given up
+    and the lease let go, so upkeep runs the job again."""
 
     lease_ms: int = 15000
     max_stalls: int = 1
@@ -31,11 +37,14 @@ class WorkerSettings:
     recover_batch: int = 1000
     foreign_ttl_grace_ms: int = 3000
     rebalance_tokens: bool = True
+    reply_timeout_ms: int = 5000
+    result_retry_ms: int = 60000
 
     def __post_init__(self) -> None:
         minimum = {"lease_ms": 100, "max_stalls": 0, "claim_batch": 1, "flush_batch": 1,
                    "block_timeout_ms": 10, "upkeep_interval_ms": 10, "promote_batch": 1,
-                   "recover_batch": 1, "foreign_ttl_grace_ms": 0}
+                   "recover_batch": 1, "foreign_ttl_grace_ms": 0,
+                   "reply_timeout_ms": 100, "result_retry_ms": 0}
         for name, low in minimum.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:

@@ -1,16 +1,17 @@
 """Signal handling for ``Queue.run()`` and the CLI only (never in a constructor): the first
-SIGINT/SIGTERM stops gracefully, the second fails running jobs with "Shutdown" at once."""
+SIGINT/SIGTERM stops gracefully, the second releases running jobs back to inactive at once."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
-import sys
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+log = logging.getLogger("kueatomic.worker")
 
 
 def run_until_signalled(graceful: Callable[[], None], immediate: Callable[[], None]) -> None:
@@ -28,12 +29,11 @@ def run_until_signalled(graceful: Callable[[], None], immediate: Callable[[], No
         nonlocal received
         received += 1
         if received == 1:
-            print(f"kueatomic: {signal.Signals(signum).name}: stopping gracefully "
-                  "(again to stop at once)", file=sys.stderr, flush=True)
+            log.info("%s: stopping gracefully (again to stop at once)",
+                     signal.Signals(signum).name)
             threading.Thread(target=stop_gracefully, name="kueatomic-shutdown", daemon=True).start()
         elif received == 2:
-            print("kueatomic: stopping now; running jobs fail with \"Shutdown\"",
-                  file=sys.stderr, flush=True)
+            log.info("stopping now: running jobs are released back to inactive")
             threading.Thread(target=immediate, name="kueatomic-abort", daemon=True).start()
 
     previous = {sig: signal.signal(sig, handle) for sig in SIGNALS}
@@ -56,12 +56,10 @@ async def serve_until_signalled(graceful: Callable[[], Coroutine[Any, Any, None]
         nonlocal received
         received += 1
         if received == 1:
-            print("kueatomic: stopping gracefully (again to stop at once)", file=sys.stderr,
-                  flush=True)
+            log.info("stopping gracefully (again to stop at once)")
             first.set()
         elif received == 2:
-            print("kueatomic: stopping now; running jobs fail with \"Shutdown\"",
-                  file=sys.stderr, flush=True)
+            log.info("stopping now: running jobs are released back to inactive")
             loop.create_task(immediate())
 
     for sig in SIGNALS:

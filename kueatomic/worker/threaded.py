@@ -1,402 +1,362 @@
-"""The threaded worker runtime of a sync ``Queue``.
+"""``kueatomic.Worker``: the threaded runtime for a sync queue.
 
-Threads, per queue: one claimer per ``process()`` call (activate_jobs for up to its free
-slots, BLPOP on the type's wake-up list when nothing is there), ``concurrency`` slot threads
-per call running the handler, one flusher (complete_jobs / fail_jobs for every result that
-piled up, in one pipeline) and one housekeeper (lease renewal; promotion and recovery). The
-claimer and the flusher have their own connections, so the next claim overlaps the current
-completions, and slots are freed when a handler returns, not when its result is written.
+Threads: one claimer per ``process()`` call, ``concurrency`` slot threads per call running the
+handler, one flusher, one housekeeper; each drives a loop of ``loops.py`` and carries out its
+actions, under the core's lock for every decision. The worker has its own connections (made
+from the queue's connection description, with a reply timeout), so the next claim overlaps
+the current completions. ``async def`` handlers run on an ``aio.Worker`` on an event loop in
+a background thread.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from concurrent.futures import Future
 from queue import SimpleQueue
 from typing import Any
 
-from ..errors import KueError, RedisUnavailable
-from ..ops import unwrap
-from . import calls, core
-from .context import WorkerContext
-from .events import EventHub
-from .registration import ABANDONED, FINISHED, LOST, QUEUED, RUNNING, InFlight, Registration
-from .settings import WorkerSettings
+from ..connection import SYNC
+from ..driver import SyncDriver
+from . import calls, control, loops
+from .base import WorkerBase, log
+from .core import STICKY, STOP, WorkerCore
+from .registration import InFlight, Registration
 
 
-class _Backoff:
-    """Retry pacing for a loop that lost Redis: reports the outage once, sleeps 50 ms
-    doubling to 1 s, and stops sleeping when told to stop."""
+class Worker(WorkerBase):
+    """Runs handlers for a sync ``kueatomic.Queue`` (or ``SyncQueue``) in threads.
 
-    def __init__(self, hub: EventHub, stop: threading.Event) -> None:
-        self.hub = hub
-        self.stop = stop
-        self.pause = 0.05
-        self.reported = False
+    ``w = Worker(queue, lease_ms=5000)``; ``w.process("email", handler, concurrency=20)`` or
+    ``@w.process("email", concurrency=20)``; ``w.start()``; ``w.shutdown(timeout=10000)``;
+    ``w.run()`` blocks until SIGINT/SIGTERM. Kue's ``queue.process(...)`` is this, started."""
 
-    def failed(self, exc: BaseException) -> None:
-        if not self.reported:
-            self.hub.emit("error", exc)
-            self.reported = True
-        self.stop.wait(self.pause)
-        self.pause = min(self.pause * 2, 1.0)
-
-    def ok(self) -> None:
-        self.pause = 0.05
-        self.reported = False
-
-
-class ThreadedRuntime:
-    """Runs the handlers of one sync queue; created by the queue on its first ``process()``."""
-
-    def __init__(self, queue: Any, hub: EventHub, settings: WorkerSettings) -> None:
-        self.queue = queue
-        self.keys = queue.keys
-        self.execute: Callable[[list[Any]], list[Any]] = queue.driver.execute
-        self.hub = hub
-        self.settings = settings
-        self.registrations: list[Registration] = []
-        self.inflight: dict[int, InFlight] = {}
-        self.results: deque[core.Result] = deque()
-        self.results_ready = threading.Event()
-        self.flushed = threading.Condition()
-        self.flushing = False
-        self.wake = threading.Event()
-        self.stopped = threading.Event()
-        self.upkeep_interval_ms: int | None = None
-        self._poke_upkeep = False
-        self._threads_started = False
-        self._epoch = 0  # background threads of an earlier start exit when this changes
-        self._lock = threading.Lock()
+    def __init__(self, queue: Any, **options: Any) -> None:
+        super().__init__(queue, **options)
+        self._lock = threading.Lock()  # guards starting and stopping, not the core
+        self._events: dict[Any, threading.Event] = {}
+        self._threads: list[threading.Thread] = []
+        self._bridge: _AsyncBridge | None = None
+        self.driver: SyncDriver | None = None
 
     # --- starting -------------------------------------------------------------------------
-    def add(self, reg: Registration) -> None:
-        reg.ctx = WorkerContext(self, reg)
-        reg.cond = threading.Condition()
-        reg.jobs = SimpleQueue()
+    def start(self) -> Worker:
+        """Start every registration (and upkeep); idempotent."""
         with self._lock:
-            self.registrations.append(reg)
-            if self.upkeep_interval_ms is None:
-                self.upkeep_interval_ms = self.settings.upkeep_interval_ms
-        self._ensure_threads()
+            if not self.started:
+                self._start_core()
+            pending = [r for r in self.registrations if not r.closed and not r.started]
+        for reg in pending:
+            self._start_registration(reg)
+        return self
+
+    def _start_core(self) -> None:
+        self.started = True
+        self._events = {}
+        self.core = WorkerCore(self.keys, self.settings, self.events.emit, lock=threading.Lock(),
+                               signal=self._signal, upkeep=self.upkeep)
+        if self.upkeep:
+            self.core.enable_upkeep(self.settings.upkeep_interval_ms)
+        client = self.queue.connection.client(SYNC, socket_timeout=self.settings.reply_timeout_ms / 1000)
+        self.driver = SyncDriver(client, self.queue.connection.where)
+        self._threads = [self._thread("flush", loops.flush_loop, self.core),
+                         self._thread("upkeep", loops.housekeeping_loop, self.core)]
+        self._log_start()
+
+    def _registered(self, reg: Registration) -> None:
+        if self.started:
+            self._start_registration(reg)
+
+    def _start_registration(self, reg: Registration) -> None:
+        if reg.is_async:  # the bridge's worker starts it (and marks it started)
+            with self._lock:
+                if self._bridge is None:
+                    self._bridge = _AsyncBridge(self)
+            self._bridge.add(reg)
+            return
+        with self._lock:
+            if reg.started:
+                return
+            reg.started = True
+        core = self.core
+        assert core is not None
+        reg.slots = SimpleQueue()
+        core.add(reg)
         for _ in range(reg.concurrency):
             self._spawn_slot(reg)
         self.resume(reg)
 
-    def enable_upkeep(self, interval_ms: int) -> None:
-        """watch_stuck_jobs: promotion and recovery in this process, workers or not."""
-        with self._lock:
-            self.upkeep_interval_ms = interval_ms
-        self._ensure_threads()
-        self.wake.set()
+    def watch_stuck_jobs(self, interval: int = 1000) -> None:
+        """Run upkeep in this process every ``interval`` ms, handlers or not: promote due
+        delayed jobs, recover expired leases and ttls, re-sync wake-up tokens (Kue's
+        watchStuckJobs)."""
+        self.upkeep = True
+        self.start()
+        assert self.core is not None
+        self.core.upkeep_allowed = True
+        self.core.enable_upkeep(int(interval))
 
-    def _ensure_threads(self) -> None:
-        with self._lock:
-            if self._threads_started:
+    def resume(self, reg: Registration) -> None:
+        if reg.is_async and self._bridge is not None:
+            self._bridge.call(self._bridge.worker.resume, reg)
+            return
+        core = self.core
+        generation = core.resume(reg) if core is not None else None
+        if core is None or generation is None:
+            return
+        job = self.queue.job_class.from_hash
+        queue = self.queue
+
+        def make_job(reg: Registration, job_id: int, fields: dict[str, str]) -> Any:
+            return job(queue, job_id, fields)
+
+        self._thread(f"{reg.job_type}-claim", loops.claim_loop, core, reg, generation, make_job,
+                     self.block_ms)
+
+    # --- carrying out the loops' actions --------------------------------------------------
+    def _thread(self, name: str, loop: Callable[..., loops.Loop], *args: Any) -> threading.Thread:
+        thread = threading.Thread(target=self._drive, args=(name, loop, args), daemon=True,
+                                  name=f"kueatomic-{name}")
+        thread.start()
+        return thread
+
+    def _drive(self, name: str, loop: Callable[..., loops.Loop], args: tuple[Any, ...]) -> None:
+        """Run a loop to its end; a crash of the loop itself is logged, backed off, and the
+        loop started again, so no fault stops a worker thread."""
+        core = self.core
+        assert core is not None
+        while True:
+            try:
+                self._carry_out(loop(*args))
                 return
-            self._threads_started = True
-            self._epoch += 1
-            self.stopped.clear()
-        for target, name in ((self._flush_loop, "flush"), (self._housekeeping_loop, "upkeep")):
-            threading.Thread(target=target, args=(self._epoch,), name=f"kueatomic-{name}",
-                             daemon=True).start()
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive every fault
+                if core.stopped:
+                    return
+                self._wait(STOP, core.loop_failed(name, exc))
 
+    def _carry_out(self, gen: loops.Loop) -> None:
+        execute = self.driver.execute if self.driver else None
+        assert execute is not None
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                action = gen.throw(error) if error is not None else gen.send(value)
+            except StopIteration:
+                return
+            value = error = None
+            kind = type(action)
+            if kind is loops.Send:
+                try:
+                    value = execute(action.batch)  # type: ignore[union-attr]
+                except Exception as exc:  # noqa: BLE001 - thrown into the loop, which decides
+                    error = exc
+            elif kind is loops.Wait:
+                self._wait(action.topic, action.timeout)  # type: ignore[union-attr]
+            elif kind is loops.Run:
+                put = action.records[0].reg.slots.put  # type: ignore[union-attr]
+                for record in action.records:  # type: ignore[union-attr]
+                    put(record)
+            else:
+                self._abandon(action.records)  # type: ignore[union-attr]
+
+    def _signal(self, topic: Any) -> None:
+        event = self._events.get(topic)
+        if event is None:
+            event = self._events.setdefault(topic, threading.Event())
+        event.set()
+
+    def _wait(self, topic: Any, timeout: float) -> None:
+        event = self._events.get(topic)
+        if event is None:
+            event = self._events.setdefault(topic, threading.Event())
+        event.wait(max(0.0, timeout))
+        if topic not in STICKY:
+            event.clear()
+
+    # --- running handlers -----------------------------------------------------------------
     def _spawn_slot(self, reg: Registration) -> None:
         threading.Thread(target=self._slot_loop, args=(reg,), daemon=True,
                          name=f"kueatomic-{reg.job_type}-slot").start()
 
-    def resume(self, reg: Registration) -> None:
-        with reg.cond:
-            if reg.running or reg.closed:
-                return
-            reg.running = True
-            reg.generation += 1
-            generation = reg.generation
-        threading.Thread(target=self._claim_loop, args=(reg, generation), daemon=True,
-                         name=f"kueatomic-{reg.job_type}-claim").start()
-
-    # --- claiming -------------------------------------------------------------------------
-    def _claim_loop(self, reg: Registration, generation: int) -> None:
-        cond: threading.Condition = reg.cond
-        retry = _Backoff(self.hub, self.stopped)
-        keys, execute = self.keys, self.execute
-        block = core.block_ms(self.queue.client, self.settings.block_timeout_ms)
-
-        def current() -> bool:
-            return reg.running and reg.generation == generation
-
-        def give_back(count: int) -> None:
-            with cond:
-                reg.free += count
-                cond.notify_all()
-
-        while True:
-            with cond:
-                while current() and reg.free <= 0:
-                    cond.wait()
-                if not current():
-                    return
-                # Reserve the slots for the claim in flight, so a stop waits for its jobs.
-                want = min(reg.free, reg.batch)
-                reg.free -= want
-            token = calls.claim_token()
-            try:
-                call = calls.activate(keys, reg.job_type, want, reg.worker_id, token, reg.lease_ms)
-                claimed = calls.parse_claimed(unwrap(execute([call])[0]), reg.worker_id, token)
-            except KueError as exc:  # RedisUnavailable included
-                give_back(want)
-                if not current():
-                    return  # stopped meanwhile
-                retry.failed(exc)
-                continue
-            retry.ok()
-            if len(claimed) < want:
-                give_back(want - len(claimed))
-            if claimed:
-                self._dispatch(reg, token, claimed)
-                continue
-            try:
-                execute([calls.wait_for_token(keys, (reg.job_type,), block)])
-            except KueError as exc:
-                if not current():
-                    return  # stopped meanwhile (close() cut the blocking connection)
-                retry.failed(exc)
-
-    def _dispatch(self, reg: Registration, token: str,
-                  claimed: list[tuple[int, dict[str, str]]]) -> None:
-        """Hand claimed jobs (their slots already reserved) to the slot threads."""
-        queue = self.queue
-        make = queue.job_class.from_hash
-        inflight = self.inflight
-        put = reg.jobs.put
-        for job_id, fields in claimed:
-            job = make(queue, job_id, fields)
-            record = InFlight(job_id, job, token, reg, fields)
-            inflight[job_id] = record
-            put(record)
-
-    # --- running handlers -----------------------------------------------------------------
     def _slot_loop(self, reg: Registration) -> None:
-        jobs: SimpleQueue[InFlight | None] = reg.jobs
-        cond: threading.Condition = reg.cond
+        core = self.core
+        assert core is not None
+        jobs: SimpleQueue[InFlight | None] = reg.slots
         handler, ctx, wants_ctx = reg.handler, reg.ctx, reg.wants_ctx
-        results, ready = self.results, self.results_ready
-        encode = calls.encode_result
-        clock = time.perf_counter
+        encode, clock = calls.encode_result, time.perf_counter
         me = threading.current_thread()
-        me.kueatomic_runtime = self  # type: ignore[attr-defined]  # lets shutdown() see us
+        me.kueatomic_worker = self  # type: ignore[attr-defined]  # lets shutdown() see us
         while True:
             record = jobs.get()
             if record is None:
                 return
-            with cond:
-                if record.stage != QUEUED:  # lost (slot still held) or shut down (freed)
-                    if record.stage == LOST:
-                        reg.free += 1
-                        cond.notify()
-                    continue
-                record.stage = RUNNING
-                record.thread = me
+            if not core.start(record):
+                continue
+            record.handle = me
             start = clock()
             payload: Any
             try:
                 value = handler(record.job, ctx) if wants_ctx else handler(record.job)
                 ok, payload = True, encode(value)
-            except Exception as exc:  # noqa: BLE001 - any handler error fails the attempt
+            except BaseException as exc:  # noqa: BLE001 - SystemExit too: fails the attempt
                 ok, payload = False, calls.describe_failure(exc)
-            except SystemExit as exc:
-                ok, payload = False, calls.describe_failure(exc)
-            duration = int((clock() - start) * 1000)
-            with cond:
-                if record.stage == ABANDONED:
-                    return  # a replacement thread owns this slot now
-                record.stage = FINISHED
-                reg.free += 1
-                cond.notify()
-            results.append((record, ok, payload, duration))
-            if not ready.is_set():
-                ready.set()
+            core.finished(record, ok, payload, int((clock() - start) * 1000))
+            if getattr(me, "kueatomic_replaced", False):
+                return  # given up while running: a new thread took this slot
 
-    # --- flushing results -----------------------------------------------------------------
-    def _flush_loop(self, epoch: int) -> None:
-        retry = _Backoff(self.hub, self.stopped)
-        limit = self.settings.flush_batch
-        while True:
-            self.results_ready.wait(0.5)
-            self.results_ready.clear()
-            if not self.results:
-                if self.stopped.is_set() or epoch != self._epoch:
-                    return
-                continue
-            batch: list[core.Result] = []
-            with self.flushed:
-                self.flushing = True
-            try:
-                while self.results and len(batch) < 2 * limit:
-                    batch.append(self.results.popleft())
-                self._flush(batch)
-                retry.ok()
-            except RedisUnavailable as exc:
-                self.results.extendleft(reversed(batch))
-                retry.failed(exc)
-            finally:
-                with self.flushed:
-                    self.flushing = False
-                    self.flushed.notify_all()
-            if self.results:
-                self.results_ready.set()
-
-    def _flush(self, batch: list[core.Result]) -> None:
-        requests, ordered = core.flush_requests(self.keys, self.settings.flush_batch, batch, self.hub)
-        replies = self.execute(list(requests))
-        if core.flush_outcomes(requests, replies, ordered, self.hub, self.inflight):
-            self._poke_upkeep = True
-            self.wake.set()
-
-    def _wait_flushed(self, timeout: float) -> bool:
-        self.results_ready.set()
-        with self.flushed:
-            return self.flushed.wait_for(lambda: not self.results and not self.flushing, timeout)
-
-    # --- housekeeping: leases, promotion, recovery -----------------------------------------
-    def _housekeeping_loop(self, epoch: int) -> None:
-        retry = _Backoff(self.hub, self.stopped)
-        clock = time.monotonic
-        next_renew = clock() + self._renew_every()
-        next_upkeep = clock()
-        while not self.stopped.is_set() and epoch == self._epoch:
-            now = clock()
-            try:
-                ttl_check = core.next_ttl_check(list(self.inflight.values()))
-                if now >= next_renew or (ttl_check is not None and now >= ttl_check):
-                    self._renew()
-                    core.push_ttl_checks(list(self.inflight.values()), now)
-                    next_renew = now + self._renew_every()
-                interval = self.upkeep_interval_ms
-                if interval is not None and (now >= next_upkeep or self._poke_upkeep):
-                    self._poke_upkeep = False
-                    next_upkeep = now + self._upkeep(interval)
-                retry.ok()
-            except RedisUnavailable as exc:
-                retry.failed(exc)
-                continue
-            except KueError as exc:
-                retry.failed(exc)
-                continue
-            until = next_renew if self.upkeep_interval_ms is None else min(next_renew, next_upkeep)
-            ttl_check = core.next_ttl_check(list(self.inflight.values()))
-            if ttl_check is not None:
-                until = min(until, ttl_check)
-            self.wake.wait(max(0.0, until - clock()))
-            self.wake.clear()
-
-    def _renew_every(self) -> float:
-        return core.renew_every((r.lease_ms for r in self.registrations), self.settings.lease_ms)
-
-    def _renew(self) -> None:
-        requests, groups = core.renew_requests(self.keys, list(self.inflight.values()))
-        if requests:
-            for record in core.lost_records(groups, self.execute(list(requests))):
-                self._lost(record)
-
-    def _lost(self, record: InFlight) -> None:
-        """The job is no longer ours: free its slot now (a hung handler keeps its thread, which
-        exits when the handler returns) and never write its result."""
-        reg = record.reg
-        cond: threading.Condition = reg.cond
-        with cond:
-            stage = record.stage
-            if stage == RUNNING:
-                record.stage = ABANDONED
-                reg.free += 1
-                cond.notify()
-            elif stage == QUEUED:
-                record.stage = LOST
-        if stage == RUNNING and not reg.closed:
-            self._spawn_slot(reg)
-        if stage in (RUNNING, QUEUED):
-            if self.inflight.get(record.id) is record:
-                del self.inflight[record.id]
-            self.hub.emit("error", core.lost_message(record, stage == RUNNING))
-
-    def _upkeep(self, interval_ms: int) -> float:
-        """Promote due delayed jobs and recover stalled/ttl-exceeded ones; returns seconds
-        until the next pass is useful."""
-        replies = self.execute(list(core.upkeep_requests(self.keys, self.settings)))
-        return core.upkeep_wait(replies, self.settings, interval_ms)
+    def _abandon(self, records: list[InFlight]) -> None:
+        """Running jobs were given up: their threads finish the handler and exit; a new
+        thread takes each slot (a hung handler must not cost a slot)."""
+        for record in records:
+            thread = record.handle
+            if isinstance(thread, threading.Thread) and thread.is_alive():
+                thread.kueatomic_replaced = True  # type: ignore[attr-defined]
+                self._spawn_slot(record.reg)
 
     # --- stopping -------------------------------------------------------------------------
     def pause(self, reg: Registration, timeout: float | None, final: bool = False) -> None:
-        """Stop claiming for ``reg`` now; in the background, give running jobs ``timeout`` ms
-        and fail the rest with "Shutdown"."""
-        paused = self._stop_claiming([reg], final)
-        threading.Thread(target=self._drain, args=(paused, timeout, final), daemon=True,
-                         name=f"kueatomic-{reg.job_type}-pause").start()
+        """Stop claiming for ``reg`` now; in the background give running jobs ``timeout`` ms,
+        then release the rest (ctx.pause / ctx.shutdown)."""
+        if reg.is_async and self._bridge is not None:
+            self._bridge.call(self._bridge.worker.pause, reg, timeout, final)
+            return
+        core = self.core
+        if core is not None:
+            threading.Thread(target=self._stop, args=(core, [reg], timeout, False, final),
+                             daemon=True, name=f"kueatomic-{reg.job_type}-pause").start()
 
-    def stop(self, timeout: float | None, job_type: str | None = None) -> None:
-        """Graceful stop (blocking): no new claims, running jobs get ``timeout`` ms (None =
-        as long as they take), then fail with "Shutdown"; results are flushed. Without a
-        type everything stops, upkeep included."""
-        regs = [r for r in self.registrations if job_type in (None, r.job_type) and not r.closed]
-        self._drain(self._stop_claiming(regs, True), timeout, True)
+    def _stop(self, core: WorkerCore, regs: list[Registration], timeout: float | None,
+              fail_running: bool, final: bool) -> None:
+        self._carry_out(loops.stop_loop(core, regs, timeout, fail_running, final))
+        if final:  # end the slot threads (one given up while running exits by itself)
+            for reg in regs:
+                if reg.slots is not None:
+                    for _ in range(reg.concurrency):
+                        reg.slots.put(None)
+
+    def shutdown(self, timeout: float | None = None, job_type: str | None = None, *,
+                 fail_running: bool = False) -> None:
+        """Stop gracefully: no new claims; running jobs get ``timeout`` ms (None: as long as
+        they take); then the jobs still running are released back to inactive with no attempt
+        used ("Released at shutdown"; their late results are discarded), or, with
+        ``fail_running``, failed with "Shutdown" as Kue does. Outcomes are written before this
+        returns. Without ``job_type`` upkeep stops too and ``start()`` may be called again.
+        Idempotent. Called from a handler, it returns at once and stops in the background."""
+        if getattr(threading.current_thread(), "kueatomic_worker", None) is self:
+            threading.Thread(target=self.shutdown, args=(timeout, job_type),
+                             kwargs={"fail_running": fail_running}, daemon=True,
+                             name="kueatomic-shutdown").start()
+            return
+        bridge = self._bridge
+        bridged: Future[None] | None = None
+        if bridge is not None:
+            bridged = bridge.call(bridge.worker.shutdown, timeout, job_type,
+                                  fail_running=fail_running)
+        core = self.core
+        regs = [r for r in self._matching(job_type) if not r.is_async]
+        if core is not None:
+            self._stop(core, regs, timeout, fail_running, True)
+        if bridged is not None:
+            bridged.result()
         if job_type is None:
-            self.stopped.set()
-            self.wake.set()
-            self.results_ready.set()
-            with self._lock:
-                self._threads_started = False
-                self.upkeep_interval_ms = None
+            self._stop_all()
 
     def abort(self) -> None:
-        """Fail every running or waiting job with "Shutdown" now (a second signal)."""
-        self._drain({r: r.generation for r in self.registrations}, 0, False)
+        """Release every running job now (what a second SIGINT/SIGTERM does)."""
+        bridge = self._bridge
+        bridged = bridge.call(bridge.worker.abort) if bridge is not None else None
+        core = self.core
+        if core is not None:
+            regs = [r for r in self.registrations if not r.is_async]
+            self._carry_out(loops.stop_loop(core, regs, 0, False, False))
+        if bridged is not None:
+            bridged.result()
 
-    def _stop_claiming(self, regs: Iterable[Registration], final: bool) -> dict[Registration, int]:
-        """Stop the claim loops; returns each registration's generation at that moment."""
-        paused = {}
-        for reg in regs:
-            cond: threading.Condition = reg.cond
-            with cond:
-                reg.running = False
-                if final:
-                    reg.closed = True
-                paused[reg] = reg.generation
-                cond.notify_all()
-        return paused
+    def _stop_all(self) -> None:
+        with self._lock:
+            core, threads, self._threads = self.core, self._threads, []
+            bridge, self._bridge = self._bridge, None
+            if not self.started:
+                return
+            self.started = False
+        if core is not None:
+            core.stop()
+        for reg in self.registrations:
+            reg.started = False
+            reg.free = reg.concurrency
+        # Stopped registrations are done, as after Kue's shutdown; process() adds new ones.
+        self.registrations = [r for r in self.registrations if not r.closed]
+        for thread in threads:
+            thread.join(5)
+        if bridge is not None:
+            bridge.close()
+        if self.driver is not None:
+            self.driver.client.close()
+        log.info("worker stopped (prefix %s)", self.queue.prefix)
 
-    def _drain(self, paused: dict[Registration, int], timeout: float | None, final: bool) -> None:
-        """Wait for the paused registrations' jobs, then fail the leftovers with "Shutdown".
-        A registration resumed meanwhile is left alone."""
-        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout) / 1000
+    def run(self, shutdown_timeout: float | None = 10000) -> None:
+        """Start, block until SIGINT/SIGTERM, then shut down gracefully (``shutdown_timeout``
+        ms for running jobs); a second signal releases running jobs at once. Call it from the
+        main thread."""
+        from .signals import run_until_signalled
 
-        def settled(reg: Registration) -> Callable[[], bool]:
-            return lambda: reg.free >= reg.concurrency or reg.generation != paused[reg]
+        self.start()
+        run_until_signalled(lambda: self.shutdown(shutdown_timeout), self.abort)
 
-        for reg in paused:
-            cond: threading.Condition = reg.cond
-            with cond:
-                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-                cond.wait_for(settled(reg), remaining)
-        failure = calls.plain_failure("Shutdown")
-        for record in list(self.inflight.values()):
-            reg = record.reg
-            if reg not in paused or reg.generation != paused[reg]:
-                continue
-            cond = reg.cond
-            with cond:
-                stage = record.stage
-                if stage not in (QUEUED, RUNNING):
-                    continue
-                record.stage = ABANDONED
-                reg.free += 1
-                cond.notify()
-            if stage == RUNNING and not final and not reg.closed:
-                self._spawn_slot(reg)  # the hung handler keeps its thread
-            self.results.append((record, False, failure, 0))
-        if final:
-            for reg in paused:
-                for _ in range(reg.concurrency):
-                    reg.jobs.put(None)
-        self._wait_flushed(10.0)
+    def close(self) -> None:
+        """Stop at once, releasing running jobs (``queue.close()`` calls this)."""
+        if self.started:
+            self.shutdown(timeout=0)
+
+
+class _AsyncBridge:
+    """``async def`` handlers of a sync worker: an ``aio.Worker`` on an ``AsyncQueue`` made
+    from the same connection description, on an event loop in a background thread. Upkeep
+    stays with the threaded worker; "error" events go to the sync queue's listeners."""
+
+    def __init__(self, owner: Worker) -> None:
+        import asyncio
+
+        from ..async_queue import AsyncQueue
+        from .asyncio_runtime import Worker as AsyncWorker
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="kueatomic-asyncio",
+                                       daemon=True)
+        self.thread.start()
+        twin = owner.queue.like(AsyncQueue)
+        settings = {f: getattr(owner.settings, f) for f in owner.settings.__dataclass_fields__}
+        self.worker = AsyncWorker(twin, events=owner.events, upkeep=False, **settings)
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
+        import asyncio
+        import inspect
+
+        async def invoke() -> Any:
+            result = fn(*args, **kwargs)
+            return await result if inspect.isawaitable(result) else result
+
+        return asyncio.run_coroutine_threadsafe(invoke(), self.loop)
+
+    def add(self, reg: Registration) -> None:
+        async def start() -> None:
+            if reg not in self.worker.registrations:
+                self.worker.registrations.append(reg)
+            await self.worker.start()
+
+        self.call(start).result(10)
+
+    def close(self) -> None:
+        try:
+            self.call(self.worker.queue.close).result(5)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)
+
+
+def start_unless_deferred(worker: Worker) -> None:
+    """Kue's shorthand starts at once, except while the CLI imports a module."""
+    if not control.deferring(worker):
+        worker.start()

@@ -5,7 +5,8 @@ queue emits ``"job " + E`` with ``(id, *args[1:])`` and a job this process liste
 ``E`` with ``args[1:]``; a job stops being watched after ``complete``, ``failed`` or ``remove``.
 Listeners get as many of those arguments as they accept (JavaScript ignores extras), so
 ``queue.on("job complete", lambda id, result: ...)`` works although Kue sends a trailing null.
-The queue also emits ``"error"`` locally with an exception when a worker hits a problem.
+The queue also emits ``"error"`` locally with an exception when a worker hits a problem
+(whoever emits it has logged it too, so an "error" nobody listens to is not lost).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
-import sys
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -21,11 +22,12 @@ from typing import Any
 
 import redis
 
-from ..codec import to_text
-from ..driver import CONNECTION_ERRORS, unavailable
+from .codec import to_text
+from .driver import CONNECTION_ERRORS, unavailable
 
 Listener = Callable[..., Any]
 _DONE_EVENTS = ("complete", "failed", "remove")
+log = logging.getLogger("kueatomic.events")
 
 
 def _max_args(fn: Listener) -> int | None:
@@ -124,17 +126,14 @@ class EventHub:
         try:
             self._call(bound.fn, bound.args_for(args))
         except Exception as exc:  # noqa: BLE001 - a listener's bug must not stop delivery
-            if event == "error":
-                print(f"kueatomic: an 'error' listener raised {exc!r}", file=sys.stderr)
-            else:
+            log.exception("a %r listener raised", event)
+            if event != "error":
                 self.emit("error", exc)
 
     def emit(self, event: str, *args: Any) -> None:
-        """Emit a queue event locally; an "error" nobody listens to is printed to stderr."""
+        """Emit a queue event to this process's listeners."""
         with self._lock:
             listeners = list(self._queue.get(event, ()))
-        if not listeners and event == "error":
-            print(f"kueatomic: {args[0] if args else 'error'}", file=sys.stderr)
         for bound in listeners:
             self._run(bound, args, event)
 
@@ -208,20 +207,22 @@ class Subscriber:
                     if message and message.get("type") == "subscribe":
                         break
                 self.ready.set()
+                if reported:
+                    log.info("events from %s restored", self.channel)
                 pause, reported = 0.05, False
                 while not self._stop.is_set():
                     message = pubsub.get_message(timeout=0.2)
                     if message and message.get("type") == "message":
                         self.hub.dispatch(message["data"])
-            except CONNECTION_ERRORS as exc:
+            except Exception as exc:  # noqa: BLE001 - the subscriber must outlive every fault
                 if not reported:
-                    self.hub.emit("error", unavailable(self.where, exc))
+                    error = unavailable(self.where, exc) if isinstance(exc, CONNECTION_ERRORS) \
+                        else exc
+                    log.warning("events from %s stopped (%s); re-subscribing", self.channel,
+                                error, exc_info=not isinstance(exc, CONNECTION_ERRORS))
+                    self.hub.emit("error", error)
                     reported = True
-                time.sleep(pause)
-                pause = min(pause * 2, 1.0)
-            except redis.RedisError as exc:  # e.g. a server that refuses SUBSCRIBE
-                self.hub.emit("error", exc)
-                time.sleep(pause)
+                self._stop.wait(pause)
                 pause = min(pause * 2, 1.0)
             finally:
                 if pubsub is not None:

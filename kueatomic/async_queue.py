@@ -1,0 +1,350 @@
+"""The asyncio client: ``AsyncQueue`` and its ``Job``, the same API as the sync ones with
+``await``, over ``redis.asyncio``. The plans are the sync client's (``kueatomic.ops``); only
+the driver that sends a batch differs. ``kueatomic.aio.Queue`` adds Kue's worker shorthand."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Iterator, Sequence
+from typing import Any, cast
+
+import redis
+
+from . import ops, scripts
+from .codec import format_log
+from .connection import ASYNC
+from .driver import (
+    CONNECTION_ERRORS,
+    closed_socket,
+    command_of,
+    direct,
+    map_error,
+    settle,
+    unavailable,
+)
+from .errors import JobNotFound, KueError
+from .job import JobBase
+from .ops import Batch, Plan, Request, T
+from .events import Listener
+from .queue_base import J, QueueBase, parse_job_id
+
+
+class AsyncDriver:
+    """Runs plans on one ``redis.asyncio.Redis`` client; see ``kueatomic.driver``."""
+
+    def __init__(self, client: Any, where: str) -> None:
+        self.client = client
+        self.where = where
+
+    async def run(self, plan: Plan[T]) -> T:
+        try:
+            batch = next(plan)
+            while True:
+                batch = plan.send(await self.execute(batch))
+        except StopIteration as stop:
+            return cast(T, stop.value)
+
+    async def execute(self, batch: Batch) -> list[Any]:
+        try:
+            if not isinstance(batch, Sequence) or direct(batch):
+                return await self._stream(iter(batch))
+            if len(batch) == 1:
+                return [await self._one(batch[0])]
+            return await self._many(batch)
+        except CONNECTION_ERRORS as exc:
+            raise unavailable(self.where, exc) from exc
+        except ValueError as exc:
+            if not closed_socket(exc):
+                raise
+            raise unavailable(self.where, exc) from exc
+
+    async def _one(self, request: Request) -> Any:
+        try:
+            return await self.client.execute_command(*command_of(request))
+        except redis.exceptions.NoScriptError:
+            await self.load(request)
+            return await self._one(request)
+        except redis.ResponseError as exc:
+            return map_error(exc)
+
+    async def _many(self, batch: Sequence[Request]) -> list[Any]:
+        if not batch:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for request in batch:
+            pipe.execute_command(*command_of(request))
+        replies = await pipe.execute(raise_on_error=False)
+        return await self._settle(batch, replies)
+
+    async def _stream(self, requests: Iterator[Request]) -> list[Any]:
+        """``SyncDriver._stream``: send each request as soon as it is built, read at the end."""
+        pool = getattr(self.client, "connection_pool", None)
+        if pool is None:
+            return await self._many(list(requests))
+        conn = await pool.get_connection()
+        sent: list[Request] = []
+        replies: list[Any] = []
+        try:
+            for request in requests:
+                await conn.send_command(*command_of(request))
+                sent.append(request)
+            for _ in sent:
+                try:
+                    replies.append(await conn.read_response())
+                except redis.ResponseError as exc:
+                    replies.append(exc)
+        except BaseException:
+            await conn.disconnect()  # replies left unread would reach the next user
+            raise
+        finally:
+            await pool.release(conn)
+        return await self._settle(sent, replies)
+
+    async def _settle(self, batch: Sequence[Request], replies: list[Any]) -> list[Any]:
+        """``SyncDriver._settle``: one SCRIPT LOAD per refused script, then each call again."""
+        loaded: set[str] = set()
+        out = []
+        for request, reply in zip(batch, replies):
+            if isinstance(reply, redis.exceptions.NoScriptError) and isinstance(request, ops.Call):
+                if request.script not in loaded:
+                    await self.load(request)
+                    loaded.add(request.script)
+                out.append(await self._one(request))
+            else:
+                out.append(settle(reply))
+        return out
+
+    async def load(self, request: Request) -> None:
+        if isinstance(request, ops.Call):
+            await self.client.script_load(scripts.get(request.script).text)
+
+    async def load_all(self) -> None:
+        try:
+            for script in scripts.registry().values():
+                await self.client.script_load(script.text)
+        except CONNECTION_ERRORS as exc:
+            raise unavailable(self.where, exc) from exc
+
+
+class Job(JobBase):
+    """A job bound to an asyncio ``Queue``; I/O methods are coroutines."""
+
+    queue: AsyncQueue
+
+    async def save(self) -> Job:
+        return await self.queue._save(self)
+
+    async def update(self) -> Job:
+        self._require_id()
+        return await self.queue._save(self)
+
+    async def remove(self) -> Job:
+        await self.queue._run(ops.remove(self.queue.keys, self._require_id()))
+        return self
+
+    async def log(self, message: Any, *args: Any) -> Job:
+        line = format_log(message, *args)
+        await self.queue._run(ops.add_log(self.queue.keys, self._require_id(), [line]))
+        return self
+
+    async def logs(self) -> list[str]:
+        return await self.queue._run(ops.logs(self.queue.keys, self._require_id()))
+
+    async def progress(self, completed: float, total: float, data: Any = None) -> Job:
+        args = self.queue._progress_args(completed, total, data)
+        plan = ops.set_progress(self.queue.keys, self._require_id(), *args)
+        self.progress_percent = await self.queue._run(plan)
+        self.progress_data = data
+        return self
+
+    async def set_state(self, state: str) -> Job:
+        await self.queue._run(ops.set_state(self.queue.keys, self._require_id(), state))
+        self.state = state
+        return self
+
+    async def set_priority(self, level: str | int) -> Job:
+        self.priority(level)
+        plan = ops.set_priority(self.queue.keys, self._require_id(), self.priority_value)
+        await self.queue._run(plan)
+        return self
+
+    async def refresh(self) -> Job:
+        return await self.queue.get_job(self._require_id(), into=self)
+
+    async def inactive(self) -> Job:
+        return await self.set_state("inactive")
+
+    async def active(self) -> Job:
+        return await self.set_state("active")
+
+    async def complete(self) -> Job:
+        return await self.set_state("complete")
+
+    async def failed(self) -> Job:
+        return await self.set_state("failed")
+
+    async def delayed(self) -> Job:
+        return await self.set_state("delayed")
+
+
+class AsyncQueue(QueueBase):
+    """The sync queue's producing and reading side for asyncio; same options, every I/O
+    method awaited. Event listeners run on the event loop that was running when the first
+    was added (``async def`` listeners are scheduled as tasks there)."""
+
+    job_class = Job
+
+    def _connect(self) -> None:
+        self.client = self.connection.client(ASYNC, primary=True)
+        self.driver = AsyncDriver(self.client, self.connection.where)
+        self._listener_loop: asyncio.AbstractEventLoop | None = None
+
+    def on(self, event: str, listener: Listener | None = None) -> Any:
+        self._bind_listeners()
+        return super().on(event, listener)
+
+    def on_job(self, job: Any, event: str, listener: Listener | None = None) -> Any:
+        self._bind_listeners()
+        return super().on_job(job, event, listener)
+
+    def _bind_listeners(self) -> None:
+        """Run listeners on the running loop (events arrive on the subscriber's thread)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if loop is self._listener_loop:
+            return
+        self._listener_loop = loop
+        hub = self.events
+
+        def call(fn: Listener, args: tuple[Any, ...]) -> None:
+            def invoke() -> None:
+                try:
+                    result = fn(*args)
+                    if inspect.isawaitable(result):
+                        asyncio.ensure_future(result)
+                except Exception as exc:  # noqa: BLE001 - a listener's bug
+                    hub.emit("error", exc)
+
+            if loop.is_closed():
+                return
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is loop:
+                invoke()
+            else:
+                loop.call_soon_threadsafe(invoke)
+
+        hub.set_caller(call)
+
+    async def _run(self, plan: Plan[T]) -> T:
+        return await self.driver.run(plan)
+
+    def create(self, job_type: str, data: Any = None) -> Job:
+        return Job(self, job_type, data)
+
+    async def _save(self, job: J) -> J:
+        if self.test_mode.record(job):
+            return job
+        if job.id is None:
+            (job.id,) = await self._run(ops.create(self.keys, [job.encode_create()]))
+            job.state = "delayed" if job.delay_ms else "inactive"
+        else:
+            call = ops.job_call(self.keys, "update_job", job.id, *job.encode_update())
+            job.state = await self._run(ops.single(call))
+        return job
+
+    async def create_bulk(self, specs: list[Any]) -> list[Job | KueError]:
+        results, todo, encoded = self.prepare_bulk(specs)
+        ids = await self._run(ops.create(self.keys, encoded))
+        return self.finish_bulk(results, todo, ids)
+
+    async def get_job(self, job_id: int | str, into: Job | None = None) -> Job:
+        number = parse_job_id(job_id)
+        fields = await self._run(ops.get_hash(self.keys, number))
+        if fields is None:
+            raise JobNotFound(f'job "{job_id}" doesnt exist')
+        return into.load_fields(number, fields) if into else Job.from_hash(self, number, fields)
+
+    def _jobs(self, pairs: list[tuple[int, dict[str, str]]]) -> list[Job]:
+        return [Job.from_hash(self, i, f) for i, f in pairs]
+
+    async def card(self, state: str, job_type: str | None = None) -> int:
+        return await self._run(ops.count(self.state_key(state, job_type)))
+
+    async def counts(self, job_type: str | None = None) -> dict[str, int]:
+        return await self._run(ops.counts(self.keys, job_type))
+
+    async def inactive_count(self, job_type: str | None = None) -> int:
+        return await self.card("inactive", job_type)
+
+    async def active_count(self, job_type: str | None = None) -> int:
+        return await self.card("active", job_type)
+
+    async def complete_count(self, job_type: str | None = None) -> int:
+        return await self.card("complete", job_type)
+
+    async def failed_count(self, job_type: str | None = None) -> int:
+        return await self.card("failed", job_type)
+
+    async def delayed_count(self, job_type: str | None = None) -> int:
+        return await self.card("delayed", job_type)
+
+    async def state(self, state: str, job_type: str | None = None) -> list[int]:
+        return await self._run(ops.ids_in(self.state_key(state, job_type)))
+
+    async def inactive(self, job_type: str | None = None) -> list[int]:
+        return await self.state("inactive", job_type)
+
+    async def active(self, job_type: str | None = None) -> list[int]:
+        return await self.state("active", job_type)
+
+    async def complete(self, job_type: str | None = None) -> list[int]:
+        return await self.state("complete", job_type)
+
+    async def failed(self, job_type: str | None = None) -> list[int]:
+        return await self.state("failed", job_type)
+
+    async def delayed(self, job_type: str | None = None) -> list[int]:
+        return await self.state("delayed", job_type)
+
+    async def range(self, start: int, stop: int, order: str = "asc") -> list[Job]:
+        plan = ops.ranged_hashes(self.keys, self.keys.all_jobs, start, stop, order)
+        return self._jobs(await self._run(plan))
+
+    async def range_by_state(self, state: str, start: int, stop: int, order: str = "asc") -> list[Job]:
+        plan = ops.ranged_hashes(self.keys, self.state_key(state), start, stop, order)
+        return self._jobs(await self._run(plan))
+
+    async def range_by_type(
+        self, job_type: str, state: str, start: int, stop: int, order: str = "asc"
+    ) -> list[Job]:
+        plan = ops.ranged_hashes(self.keys, self.state_key(state, job_type), start, stop, order)
+        return self._jobs(await self._run(plan))
+
+    async def types(self) -> list[str]:
+        return await self._run(ops.types(self.keys))
+
+    async def work_time(self) -> int | None:
+        return await self._run(ops.work_time(self.keys))
+
+    async def search(self, query: str) -> list[str]:
+        return await self._run(ops.search(self.keys, query))
+
+    async def job_logs(self, job_id: int | str) -> list[str]:
+        return await self._run(ops.logs(self.keys, parse_job_id(job_id)))
+
+    async def ping(self) -> bool:
+        await self._run(ops.single(ops.Read(("PING",))))
+        return True
+
+    async def close(self) -> None:
+        self._stop_subscriber()
+        await self.client.aclose()
+
+
+__all__ = ["AsyncDriver", "AsyncQueue", "Job"]

@@ -1,0 +1,149 @@
+"""``SyncQueue``: the sync queue's producing and reading side (Kue's createQueue without the
+workers). ``kueatomic.Queue`` adds Kue's worker shorthand on top; ``kueatomic.Worker`` uses this
+class, so the worker never needs the class that refers to it.
+
+Every write runs one Lua script (atomic); reads go straight to Redis. The asyncio twin is
+``kueatomic.async_queue.AsyncQueue``; both run the plans of ``kueatomic.ops``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import ops
+from .connection import SYNC
+from .driver import SyncDriver
+from .errors import JobNotFound, KueError
+from .job import Job
+from .ops import Plan, T
+from .queue_base import J, QueueBase, parse_job_id
+
+
+class SyncQueue(QueueBase):
+    """A Kue queue on Redis, for producing and reading (see ``kueatomic.Queue``).
+
+    ``redis`` is a URL (``redis://``, ``rediss://``, ``unix://``, ``memory://`` for the
+    embedded engine), a dict of host/port/password/db/unix_socket_path/ssl options, a
+    ``redis.Redis`` or a ``kueatomic.connection.Connection``; ``client_factory`` returns a
+    client (for example a Sentinel master)."""
+
+    job_class = Job
+
+    def _connect(self) -> None:
+        self.client = self.connection.client(SYNC, primary=True)
+        self.driver = SyncDriver(self.client, self.connection.where)
+
+    def _run(self, plan: Plan[T]) -> T:
+        return self.driver.run(plan)
+
+    def create(self, job_type: str, data: Any = None) -> Job:
+        return Job(self, job_type, data)
+
+    def _save(self, job: J) -> J:
+        if self.test_mode.record(job):
+            return job
+        if job.id is None:
+            (job.id,) = self._run(ops.create(self.keys, [job.encode_create()]))
+            job.state = "delayed" if job.delay_ms else "inactive"
+        else:
+            call = ops.job_call(self.keys, "update_job", job.id, *job.encode_update())
+            job.state = self._run(ops.single(call))
+        return job
+
+    def create_bulk(self, specs: list[Any]) -> list[Job | KueError]:
+        """Create many jobs in one round trip. Each element is a job from ``create()`` or a
+        ``{"type", "data", "options"}`` dict; the answer has, in order, the saved job or the
+        ``KueError`` that element raised (the others are still created)."""
+        results, todo, encoded = self.prepare_bulk(specs)
+        ids = self._run(ops.create(self.keys, encoded))
+        return self.finish_bulk(results, todo, ids)
+
+    def get_job(self, job_id: int | str, into: Job | None = None) -> Job:
+        """Load a job; raises ``JobNotFound`` for an unknown id."""
+        number = parse_job_id(job_id)
+        fields = self._run(ops.get_hash(self.keys, number))
+        if fields is None:
+            raise JobNotFound(f'job "{job_id}" doesnt exist')
+        return into.load_fields(number, fields) if into else Job.from_hash(self, number, fields)
+
+    def _jobs(self, pairs: list[tuple[int, dict[str, str]]]) -> list[Job]:
+        return [Job.from_hash(self, i, f) for i, f in pairs]
+
+    # --- counts and ids -------------------------------------------------------------------
+    def card(self, state: str, job_type: str | None = None) -> int:
+        return self._run(ops.count(self.state_key(state, job_type)))
+
+    def counts(self, job_type: str | None = None) -> dict[str, int]:
+        """Every state's count in one round trip."""
+        return self._run(ops.counts(self.keys, job_type))
+
+    def inactive_count(self, job_type: str | None = None) -> int:
+        return self.card("inactive", job_type)
+
+    def active_count(self, job_type: str | None = None) -> int:
+        return self.card("active", job_type)
+
+    def complete_count(self, job_type: str | None = None) -> int:
+        return self.card("complete", job_type)
+
+    def failed_count(self, job_type: str | None = None) -> int:
+        return self.card("failed", job_type)
+
+    def delayed_count(self, job_type: str | None = None) -> int:
+        return self.card("delayed", job_type)
+
+    def state(self, state: str, job_type: str | None = None) -> list[int]:
+        """Ids in a state, in zset order (priority, then FIFO)."""
+        return self._run(ops.ids_in(self.state_key(state, job_type)))
+
+    def inactive(self, job_type: str | None = None) -> list[int]:
+        return self.state("inactive", job_type)
+
+    def active(self, job_type: str | None = None) -> list[int]:
+        return self.state("active", job_type)
+
+    def complete(self, job_type: str | None = None) -> list[int]:
+        return self.state("complete", job_type)
+
+    def failed(self, job_type: str | None = None) -> list[int]:
+        return self.state("failed", job_type)
+
+    def delayed(self, job_type: str | None = None) -> list[int]:
+        return self.state("delayed", job_type)
+
+    # --- ranges (Kue's ordering: slice by score, then sort the slice by id) ---------------
+    def range(self, start: int, stop: int, order: str = "asc") -> list[Job]:
+        return self._jobs(self._run(ops.ranged_hashes(self.keys, self.keys.all_jobs, start, stop, order)))
+
+    def range_by_state(self, state: str, start: int, stop: int, order: str = "asc") -> list[Job]:
+        key = self.state_key(state)
+        return self._jobs(self._run(ops.ranged_hashes(self.keys, key, start, stop, order)))
+
+    def range_by_type(
+        self, job_type: str, state: str, start: int, stop: int, order: str = "asc"
+    ) -> list[Job]:
+        key = self.state_key(state, job_type)
+        return self._jobs(self._run(ops.ranged_hashes(self.keys, key, start, stop, order)))
+
+    def types(self) -> list[str]:
+        return self._run(ops.types(self.keys))
+
+    def work_time(self) -> int | None:
+        """Total ms spent by completed jobs (``<prefix>:stats:work-time``), None if none yet."""
+        return self._run(ops.work_time(self.keys))
+
+    def search(self, query: str) -> list[str]:
+        """Ids (strings, best match first) of jobs whose indexed text has every query word."""
+        return self._run(ops.search(self.keys, query))
+
+    def job_logs(self, job_id: int | str) -> list[str]:
+        return self._run(ops.logs(self.keys, parse_job_id(job_id)))
+
+    def ping(self) -> bool:
+        """Raise ``RedisUnavailable`` if Redis cannot be reached."""
+        self._run(ops.single(ops.Read(("PING",))))
+        return True
+
+    def close(self) -> None:
+        self._stop_subscriber()
+        self.client.close()

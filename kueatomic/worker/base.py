@@ -1,0 +1,113 @@
+"""What ``kueatomic.Worker`` and ``kueatomic.aio.Worker`` share: settings, ``process()``'s
+argument forms, the registrations and their contexts. The runtimes add threads or tasks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import InvalidArgument
+from . import control
+from .context import WorkerContext
+from .core import WorkerCore
+from .registration import Registration, check_process_args
+from .settings import WorkerSettings
+
+log = logging.getLogger("kueatomic.worker")
+
+
+class WorkerBase:
+    """Runs handlers for jobs of ``queue`` (composition: the queue knows nothing of it).
+
+    ``settings`` are ``WorkerSettings`` fields (``lease_ms=5000, max_stalls=2``...).
+    ``events`` is the EventHub that gets "error" events (default: the queue's); ``upkeep``
+    False leaves promotion and recovery to another worker."""
+
+    def __init__(self, queue: Any, *, events: Any = None, upkeep: bool = True,
+                 **settings: Any) -> None:
+        self.queue = queue
+        self.keys = queue.keys
+        self.events = events if events is not None else queue.events
+        self.upkeep = upkeep
+        self.settings = WorkerSettings().updated(**settings)
+        self.registrations: list[Registration] = []
+        self.core: WorkerCore | None = None  # made at start, with the settings of that time
+        self.started = False
+
+    def configure(self, **settings: Any) -> WorkerSettings:
+        """Change settings (see ``WorkerSettings``) for registrations started afterwards."""
+        self.settings = self.settings.updated(**settings)
+        return self.settings
+
+    def process(self, job_type: str, concurrency: Any = 1,
+                handler: Callable[..., Any] | None = None, *, lease_ms: int | None = None,
+                batch: int | None = None) -> Any:
+        """Run ``handler(job)`` or ``handler(job, ctx)`` for jobs of ``job_type``, up to
+        ``concurrency`` at a time. Also ``process(type, handler)`` and, as a decorator,
+        ``@worker.process(type, concurrency=n)``. Returns the handler. Registered before
+        ``start()``, it starts then; registered on a started worker, it starts at once.
+
+        The handler's return value is stored as the job's result (JSON); an exception — any
+        BaseException — fails the attempt (retried per the job's attempts and backoff). Each
+        claim, completion and failure is one atomic script; delivery is at least once."""
+        if callable(concurrency) and handler is None:
+            concurrency, handler = 1, concurrency
+        if handler is None:
+            def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+                self.process(job_type, concurrency, fn, lease_ms=lease_ms, batch=batch)
+                return fn
+            return decorate
+        reg = self._registration(job_type, concurrency, handler, lease_ms, batch)
+        reg.ctx = WorkerContext(self, reg)
+        self.registrations.append(reg)
+        control.deferring(self)  # the CLI finds the workers a module registers handlers on
+        self._registered(reg)
+        return handler
+
+    def _registration(self, job_type: Any, concurrency: Any, handler: Any,
+                      lease_ms: int | None, batch: int | None) -> Registration:
+        job_type, concurrency = check_process_args(job_type, concurrency)
+        if not callable(handler):
+            raise InvalidArgument(f"the handler must be callable, not {handler!r}")
+        settings = self.settings
+        if lease_ms is not None:
+            settings.updated(lease_ms=lease_ms)  # validates
+        if batch is not None:
+            settings.updated(claim_batch=batch)
+        return Registration(job_type, concurrency, handler, lease_ms or settings.lease_ms,
+                            min(batch or settings.claim_batch, concurrency))
+
+    def _registered(self, reg: Registration) -> None:
+        """A new registration: start it now if the worker runs."""
+        raise NotImplementedError
+
+    def _matching(self, job_type: str | None) -> list[Registration]:
+        return [r for r in self.registrations if job_type in (None, r.job_type) and not r.closed]
+
+    @property
+    def block_ms(self) -> int:
+        """How long a claim loop blocks on the wake-up list: shorter than the reply timeout
+        of the worker's connection, so an idle wait never looks like a lost reply."""
+        driver = getattr(self, "driver", None)
+        return block_ms(driver.client if driver is not None else None,
+                        self.settings.block_timeout_ms)
+
+    def _log_start(self) -> None:
+        served = ", ".join(f"{r.job_type} x{r.concurrency}" for r in self.registrations) or \
+            "upkeep only"
+        log.info("worker started: %s on %s (prefix %s)", served, self.queue.connection.where,
+                 self.queue.prefix)
+
+    def __repr__(self) -> str:
+        return (f"<{type(self).__module__}.{type(self).__name__} {self.queue.prefix} "
+                f"{len(self.registrations)} registrations{' running' if self.started else ''}>")
+
+
+def block_ms(client: Any, wanted_ms: int) -> int:
+    """``wanted_ms``, but 200 ms shorter than the client's socket timeout (if it has one)."""
+    pool = getattr(client, "connection_pool", None)
+    timeout = (getattr(pool, "connection_kwargs", None) or {}).get("socket_timeout")
+    if isinstance(timeout, (int, float)) and timeout > 0:
+        return max(10, min(wanted_ms, int(timeout * 1000) - 200))
+    return wanted_ms
