@@ -60,34 +60,29 @@ def encode_phase(jobs: int) -> None:
 
 
 def worker_phase(jobs: int) -> None:
-    from kueatomic import Queue
+    from kueatomic import Queue, Worker
     from kueatomic.driver import command_of
     from kueatomic.worker import calls
     from kueatomic.worker.context import WorkerContext
-    from kueatomic.worker.events import EventHub
-    from kueatomic.worker.registration import Registration
-    from kueatomic.worker.settings import WorkerSettings
-    from kueatomic.worker.threaded import ThreadedRuntime
+    from kueatomic.worker.core import WorkerCore
 
     queue = Queue(redis="redis://127.0.0.1:1/0")
-    runtime = ThreadedRuntime(queue, EventHub(), WorkerSettings())
+    worker = Worker(queue)
     pack = packer()
-    registration = Registration("bench", BATCH, lambda job: None, 15_000, BATCH)
-    # What ThreadedRuntime.add() sets up, without its threads: this phase is the only thread.
-    registration.ctx = WorkerContext(runtime, registration)
-    registration.cond = threading.Condition()
-    registration.jobs = SimpleQueue()
+    registration = worker._registration("bench", BATCH, lambda job: None, 15_000, BATCH)
+    # What Worker.start() sets up, without its threads: this phase is the only thread.
+    registration.ctx = WorkerContext(worker, registration)
+    registration.slots = SimpleQueue()
+    core = worker.core = WorkerCore(queue.keys, worker.settings, queue.events.emit,
+                                    lock=threading.Lock(), signal=worker._signal)
+    core.add(registration)
+    generation = core.resume(registration)
+    make = queue.job_class.from_hash
+
+    def make_job(reg: Any, job_id: int, fields: dict[str, str]) -> Any:
+        return calls.load_job(make, queue, job_id, fields)
 
     completed = 0
-
-    def execute(requests: list[Any]) -> list[Any]:  # what the driver would send and read
-        nonlocal completed
-        for request in requests:
-            pack(*command_of(request))
-            completed += int(request.args[1])
-        return [[1] * int(request.args[1]) for request in requests]
-
-    runtime.execute = execute
     hash_fields = ["max_attempts", "1", "type", "bench", "created_at", "1764300000000",
                    "promote_at", "1764300000000", "priority", "0", "updated_at",
                    "1764300000000", "state", "inactive"]
@@ -95,14 +90,18 @@ def worker_phase(jobs: int) -> None:
         reply: list[Any] = ["1764300000123"]
         for job_id in range(start + 1, start + BATCH + 1):
             reply += [str(job_id), [*hash_fields, "data", f'{{"i":{job_id}}}']]
-        token = calls.claim_token()
-        runtime._dispatch(registration, token,
-                          calls.parse_claimed(reply, registration.worker_id, token))
-        registration.jobs.put(None)  # the slot loop returns after this batch
-        runtime._slot_loop(registration)
-        runtime._flush(list(runtime.results))
-        runtime.results.clear()
-    if completed != jobs or runtime.inflight:
+        claim = core.next_claim(registration, generation or 0)
+        for record in core.claimed(claim, reply, make_job):  # type: ignore[arg-type]
+            registration.slots.put(record)
+        registration.slots.put(None)  # the slot loop returns after this batch
+        worker._slot_loop(registration)
+        flush = core.next_flush()
+        assert flush is not None
+        for request in flush.requests:  # what the driver would send and read
+            pack(*command_of(request))
+            completed += int(request.args[1])
+        core.flushed(flush, [[1] * int(request.args[1]) for request in flush.requests])
+    if completed != jobs or core.inflight:
         raise SystemExit(f"worker phase completed {completed} of {jobs} jobs")
 
 

@@ -118,7 +118,7 @@ class Worker(WorkerBase):
         job = owner.job_class.from_hash  # type: ignore[union-attr]
 
         def make_job(reg: Registration, job_id: int, fields: dict[str, str]) -> Any:
-            return job(owner, job_id, fields)
+            return calls.load_job(job, owner, job_id, fields)
 
         self._spawn(self._drive(f"claim {reg.job_type}", loops.claim_loop,
                                 (core, reg, generation, make_job, self.block_ms)), self._loops)

@@ -6,6 +6,7 @@ they send them."""
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import socket
 import traceback
@@ -176,6 +177,20 @@ def release(keys: Keys, items: Sequence[tuple[int, str]]) -> Call:
     for item in items:
         args.extend(item)
     return Call("release_jobs", (keys.leases,), tuple(args))
+
+
+def load_job(make: Any, owner: Any, job_id: int, fields: dict[str, str]) -> Any:
+    """A claimed job as the handler gets it (``make`` is the job class's from_hash). Data that
+    is not JSON (Node Kue's JSON.parse would throw too) raises, so the attempt fails saying
+    so instead of the handler getting the raw text."""
+    job = make(owner, job_id, fields)
+    if isinstance(job.data, str):
+        raw = fields.get("data") or ""
+        try:
+            json.loads(raw)
+        except ValueError:
+            raise NotSerializable(f"its data is not JSON: {raw[:80]!r}") from None
+    return job
 
 
 def load_failure(job_id: int, exc: BaseException) -> tuple[str, str, str]:

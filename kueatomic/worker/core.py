@@ -35,9 +35,9 @@ RENEW_CHUNK = 1000
 FLUSH_WAIT_S = 10.0  # how long a stop waits for outcomes to be written
 
 
-def slots(reg: Registration) -> tuple[str, Registration]:
-    """The topic a claim loop waits on for a free slot."""
-    return ("slots", reg)
+def slots(reg: Registration) -> Registration:
+    """The topic a claim loop waits on for a free slot: the registration itself."""
+    return reg
 
 
 # Topics a loop waits on (loops.Wait); the core signals them. STOP is signalled only when the
@@ -106,6 +106,10 @@ class WorkerCore:
         self.next_renew = clock() + self.renew_every()
         self.episodes: dict[str, Episode] = {}
         self.stopped = False
+        # Topics a loop found nothing to do for and is about to wait on: only those are
+        # signalled (under load, a wake-up per finished job would cost more than the job).
+        self.waiting: set[Any] = set()
+        self.debug = log.isEnabledFor(logging.DEBUG)  # per-job lines: decided at start
 
     # --- registrations ------------------------------------------------------------------
     def add(self, reg: Registration) -> None:
@@ -147,6 +151,7 @@ class WorkerCore:
             if reg.reclaims:
                 return reg.reclaims[0]  # type: ignore[no-any-return]
             if reg.free <= 0:
+                self.waiting.add(reg)
                 return True
             want = min(reg.free, reg.batch)
             reg.free -= want
@@ -186,25 +191,26 @@ class WorkerCore:
                     self.outcomes.append(Outcome(record, RELEASE, None, 0))
                 else:
                     run.append(record)
-        if log.isEnabledFor(logging.DEBUG):
+            wake = self._waiters(reg, IDLE, RESULTS) if len(run) < claim.want else ()
+        if self.debug:
             for record in run:
                 log.debug("job %s (%s) claimed", record.id, reg.job_type)
-        if len(run) < len(records) or len(records) < claim.want:
-            self._signal_slots(reg)
-        if len(run) < len(records):
-            self.signal(RESULTS)
+        for topic in wake:
+            self.signal(topic)
         return run
 
-    def claim_failed(self, claim: Claim, exc: BaseException) -> float:
-        """The claim call failed; returns the seconds to back off. A reply lost on the way
-        (a broken connection, a timeout) may hide a claim that ran: its slots stay reserved
-        and the next call asks Redis which jobs that claim took (reclaim_jobs)."""
+    def claim_failed(self, claim: Claim, exc: BaseException, ran: bool = False) -> float:
+        """The claim call failed (or, ``ran``, its reply could not be read); returns the
+        seconds to back off. A reply lost on the way (a broken connection, a timeout) may
+        hide a claim that ran: its slots stay reserved and the next call asks Redis which
+        jobs that claim took (reclaim_jobs), for up to two leases."""
         reg = claim.reg
         episode = self.episode(f"claim {reg.job_type}")
-        maybe_ran = is_outage(exc) and not isinstance(exc, RedisRefused)
+        maybe_ran = ran or (is_outage(exc) and not isinstance(exc, RedisRefused))
         with self.lock:
             expired = self.clock() - claim.since > 2 * reg.lease_ms / 1000
-            keep = is_outage(exc) and (maybe_ran or claim.reclaim) and not expired and reg.claiming
+            retry = ran or is_outage(exc)
+            keep = retry and (maybe_ran or claim.reclaim) and not expired and reg.claiming
             if keep and not claim.reclaim:
                 reg.reclaims.append(Claim(reg, claim.token, claim.want,
                                           calls.reclaim(self.keys, claim.token, reg.lease_ms),
@@ -213,7 +219,9 @@ class WorkerCore:
                 if claim in reg.reclaims:
                     reg.reclaims.remove(claim)
                 reg.free += claim.want
-        self._signal_slots(reg)
+            wake = self._waiters(IDLE)
+        for topic in wake:
+            self.signal(topic)
         return episode.failed(exc, self.clock())
 
     def loop_ok(self, name: str) -> None:
@@ -240,15 +248,17 @@ class WorkerCore:
     def finished(self, record: InFlight, ok: bool, payload: Any, duration_ms: int) -> None:
         """A handler returned (``payload`` = result JSON) or raised (``payload`` =
         calls.describe_failure). The late result of an abandoned job is discarded."""
+        waiting = self.waiting
         with self.lock:
             if record.stage != RUNNING:
                 return
             self._finish(record, COMPLETE if ok else FAIL, payload, duration_ms)
-        if log.isEnabledFor(logging.DEBUG):
+            wake = self._waiters(record.reg, IDLE, RESULTS) if waiting else ()
+        if self.debug:
             log.debug("job %s (%s) %s in %d ms", record.id, record.reg.job_type,
                       "completed" if ok else "failed", duration_ms)
-        self._signal_slots(record.reg)
-        self.signal(RESULTS)
+        for topic in wake:
+            self.signal(topic)
 
     def _finish(self, record: InFlight, kind: str, payload: Any, duration_ms: int) -> None:
         record.stage = FINISHED
@@ -256,9 +266,17 @@ class WorkerCore:
         record.reg.free += 1
         self.outcomes.append(Outcome(record, kind, payload, duration_ms))
 
+    def _waiters(self, *topics: Any) -> list[Any]:
+        """Of ``topics``, those a loop waits on (no longer marked): call under the lock."""
+        found = [topic for topic in topics if topic in self.waiting]
+        self.waiting.difference_update(found)
+        return found
+
     def _signal_slots(self, reg: Registration) -> None:
-        self.signal(slots(reg))
-        self.signal(IDLE)
+        with self.lock:
+            wake = self._waiters(reg, IDLE)
+        for topic in wake:
+            self.signal(topic)
 
     # --- writing outcomes -----------------------------------------------------------------
     def next_flush(self) -> Flush | None:
@@ -266,6 +284,7 @@ class WorkerCore:
         limit = self.settings.flush_batch
         with self.lock:
             if not self.outcomes:
+                self.waiting.add(RESULTS)
                 return None
             taken = [self.outcomes.popleft() for _ in range(min(len(self.outcomes), 2 * limit))]
             self.flushing += len(taken)
@@ -277,8 +296,17 @@ class WorkerCore:
         for kind, items in by_kind.items():
             for start in range(0, len(items), limit):
                 part = items[start : start + limit]
-                requests.append(self._flush_call(kind, part))
+                try:
+                    requests.append(self._flush_call(kind, part))
+                except Exception as exc:  # noqa: BLE001 - one bad outcome must not stop flushing
+                    with self.lock:
+                        self.flushing -= len(part)
+                        self._forget(part)
+                    self._give_up(part, exc)
+                    continue
                 groups.append(part)
+        if not requests:
+            return self.next_flush()
         return Flush(requests, groups)
 
     def _flush_call(self, kind: str, part: list[Outcome]) -> Call:
@@ -311,9 +339,15 @@ class WorkerCore:
                     self._give_up(group, reply)
                     done.extend(group)
                 continue
+            if group and group[0].kind == RELEASE:
+                released = [o.record.id for o, status in zip(group, reply) if status == 1]
+                if released:
+                    log.info("Released at shutdown: jobs %s are back in inactive, no attempt "
+                             "used", ", ".join(map(str, released)))
             for outcome, status in zip(group, reply):
-                self._read_status(outcome, status)
-                delayed = delayed or status == "delayed"
+                if status != 1:  # 1: completed or released, the usual case
+                    self._read_status(outcome, status)
+                    delayed = delayed or status == "delayed"
             done.extend(group)
         with self.lock:
             self.flushing -= len(retry) + len(done)
@@ -346,9 +380,6 @@ class WorkerCore:
     def _read_status(self, outcome: Outcome, status: Any) -> None:
         record = outcome.record
         if outcome.kind == RELEASE:
-            if status == 1:
-                log.info("Released at shutdown: job %s (%s) is back in inactive, no attempt used",
-                         record.id, record.reg.job_type)
             return
         if status == 0 or status == "":  # 2 / a state again: a retry of a write that was done
             what = "result" if outcome.kind == COMPLETE else "failure"
@@ -546,8 +577,11 @@ class WorkerCore:
     def idle(self, paused: dict[Registration, int]) -> bool:
         """Whether the paused registrations have nothing running (or were resumed)."""
         with self.lock:
-            return all(reg.free >= reg.concurrency or reg.generation != generation
+            done = all(reg.free >= reg.concurrency or reg.generation != generation
                        for reg, generation in paused.items())
+            if not done:
+                self.waiting.add(IDLE)
+            return done
 
     def settle(self, paused: dict[Registration, int], fail_running: bool) -> list[InFlight]:
         """Give back every job the paused registrations still hold: released to inactive
@@ -573,6 +607,8 @@ class WorkerCore:
                      record.id, record.reg.job_type,
                      "failing it with \"Shutdown\"" if fail_running else "releasing it")
         if paused:
+            with self.lock:
+                self.waiting.discard(RESULTS)
             self.signal(RESULTS)
         return running
 

@@ -65,8 +65,12 @@ def claim_loop(core: WorkerCore, reg: Registration, generation: int, make_job: M
         except Exception as exc:  # noqa: BLE001 - every fault: classified by the core
             yield Wait(c.STOP, core.claim_failed(claim, exc))
             continue
+        try:
+            records = core.claimed(claim, reply, make_job)
+        except Exception as exc:  # noqa: BLE001 - a reply we cannot read: the claim ran
+            yield Wait(c.STOP, core.claim_failed(claim, exc, ran=True))
+            continue
         core.loop_ok(name)
-        records = core.claimed(claim, reply, make_job)
         if records:
             yield Run(records)
             continue

@@ -99,7 +99,7 @@ class InFlight:
         self.handle: Any = None  # the runtime's: the thread or task running it
         # For a job with a ttl: when (monotonic) to ask Redis whether it still holds the job,
         # so a handler hung past its ttl frees its slot soon after recovery fails it.
-        ttl = ttl_seconds(fields)
+        ttl = ttl_seconds(fields) if "ttl" in fields else 0.0
         self.check_at = now + ttl + TTL_CHECK_SLACK if ttl else 0.0
 
 

@@ -105,11 +105,10 @@ class Worker(WorkerBase):
         generation = core.resume(reg) if core is not None else None
         if core is None or generation is None:
             return
-        job = self.queue.job_class.from_hash
-        queue = self.queue
+        job, queue = self.queue.job_class.from_hash, self.queue
 
         def make_job(reg: Registration, job_id: int, fields: dict[str, str]) -> Any:
-            return job(queue, job_id, fields)
+            return calls.load_job(job, queue, job_id, fields)
 
         self._thread(f"{reg.job_type}-claim", loops.claim_loop, core, reg, generation, make_job,
                      self.block_ms)
@@ -188,6 +187,7 @@ class Worker(WorkerBase):
         encode, clock = calls.encode_result, time.perf_counter
         me = threading.current_thread()
         me.kueatomic_worker = self  # type: ignore[attr-defined]  # lets shutdown() see us
+        me.kueatomic_replaced = False  # type: ignore[attr-defined]
         while True:
             record = jobs.get()
             if record is None:
@@ -203,7 +203,7 @@ class Worker(WorkerBase):
             except BaseException as exc:  # noqa: BLE001 - SystemExit too: fails the attempt
                 ok, payload = False, calls.describe_failure(exc)
             core.finished(record, ok, payload, int((clock() - start) * 1000))
-            if getattr(me, "kueatomic_replaced", False):
+            if me.kueatomic_replaced:  # type: ignore[attr-defined]
                 return  # given up while running: a new thread took this slot
 
     def _abandon(self, records: list[InFlight]) -> None:
