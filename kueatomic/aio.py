@@ -43,16 +43,8 @@ class Queue(AsyncQueue):
     def process(self, job_type: str, concurrency: Any = 1, handler: Callable[..., Any] | None = None,
                 *, lease_ms: int | None = None, batch: int | None = None) -> Any:
         """As ``kueatomic.Queue.process``; starts at once on a running event loop."""
-        result = self.worker.process(job_type, concurrency, handler, lease_ms=lease_ms, batch=batch)
-        if handler is not None or callable(concurrency):
-            self._start_soon(job_type)
-            return result
-
-        def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-            result(fn)
-            self._start_soon(job_type)
-            return fn
-        return decorate
+        return self.worker.process_then(lambda: self._start_soon(job_type), job_type,
+                                        concurrency, handler, lease_ms=lease_ms, batch=batch)
 
     def _start_soon(self, job_type: str) -> None:
         worker = self.worker

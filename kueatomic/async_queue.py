@@ -26,7 +26,7 @@ from .driver import (
 from .errors import JobNotFound, KueError
 from .job import JobBase
 from .ops import Batch, Plan, Request, T
-from .events import Listener
+from .events import Listener, call_on
 from .queue_base import J, QueueBase, parse_job_id
 
 
@@ -228,16 +228,7 @@ class AsyncQueue(QueueBase):
                 except Exception as exc:  # noqa: BLE001 - a listener's bug
                     hub.emit("error", exc)
 
-            if loop.is_closed():
-                return
-            try:
-                running = asyncio.get_running_loop()
-            except RuntimeError:
-                running = None
-            if running is loop:
-                invoke()
-            else:
-                loop.call_soon_threadsafe(invoke)
+            call_on(loop, invoke)
 
         hub.set_caller(call)
 

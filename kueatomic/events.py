@@ -11,6 +11,7 @@ The queue also emits ``"error"`` locally with an exception when a worker hits a 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import json
@@ -43,6 +44,20 @@ def _max_args(fn: Listener) -> int | None:
         if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
             count += 1
     return count
+
+
+def call_on(loop: Any, fn: Callable[..., Any], *args: Any) -> None:
+    """Run ``fn(*args)`` on ``loop``: now when called on it, else scheduled from this thread."""
+    if loop.is_closed():
+        return
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        fn(*args)
+    else:
+        loop.call_soon_threadsafe(fn, *args)
 
 
 class _Bound:

@@ -46,16 +46,9 @@ class Queue(SyncQueue):
                 *, lease_ms: int | None = None, batch: int | None = None) -> Any:
         """Kue's ``queue.process``: ``worker.process(...)`` and start now. Also
         ``process(type, handler)`` and ``@queue.process(type, concurrency=n)``."""
-        result = self.worker.process(job_type, concurrency, handler, lease_ms=lease_ms, batch=batch)
-        if handler is not None or callable(concurrency):
-            start_unless_deferred(self.worker)
-            return result
-
-        def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-            result(fn)
-            start_unless_deferred(self.worker)
-            return fn
-        return decorate
+        worker = self.worker
+        return worker.process_then(lambda: start_unless_deferred(worker), job_type, concurrency,
+                                   handler, lease_ms=lease_ms, batch=batch)
 
     def start_workers(self) -> None:
         """Start the handlers registered while starts were deferred (the CLI defers them)."""

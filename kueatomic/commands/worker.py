@@ -36,8 +36,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("-p", "--processes", type=int, default=1,
                         help="worker processes to run (default 1)")
     parser.add_argument("--shutdown-timeout", type=float, default=10000, metavar="MS",
-                        help="on SIGTERM/SIGINT, ms running jobs get before they fail with "
-                             "Shutdown (default 10000)")
+                        help="on SIGTERM/SIGINT, ms running jobs get before they are released "
+                             "back to inactive, no attempt used (default 10000)")
     parser.add_argument("--log-level", type=str.upper, default=argparse.SUPPRESS,
                         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                         help="same as kueatomic --log-level (given here, it wins)")

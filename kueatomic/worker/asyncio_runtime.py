@@ -18,6 +18,7 @@ from typing import Any
 
 from ..async_queue import AsyncDriver
 from ..connection import ASYNC
+from ..events import call_on
 from ..sync_queue import SyncQueue
 from . import calls, loops
 from .base import WorkerBase, log
@@ -125,17 +126,8 @@ class Worker(WorkerBase):
 
     def _on_loop(self, fn: Callable[..., Any], *args: Any) -> None:
         """ctx.pause()/resume() may come from a sync handler's thread."""
-        loop = self.loop
-        if loop is None:
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            fn(*args)
-        else:
-            loop.call_soon_threadsafe(fn, *args)
+        if self.loop is not None:
+            call_on(self.loop, fn, *args)
 
     # --- carrying out the loops' actions --------------------------------------------------
     def _spawn(self, coro: Any, group: set[asyncio.Task[Any]] | None = None) -> asyncio.Task[Any]:

@@ -65,6 +65,21 @@ class WorkerBase:
         self._registered(reg)
         return handler
 
+    def process_then(self, start: Callable[[], None], job_type: str, concurrency: Any = 1,
+                     handler: Callable[..., Any] | None = None, **options: Any) -> Any:
+        """Kue's shorthand ``queue.process(...)``: ``process()``, then ``start()`` once the
+        handler is registered (also in the decorator form)."""
+        if handler is not None or callable(concurrency):
+            result = self.process(job_type, concurrency, handler, **options)
+            start()
+            return result
+
+        def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+            self.process(job_type, concurrency, fn, **options)
+            start()
+            return fn
+        return decorate
+
     def _registration(self, job_type: Any, concurrency: Any, handler: Any,
                       lease_ms: int | None, batch: int | None) -> Registration:
         job_type, concurrency = check_process_args(job_type, concurrency)

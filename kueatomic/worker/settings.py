@@ -15,9 +15,9 @@ class WorkerSettings:
 
     ``lease_ms``: how long a claim lasts without renewal; workers renew every third of it, so
     a killed worker's jobs go back to inactive between ``lease_ms`` and ``lease_ms`` + one
-    upkeep interval later. ``max_stalls``: lease expiries a job survives; one more and it
-    fails for good. ``claim_batch`` / ``flush_batch``: jobs per claim call / results per
-    complete-or-fail call. ``block_timeout_ms``: how long an idle worker blocks on the wake-up
+    upkeep interval later. ``max_stalls``: lease expiries a job survives in one attempt; one
+    more is a failed attempt ("Stalled: ..."), retried while attempts remain.
+    ``claim_batch`` / ``flush_batch``: jobs per claim call / results per complete-or-fail call. ``block_timeout_ms``: how long an idle worker blocks on the wake-up
     list before claiming anyway. ``upkeep_interval_ms``: how often promotion of delayed jobs
     and recovery run (sooner when a delayed job is due sooner). ``foreign_ttl_grace_ms``: how
     long a Node Kue worker's job past its ttl is left to Kue's own sweeper.
