@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .backoff import backoff_function
+from .connection import Connection
 from .errors import (
     ConfigError,
     InvalidArgument,
@@ -23,7 +24,6 @@ from .errors import (
     ScriptError,
 )
 from .job import Job
-from .connection import Connection
 from .queue import Queue
 from .states import PRIORITIES, STATES
 from .sync_queue import SyncQueue

@@ -24,9 +24,9 @@ from .driver import (
     unavailable,
 )
 from .errors import JobNotFound, KueError
+from .events import Listener, call_on
 from .job import JobBase
 from .ops import Batch, Plan, Request, T
-from .events import Listener, call_on
 from .queue_base import J, QueueBase, parse_job_id
 
 

@@ -172,6 +172,9 @@ class Connection:
     events subscriber's — comes from here, so TLS, credentials and pool settings are never
     lost and nothing falls back to 127.0.0.1:6379 unless that is what was asked for."""
 
+    option: Any
+    factory: Callable[[], Any] | None
+
     def __init__(self, option: Any = None, client_factory: Callable[[], Any] | None = None) -> None:
         if isinstance(option, Connection):
             option, client_factory = option.option, option.factory

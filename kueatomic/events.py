@@ -17,7 +17,6 @@ import inspect
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -140,7 +139,7 @@ class EventHub:
     def _run(self, bound: _Bound, args: tuple[Any, ...], event: str) -> None:
         try:
             self._call(bound.fn, bound.args_for(args))
-        except Exception as exc:  # noqa: BLE001 - a listener's bug must not stop delivery
+        except Exception as exc:
             log.exception("a %r listener raised", event)
             if event != "error":
                 self.emit("error", exc)
@@ -229,7 +228,7 @@ class Subscriber:
                     message = pubsub.get_message(timeout=0.2)
                     if message and message.get("type") == "message":
                         self.hub.dispatch(message["data"])
-            except Exception as exc:  # noqa: BLE001 - the subscriber must outlive every fault
+            except Exception as exc:
                 if not reported:
                     error = unavailable(self.where, exc) if isinstance(exc, CONNECTION_ERRORS) \
                         else exc

@@ -322,8 +322,11 @@ def stall(queue: Queue, job_type: str = "email", max_stalls: int = 1) -> list[in
     """Claim with a short lease, let it expire and recover; recover_jobs' reply."""
     token, claimed = claim(queue, job_type, lease_ms=20)
     assert claimed
-    reply: list[int] = poll(lambda: (lambda r: r if sum(r[:2]) else None)(
-        run(queue, calls.recover(queue.keys, 100, max_stalls, 3000, False))))
+    def recovered() -> list[int] | None:
+        reply: list[int] = run(queue, calls.recover(queue.keys, 100, max_stalls, 3000, False))
+        return reply if sum(reply[:2]) else None
+
+    reply: list[int] = poll(recovered)
     assert reply, "the lease expired and recovery ran"
     assert run(queue, calls.complete(queue.keys, [(claimed[0][0], token, 1, "")])) == [0]
     return reply

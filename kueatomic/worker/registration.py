@@ -109,4 +109,4 @@ def ttl_seconds(fields: dict[str, str]) -> float:
         value = float(fields.get("ttl") or 0)
     except ValueError:
         return 0.0
-    return value / 1000 if value > 0 and value == value and value != float("inf") else 0.0
+    return value / 1000 if 0 < value < float("inf") else 0.0  # NaN compares false
