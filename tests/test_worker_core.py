@@ -29,8 +29,16 @@ from kueatomic.keyspace import Keys
 from kueatomic.ops import Call, Read
 from kueatomic.worker import calls
 from kueatomic.worker.core import FLUSH_WAIT_S, NEVER, STICKY, WorkerCore
-from kueatomic.worker.loops import Abandon, Run, Send, Wait, claim_loop, flush_loop, \
-    housekeeping_loop, stop_loop
+from kueatomic.worker.loops import (
+    Abandon,
+    Run,
+    Send,
+    Wait,
+    claim_loop,
+    flush_loop,
+    housekeeping_loop,
+    stop_loop,
+)
 from kueatomic.worker.registration import QUEUED, RUNNING, InFlight, Registration
 from kueatomic.worker.settings import WorkerSettings
 
@@ -96,7 +104,7 @@ class CheckedLock:
         assert self.lock.acquire(blocking=False), "the core took its own lock twice"
         self.held = True
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.held = False
         self.lock.release()
 
@@ -373,7 +381,7 @@ def error_class(source: Any, want: tuple[Any, ...]) -> Case:
     """An error reply to complete_jobs: an outage keeps the outcome, a bug gives it up."""
     exc = from_script_error(source) if isinstance(source, str) else map_error(source)
     return Case(id=f"error class: {source!r}"[:60], loops=("flush",), held=((1, "ok"),),
-                faults={"complete_jobs": [exc]}, until=0.05, want=want,
+                faults={"complete_jobs": [exc]}, until=0.04, want=want,
                 got=lambda w: (w.errors(), getattr(w.emitted[0], "reason", None),
                                w.outcomes(), w.inflight()))
 
@@ -455,10 +463,7 @@ CASES: list[Any] = [
         run_s=None, stop=(0.1, 1000, False), until=2.0,
         faults={"activate_jobs": [Lost(unavailable())], "reclaim_jobs": [Slow(0.3)]},
         got=lambda w: (w.abandoned, w.pairs("release_jobs"), w.reg.free),
-        want=([(1.1, [1])], [(2, "claim2"), (1, "claim1")], 2)), marks=bug(
-        "core.stop_claiming frees reg.reclaims' slots while that reclaim call is on its way; "
-        "its reply (claimed) or failure (claim_failed) frees them again: free exceeds "
-        "concurrency, idle() is true with a job still running, which is released early")),
+        want=([(1.1, [1])], [(2, "claim2"), (1, "claim1")], 2))),
     # --- flush batching -------------------------------------------------------------------
     Case(id="flush: by kind, flush_batch per call, 2 x flush_batch per flush",
          loops=("flush",), concurrency=8, held=SEVEN, settings={"flush_batch": 2},
@@ -474,10 +479,7 @@ CASES: list[Any] = [
         id="flush: fail_jobs statuses as bytes (a client without decode_responses)",
         loops=("flush",), held=((1, "fail"), (2, "fail")),
         faults={"fail_jobs": [[b"", b"delayed"]]},
-        got=lambda w: (w.errors(), w.core.poke_upkeep), want=(["LeaseLost"], True)), marks=bug(
-        "core._read_status/flushed compare fail_jobs' status with '' and 'delayed': a worker "
-        "client made from a redis.Redis without decode_responses answers b'' and b'delayed', "
-        "so a lost lease is not reported and upkeep not poked")),
+        got=lambda w: (w.errors(), w.core.poke_upkeep), want=(["LeaseLost"], True))),
     Case(id="flush: a call refused (OOM) requeues just its outcomes", loops=("flush",),
          held=((1, "ok"), (2, "fail")), faults={"complete_jobs": [from_script_error(OOM)]},
          got=lambda w: (w.batches(), w.inflight(), w.errors()),
@@ -486,9 +488,7 @@ CASES: list[Any] = [
     pytest.param(Case(
         id="flush: per-call refusals back off 0.05, 0.1, 0.2 like every loop",
         loops=("flush",), held=((1, "ok"),), faults={"complete_jobs": [from_script_error(OOM)] * 3},
-        got=lambda w: w.pauses("flush"), want=[0.05, 0.1, 0.2]), marks=bug(
-        "flush_loop waits core.episode('flush').pause after flushed(), the pause already "
-        "doubled by loop_failed: per-call refusals back off 0.1, 0.2, 0.4")),
+        got=lambda w: w.pauses("flush"), want=[0.05, 0.1, 0.2])),
     Case(id="flush: the whole flush unavailable -> everything requeued", loops=("flush",),
          held=((1, "ok"), (2, "fail")), faults={"complete_jobs": [Down(unavailable())]},
          got=lambda w: (w.batches(), w.pauses("flush"), w.inflight(), w.errors()),
@@ -502,18 +502,13 @@ CASES: list[Any] = [
         id="flush: a bug failing the whole flush gives them up, reported once", loops=("flush",),
         held=((1, "ok"), (2, "ok")), faults={"complete_jobs": [Down(ScriptError("boom"))]},
         got=lambda w: (len(w.sends), w.inflight(), w.outcomes(), w.errors()),
-        want=(1, [], [], ["ScriptError"])), marks=bug(
-        "core.flush_failed reports a bug twice: _give_up emits it, then loop_failed starts "
-        "the flush episode with the same exception and emits it again")),
+        want=(1, [], [], ["ScriptError"]))),
     pytest.param(Case(
         id="flush: a bug in one call, a refusal in another: each reported once",
-        loops=("flush",), held=((1, "ok"), (2, "fail")), until=0.05,
+        loops=("flush",), held=((1, "ok"), (2, "fail")), until=0.04,
         faults={"complete_jobs": [from_script_error(NIL)], "fail_jobs": [from_script_error(OOM)]},
         got=lambda w: (sorted(w.errors()), w.outcomes()),
-        want=(["RedisRefused", "ScriptError"], [("fail", 2)])), marks=bug(
-        "core.flushed starts the flush episode with the first exception among the replies, "
-        "which may be the bug _give_up already reported: the bug is emitted twice, the "
-        "refusal never")),
+        want=(["RedisRefused", "ScriptError"], [("fail", 2)]))),
     Case(id="flush: result_retry_ms bounds the retries and the renewals",
          loops=("flush", "housekeeping"), held=((1, "ok"),), settings={"result_retry_ms": 1500},
          faults={"complete_jobs": [Down(unavailable())] * 20}, until=2.5,
@@ -539,9 +534,7 @@ CASES: list[Any] = [
     pytest.param(Case(
         id="renew: a job past its ttl is checked again every ttl", loops=("housekeeping",),
         held=((1, "running"),), fields={1: {"ttl": "500"}}, until=2.3,
-        got=lambda w: w.times("renew_leases"), want=[0.55, 1.1, 1.65, 2.2]), marks=bug(
-        "core.next_housekeeping reschedules check_at = now + (check_at - claimed_at), the "
-        "time since the claim, not the ttl: checks at 0.55, 1.1, 2.2, 4.4 s... (doubling)")),
+        got=lambda w: w.times("renew_leases"), want=[0.55, 1.1, 1.65, 2.2])),
     # --- upkeep ---------------------------------------------------------------------------
     Case(id="upkeep: promote + recover every upkeep interval", loops=("housekeeping",),
          upkeep=True, settings={"lease_ms": 30000}, until=2.5,
@@ -581,9 +574,7 @@ CASES: list[Any] = [
         id="stop: fail_running still releases the jobs that never started",
         loops=("flush",), held=((1, "running"), (2, "queued")), stop=(0.0, 500, True),
         got=lambda w: ([ids(c) for c in w.calls("fail_jobs")], w.pairs("release_jobs")),
-        want=([[1]], [(2, "claim1")])), marks=bug(
-        "core.settle fails every QUEUED record with 'Shutdown' too when fail_running: a job "
-        "whose handler never ran uses an attempt (and fails for good at max_attempts 1)")),
+        want=([[1]], [(2, "claim1")]))),
     Case(id="stop: a late finished() after settle is discarded", concurrency=1,
          loops=("claim", "flush"), inactive=(1,), handler={1: 0.5}, stop=(0.1, 100, False),
          got=lambda w: (w.names(), w.outcomes(), w.reg.free, w.inflight(), w.abandoned),

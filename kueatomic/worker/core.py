@@ -20,12 +20,23 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from ..codec import to_text
 from ..errors import KueError, LeaseLost, RedisRefused, is_outage
 from ..keyspace import Keys
 from ..ops import Call, unwrap
 from . import calls
 from .episodes import Episode
-from .registration import ABANDONED, FINISHED, LOST, QUEUED, RUNNING, InFlight, Registration
+from .registration import (
+    ABANDONED,
+    FINISHED,
+    LOST,
+    QUEUED,
+    RUNNING,
+    TTL_CHECK_SLACK,
+    InFlight,
+    Registration,
+    ttl_seconds,
+)
 from .settings import WorkerSettings
 
 log = logging.getLogger("kueatomic.worker")
@@ -49,12 +60,13 @@ STICKY = frozenset({STOP})
 class Claim:
     """One activate_jobs (or, after a lost reply, reclaim_jobs) call for a registration."""
 
-    __slots__ = ("call", "reclaim", "reg", "since", "token", "want")
+    __slots__ = ("call", "cancelled", "reclaim", "reg", "since", "token", "want")
 
     def __init__(self, reg: Registration, token: str, want: int, call: Call, since: float,
                  reclaim: bool = False) -> None:
         self.reg, self.token, self.want, self.call = reg, token, want, call
         self.since, self.reclaim = since, reclaim
+        self.cancelled = False  # a stop gave its slots back while it was on its way
 
 
 class Outcome:
@@ -179,6 +191,8 @@ class WorkerCore:
                 reg.reclaims.remove(claim)
                 self.episode(f"claim {reg.job_type}").note(f"recovered {len(records)} jobs of a "
                                                           "claim whose reply was lost")
+            if claim.cancelled:
+                reg.free -= claim.want  # stop_claiming freed them: hold them again, as below
             reg.free += claim.want - len(records)
             for record in records:
                 self.inflight[record.id] = record
@@ -218,7 +232,8 @@ class WorkerCore:
             elif not keep:
                 if claim in reg.reclaims:
                     reg.reclaims.remove(claim)
-                reg.free += claim.want
+                if not claim.cancelled:
+                    reg.free += claim.want
             wake = self._waiters(IDLE)
         for topic in wake:
             self.signal(topic)
@@ -325,9 +340,10 @@ class WorkerCore:
             items.append((record.id, record.token, error, summary, message, delay))
         return calls.fail(self.keys, items)
 
-    def flushed(self, flush: Flush, replies: Sequence[Any]) -> None:
+    def flushed(self, flush: Flush, replies: Sequence[Any]) -> float:
         """Read each call's statuses: lost leases are reported; a call Redis refused for now
-        is retried; a bug is reported and its outcomes given up (their leases run out)."""
+        is retried (returns the seconds to back off first, else 0); a bug is reported and its
+        outcomes given up (their leases run out)."""
         retry: list[Outcome] = []
         done: list[Outcome] = []
         delayed = False
@@ -346,6 +362,7 @@ class WorkerCore:
                              "used", ", ".join(map(str, released)))
             for outcome, status in zip(group, reply):
                 if status != 1:  # 1: completed or released, the usual case
+                    status = to_text(status)  # a client without decode_responses: bytes
                     self._read_status(outcome, status)
                     delayed = delayed or status == "delayed"
             done.extend(group)
@@ -355,13 +372,15 @@ class WorkerCore:
             self._retry(retry)
             if delayed:
                 self.poke_upkeep = True
+        pause = 0.0
         if retry:
-            self.loop_failed("flush", next(r for r in replies if isinstance(r, BaseException)))
+            pause = self.loop_failed("flush", next(r for r in replies if is_outage(r)))
         else:
             self.loop_ok("flush")
         self.signal(FLUSHED)
         if delayed:
             self.signal(WAKE)
+        return pause
 
     def flush_failed(self, flush: Flush, exc: BaseException) -> float:
         """The whole flush failed: keep every outcome through an outage, else give up."""
@@ -372,9 +391,10 @@ class WorkerCore:
                 self._retry(group)
             else:
                 self._forget(group)
-        if not is_outage(exc):
-            self._give_up(group, exc)
         self.signal(FLUSHED)
+        if not is_outage(exc):
+            self._give_up(group, exc)  # reported there; nothing is left to retry
+            return 0.0
         return self.loop_failed("flush", exc)
 
     def _read_status(self, outcome: Outcome, status: Any) -> None:
@@ -459,7 +479,7 @@ class WorkerCore:
                 self.next_renew = now + self.renew_every()
                 for record in records:
                     if record.check_at and record.check_at <= now:
-                        record.check_at = now + (record.check_at - record.claimed_at)
+                        record.check_at = now + ttl_seconds(record.fields) + TTL_CHECK_SLACK
                 by_lease: dict[int, list[InFlight]] = {}
                 for record in self._renewable(now):
                     by_lease.setdefault(record.reg.lease_ms, []).append(record)
@@ -568,6 +588,7 @@ class WorkerCore:
                     reg.closed = True
                 for claim in reg.reclaims:  # their jobs come back when the leases expire
                     reg.free += claim.want
+                    claim.cancelled = True
                 reg.reclaims.clear()
                 paused[reg] = reg.generation
         for reg in paused:
@@ -595,9 +616,10 @@ class WorkerCore:
                     continue
                 if record.stage == RUNNING:
                     running.append(record)
+                started = record.stage == RUNNING
                 record.stage = ABANDONED
                 reg.free += 1
-                if fail_running:
+                if fail_running and started:  # one that never started keeps its attempt
                     record.finished_at = self.clock()
                     self.outcomes.append(Outcome(record, FAIL, calls.plain_failure("Shutdown"), 0))
                 else:

@@ -99,11 +99,11 @@ def flush_loop(core: WorkerCore) -> Loop:
         try:
             replies = yield Send(list(flush.requests))
         except Exception as exc:  # noqa: BLE001
-            yield Wait(c.STOP if not core.stopped else c.NEVER, core.flush_failed(flush, exc))
+            yield Wait(c.NEVER, core.flush_failed(flush, exc))
             continue
-        core.flushed(flush, replies)
-        if core.episode("flush").failing:
-            yield Wait(c.NEVER, core.episode("flush").pause)
+        pause = core.flushed(flush, replies)
+        if pause:
+            yield Wait(c.NEVER, pause)
 
 
 def housekeeping_loop(core: WorkerCore) -> Loop:
