@@ -146,6 +146,11 @@ def _derive(client: Any, kind: str, overrides: dict[str, Any]) -> Any:
             f"cannot make a second client from {type(client).__name__} (it has no connection "
             "pool to copy settings from); pass redis= a URL or a dict, or a client_factory "
             "that returns a redis.Redis")
+    if "host" not in kwargs and "path" not in kwargs:  # e.g. a Sentinel pool finds its master
+        raise ConfigError(
+            f"cannot make a client of the other kind from {type(pool).__name__}: it names no "
+            "host (a Sentinel or cluster pool?), and guessing would mean 127.0.0.1:6379; give "
+            "the queue a client_factory of the kind its handlers need")
     options = {k: kwargs[k] for k in _PORTABLE_KWARGS if k in kwargs}
     options.update({k: v for k, v in kwargs.items() if k.startswith("ssl_")})
     module = _module(kind)

@@ -99,3 +99,15 @@ async def test_sync_handlers_and_events_of_an_asyncio_factory_queue(real_redis_u
         await asyncio.sleep(0.02)
     assert seen == ["sync"] and await (await queue.get_job(job.id)).logs() == ["on the sync twin"]
     await queue.close()
+
+
+def test_a_pool_that_names_no_host_is_refused_not_guessed() -> None:
+    import pytest
+    from redis.sentinel import Sentinel, SentinelConnectionPool
+
+    from kueatomic import ConfigError
+
+    sentinel = Sentinel([("127.0.0.1", 1)])
+    client = redis.Redis(connection_pool=SentinelConnectionPool("mymaster", sentinel))
+    with pytest.raises(ConfigError, match="127.0.0.1:6379"):
+        Connection(client).client(ASYNC)
