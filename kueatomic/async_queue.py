@@ -19,7 +19,8 @@ from .driver import (
     closed_socket,
     command_of,
     direct,
-    map_error,
+    merge_resent,
+    noscript_refused,
     settle,
     unavailable,
 )
@@ -60,28 +61,35 @@ class AsyncDriver:
             raise unavailable(self.where, exc) from exc
 
     async def _one(self, request: Request) -> Any:
+        """``SyncDriver._one``: a lone read."""
         try:
-            return await self.client.execute_command(*command_of(request))
-        except redis.exceptions.NoScriptError:
-            await self.load(request)
-            return await self._one(request)
+            reply = await self.client.execute_command(*command_of(request))
         except redis.ResponseError as exc:
-            return map_error(exc)
+            reply = exc
+        return (await self._settle([request], [reply]))[0]
 
     async def _many(self, batch: Sequence[Request]) -> list[Any]:
         if not batch:
             return []
+        return await self._settle(batch, await self._pipelined(batch))
+
+    async def _pipelined(self, batch: Sequence[Request]) -> list[Any]:
         pipe = self.client.pipeline(transaction=False)
         for request in batch:
             pipe.execute_command(*command_of(request))
-        replies = await pipe.execute(raise_on_error=False)
-        return await self._settle(batch, replies)
+        return list(await pipe.execute(raise_on_error=False))
 
     async def _stream(self, requests: Iterator[Request]) -> list[Any]:
         """``SyncDriver._stream``: send each request as soon as it is built, read at the end."""
+        sent, replies = await self._send(requests)
+        return await self._settle(sent, replies)
+
+    async def _send(self, requests: Iterator[Request]) -> tuple[list[Request], list[Any]]:
+        """``SyncDriver._send``: one pooled connection, never resent."""
         pool = getattr(self.client, "connection_pool", None)
         if pool is None:
-            return await self._many(list(requests))
+            batch = list(requests)
+            return batch, await self._pipelined(batch)
         conn = await pool.get_connection()
         sent: list[Request] = []
         replies: list[Any] = []
@@ -99,21 +107,17 @@ class AsyncDriver:
             raise
         finally:
             await pool.release(conn)
-        return await self._settle(sent, replies)
+        return sent, replies
 
     async def _settle(self, batch: Sequence[Request], replies: list[Any]) -> list[Any]:
-        """``SyncDriver._settle``: one SCRIPT LOAD per refused script, then each call again."""
-        loaded: set[str] = set()
-        out = []
-        for request, reply in zip(batch, replies):
-            if isinstance(reply, redis.exceptions.NoScriptError) and isinstance(request, ops.Call):
-                if request.script not in loaded:
-                    await self.load(request)
-                    loaded.add(request.script)
-                out.append(await self._one(request))
-            else:
-                out.append(settle(reply))
-        return out
+        """``SyncDriver._settle``: NOSCRIPT refusals sent once more after SCRIPT LOAD."""
+        refused = noscript_refused(batch, replies)
+        if refused:
+            for name in dict.fromkeys(batch[i].script for i in refused):  # type: ignore[union-attr]
+                await self.client.script_load(scripts.get(name).text)
+            _, again = await self._send(iter([batch[i] for i in refused]))
+            replies = merge_resent(replies, refused, again)
+        return [settle(reply) for reply in replies]
 
     async def load(self, request: Request) -> None:
         if isinstance(request, ops.Call):

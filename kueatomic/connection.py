@@ -93,7 +93,16 @@ def _client(option: Any, module: Any, fake: str, overrides: dict[str, Any]) -> A
         _default_kwargs(client, extra)
         return client
     _check_dict(option)
-    return module.Redis(**{"decode_responses": True, **extra, **option})
+    # No retry (redis.Redis(host=...) would resend a timed-out command up to 10 times, and a
+    # script call is not idempotent); from_url and the worker's own clients have none either.
+    from redis.backoff import NoBackoff
+
+    if module is redis_async:
+        from redis.asyncio.retry import Retry
+    else:
+        from redis.retry import Retry  # type: ignore[assignment]
+    return module.Redis(**{"decode_responses": True, "retry": Retry(NoBackoff(), 0), **extra,
+                           **option})
 
 
 def sync_client(option: Any, factory: Callable[[], Any] | None = None) -> Any:

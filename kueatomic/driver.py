@@ -62,6 +62,19 @@ def settle(reply: Any) -> Any:
     return reply
 
 
+def noscript_refused(batch: Sequence[Request], replies: Sequence[Any]) -> list[int]:
+    """Indexes of the script calls Redis refused with NOSCRIPT."""
+    return [i for i, (request, reply) in enumerate(zip(batch, replies))
+            if isinstance(reply, redis.exceptions.NoScriptError) and isinstance(request, Call)]
+
+
+def merge_resent(replies: Sequence[Any], refused: list[int], again: Sequence[Any]) -> list[Any]:
+    out = list(replies)
+    for index, reply in zip(refused, again):
+        out[index] = reply
+    return out
+
+
 def direct(batch: Sequence[Request]) -> bool:
     """A lone script call goes straight to a pooled connection: redis-py's
     execute_command adds ~15 us of wrapping (retries, response callbacks, metrics) that
@@ -105,29 +118,36 @@ class SyncDriver:
             raise unavailable(self.where, exc) from exc
 
     def _one(self, request: Request) -> Any:
+        """A lone read (idempotent, so redis-py's own retry may resend it)."""
         try:
-            return self.client.execute_command(*command_of(request))
-        except redis.exceptions.NoScriptError:
-            self.load(request)
-            return self._one(request)
+            return self._settle([request], [self.client.execute_command(*command_of(request))])[0]
         except redis.ResponseError as exc:
-            return map_error(exc)
+            return self._settle([request], [exc])[0]
 
     def _many(self, batch: Sequence[Request]) -> list[Any]:
         if not batch:
             return []
+        return self._settle(batch, self._pipelined(batch))
+
+    def _pipelined(self, batch: Sequence[Request]) -> list[Any]:
         pipe = self.client.pipeline(transaction=False)
         for request in batch:
             pipe.execute_command(*command_of(request))
-        replies = pipe.execute(raise_on_error=False)
-        return self._settle(batch, replies)
+        return list(pipe.execute(raise_on_error=False))
 
     def _stream(self, requests: Iterator[Request]) -> list[Any]:
         """Send each request as soon as the iterator builds it and read the replies at the
         end: building request k+1 overlaps Redis running request k."""
+        sent, replies = self._send(requests)
+        return self._settle(sent, replies)
+
+    def _send(self, requests: Iterator[Request]) -> tuple[list[Request], list[Any]]:
+        """The requests and their raw replies, on one pooled connection and never resent:
+        a script call is not idempotent, so no retry of redis-py's may run it twice."""
         pool = getattr(self.client, "connection_pool", None)
         if pool is None:  # a client without one connection to stream on (e.g. a cluster)
-            return self._many(list(requests))
+            batch = list(requests)
+            return batch, self._pipelined(batch)
         conn = pool.get_connection()
         sent: list[Request] = []
         replies: list[Any] = []
@@ -145,22 +165,19 @@ class SyncDriver:
             raise
         finally:
             pool.release(conn)
-        return self._settle(sent, replies)
+        return sent, replies
 
     def _settle(self, batch: Sequence[Request], replies: list[Any]) -> list[Any]:
         """Replies as values or KueErrors. Calls refused with NOSCRIPT (Redis restarted or
-        its scripts were flushed) are sent again after one SCRIPT LOAD per script."""
-        loaded: set[str] = set()
-        out = []
-        for request, reply in zip(batch, replies):
-            if isinstance(reply, redis.exceptions.NoScriptError) and isinstance(request, Call):
-                if request.script not in loaded:
-                    self.load(request)
-                    loaded.add(request.script)
-                out.append(self._one(request))
-            else:
-                out.append(settle(reply))
-        return out
+        its scripts were flushed) are sent once more, streamed, after one SCRIPT LOAD per
+        script; a second NOSCRIPT is an error."""
+        refused = noscript_refused(batch, replies)
+        if refused:
+            for name in dict.fromkeys(batch[i].script for i in refused):  # type: ignore[union-attr]
+                self.client.script_load(scripts.get(name).text)
+            _, again = self._send(iter([batch[i] for i in refused]))
+            replies = merge_resent(replies, refused, again)
+        return [settle(reply) for reply in replies]
 
     def load(self, request: Request) -> None:
         if isinstance(request, Call):
