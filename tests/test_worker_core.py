@@ -636,3 +636,29 @@ def test_core(case: Case, runtime: str) -> None:
     assert case.got(world) == case.want
     assert not world.under_lock, "emit/signal called while holding the core's lock"
 
+
+
+def test_no_new_claims_while_lease_renewals_are_refused() -> None:
+    """Under OOM a claim (it starts with a read) can succeed where renewals are refused:
+    the core stops claiming until a renewal goes through again."""
+    clock = [0.0]
+    core = WorkerCore(Keys("q"), WorkerSettings(lease_ms=3000), lambda *a: None,
+                      clock=lambda: clock[0], upkeep=False)
+    reg = Registration("email", 4, lambda job: None, 3000, 2)
+    core.add(reg)
+    generation = core.resume(reg)
+    assert generation is not None
+    first = core.next_claim(reg, generation)
+    assert not isinstance(first, bool)
+    (record,) = core.claimed(first, ["1", "7", ["type", "email", "state", "inactive"]],
+                             lambda r, i, f: object())
+    clock[0] = 1.0
+    due = core.next_housekeeping()
+    assert not isinstance(due, float) and due.renew_groups == [[record]]
+    core.housekept(due, [from_script_error("OOM command not allowed")])
+    assert core.next_claim(reg, generation) is True  # wait: renewals are failing
+    clock[0] = 1.2
+    again = core.next_housekeeping()
+    assert not isinstance(again, float)
+    core.housekept(again, [[1]])
+    assert not isinstance(core.next_claim(reg, generation), bool)

@@ -122,6 +122,7 @@ class WorkerCore:
         # signalled (under load, a wake-up per finished job would cost more than the job).
         self.waiting: set[Any] = set()
         self.debug = log.isEnabledFor(logging.DEBUG)  # per-job lines: decided at start
+        self.renewals_failing = False
 
     # --- registrations ------------------------------------------------------------------
     def add(self, reg: Registration) -> None:
@@ -162,7 +163,10 @@ class WorkerCore:
                 return False
             if reg.reclaims:
                 return reg.reclaims[0]  # type: ignore[no-any-return]
-            if reg.free <= 0:
+            if reg.free <= 0 or self.renewals_failing:
+                # No new claims while leases cannot be renewed (Redis refusing writes, say):
+                # jobs claimed then would stall. Scripts that start with a read still run
+                # under OOM, so a claim could succeed where its renewal later fails.
                 self.waiting.add(reg)
                 return True
             want = min(reg.free, reg.batch)
@@ -504,9 +508,11 @@ class WorkerCore:
         runtime frees their slots: a new thread, or the task cancelled)."""
         abandoned: list[InFlight] = []
         failure: BaseException | None = None
+        renew_failure = False
         for group, reply in zip(hk.renew_groups, replies):
             if isinstance(reply, BaseException):
                 failure = reply
+                renew_failure = True
                 continue
             for record, status in zip(group, reply):
                 if status == 0 and self._lost(record):
@@ -536,6 +542,8 @@ class WorkerCore:
                     log.info("%d jobs exceeded their ttl and failed the attempt", ttl_failed)
             with self.lock:
                 self.next_upkeep = now + wait
+        if hk.renew_groups:
+            self._renewals_ok(not renew_failure)
         if failure is not None:
             delay = self.loop_failed("housekeeping", failure)
             with self.lock:  # try again after the backoff, not one interval later
@@ -546,7 +554,15 @@ class WorkerCore:
             self.loop_ok("housekeeping")
         return abandoned
 
+    def _renewals_ok(self, ok: bool) -> None:
+        was, self.renewals_failing = self.renewals_failing, not ok
+        if was and ok:
+            for reg in self.regs:
+                self._signal_slots(reg)
+
     def housekeeping_failed(self, hk: Housekeeping, exc: BaseException) -> float:
+        if hk.renew_groups:
+            self._renewals_ok(False)
         delay = self.loop_failed("housekeeping", exc)
         with self.lock:
             self.next_renew = min(self.next_renew, self.clock() + delay)
