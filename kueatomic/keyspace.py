@@ -72,7 +72,12 @@ class Keys:
         return f"{self.prefix}:{job_type}:jobs"
 
     def claim(self, token: str) -> str:
-        """kueatomic's addition: one claim's record, job id -> outcome ("" = none yet)."""
+        """kueatomic's addition: one claim's record, a string of the claimed ids joined by ",".
+
+        Outcomes under the claim live beside it, expiring with it: ``<record>:complete`` (a set
+        of the ids completed) and ``<record>:failed`` (a hash id -> the state a failed attempt
+        ended in); see lua/README.md, "Claim records".
+        """
         return f"{self.prefix}:claim:{token}"
 
     def search_word(self, code: str) -> str:

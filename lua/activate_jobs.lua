@@ -1,14 +1,15 @@
 -- name: activate_jobs
--- version: 3
+-- version: 4
 -- transition: inactive -> active
 -- purpose: Claim up to `count` inactive jobs of one type for a worker, most urgent first
 --   (lowest priority score, then FIFO within a priority), as Kue's worker dequeue does but many
 --   per call. Each claimed job gets started_at, workerId and a lease: the claim token in the
 --   hash field `lease` and the deadline (now + lease_ms) in <prefix>:leases. It moves to active
 --   (ttl deadline scored in <prefix>:jobs:active) and `start` is published. The claim is
---   recorded in <prefix>:claim:<token>: one field per claimed id, value "" (no outcome yet),
---   expiring after 2 * lease_ms (renew_leases extends it), so a worker whose reply was lost can
---   get its jobs back with reclaim_jobs and complete/fail recognise a retried call. A member
+--   recorded in <prefix>:claim:<token>: a string, the claimed ids joined by "," in claim order
+--   (one SET), expiring after 2 * lease_ms (renew_leases extends it), so a worker whose reply
+--   was lost can get its jobs back with reclaim_jobs and complete/fail recognise a retried
+--   call (they note outcomes in <prefix>:claim:<token>:complete and :failed). A member
 --   whose hash is gone or not inactive is dropped from the queue, never run. count 0 only
 --   re-balances the type's wake-up tokens (a worker that consumed a token and stopped calls it
 --   so).
@@ -69,15 +70,14 @@ if count > 0 then
   end
   if #jobs > 0 then
     move_many(prefix, jobs, 'active', now, KEYS[1])
-    local leases, record, deadline = {}, {}, int_text(now + lease_ms)
+    local leases, ids, deadline = {}, {}, int_text(now + lease_ms)
     for i, job in ipairs(jobs) do
       leases[2 * i - 1], leases[2 * i] = deadline, job.zid
-      record[2 * i - 1], record[2 * i] = job.id, ''
+      ids[i] = job.id
     end
     redis.call('ZADD', KEYS[2], unpack(leases))
-    local record_key = claim_key(prefix, token)
-    redis.call('HSET', record_key, unpack(record))
-    redis.call('PEXPIRE', record_key, int_text(2 * lease_ms))
+    redis.call('SET', claim_key(prefix, token), table.concat(ids, ','),
+      'PX', int_text(2 * lease_ms))
     local start_args = json_string(jtype) .. ',null'
     for _, job in ipairs(jobs) do publish(prefix, job.id, 'start', start_args) end
   end

@@ -1,5 +1,5 @@
 -- name: complete_jobs
--- version: 2
+-- version: 3
 -- transition: active -> complete | removed
 -- purpose: Record many successful runs at once, each exactly as Kue's done(null, result):
 --   duration, result (JSON, only when truthy in JavaScript), progress 100, state complete,
@@ -7,12 +7,13 @@
 --   and the durations added to <prefix>:stats:work-time. Each job is checked first: it must
 --   still hold the caller's lease token, else it is left alone and reported lost (the lease
 --   expired and the job was recovered, or it was moved or removed by hand). The job's lease
---   is dropped, so a completed job looks like Kue's. Each completion is recorded in the claim
---   record (<prefix>:claim:<token> field id = "complete", one HSET per token, only while the
---   record exists): a job that no longer holds the token but whose field says "complete" is a
---   retried call whose reply was lost (also after removeOnComplete deleted the hash), answered
---   2 and left alone (no events, no work time). The same id twice under one token in a call
---   is completed once.
+--   is dropped, so a completed job looks like Kue's. Each completion is noted under its claim
+--   token: the id goes into the set <prefix>:claim:<token>:complete (one SADD and one PEXPIRE
+--   to the claim record's remaining PTTL per token, only while the record <prefix>:claim:<token>
+--   exists): a job that no longer holds the token but whose id is in that set is a retried call
+--   whose reply was lost (also after removeOnComplete deleted the hash), answered 2 and left
+--   alone (no events, no work time). The same id twice under one token in a call is completed
+--   once.
 -- KEYS:
 --   1 leases: <prefix>:leases, claimed jobs scored by lease deadline (ms)
 --   2 work_time: <prefix>:stats:work-time, total ms of completed jobs
@@ -22,7 +23,8 @@
 --   3.. jobs: per job: id, token (from the claim), duration (ms), result (JSON text; "" = none)
 -- Derived keys: <prefix>:job:<id>, <prefix>:job:<id>:log, <prefix>:jobs,
 --   <prefix>:jobs:<state>, <prefix>:jobs:<type>:<state>, <prefix>:search:word:<code>,
---   <prefix>:search:object:<id>, <prefix>:claim:<token>
+--   <prefix>:search:object:<id>, <prefix>:claim:<token> (PTTL only),
+--   <prefix>:claim:<token>:complete
 -- Returns: array with one integer per job, in order: 1 completed, 2 already completed under
 --   this token (a retry; nothing done), 0 lease lost (nothing done)
 -- Errors: KUE_BAD_ARGS
@@ -40,27 +42,43 @@ local FALSY = { [''] = true, ['null'] = true, ['false'] = true, ['0'] = true, ['
 local now = now_ms()
 local statuses, jobs = {}, {}
 local work_time = 0
-local done = {}  -- id -> token, for the jobs this call completes
 local notes = claim_notes(prefix)
+local last_token, list  -- the notes list of the last token seen (runs of one token are usual)
+
+-- An earlier copy of (id, token) in this call that was completed: this copy is answered 2.
+local function completed_earlier(n, id, token)
+  for m = n - 1, 1, -1 do
+    local base = 2 + (m - 1) * 4
+    if statuses[m] == 1 and ARGV[base + 1] == id and ARGV[base + 2] == token then return true end
+  end
+  return false
+end
 
 for n = 1, count do
   local base = 2 + (n - 1) * 4
   local id, token, duration, result = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]
   local key = job_key(prefix, id)
-  local f = not done[id] and redis.call('HMGET', key, 'lease', 'type', 'state', 'priority',
+  local f = redis.call('HMGET', key, 'lease', 'type', 'state', 'priority',
     'removeOnComplete', 'attempts', 'max_attempts')
-  if not f then  -- the same job twice in this call: completed once
-    if done[id] == token then statuses[n] = 2 else statuses[n] = 0 end
-  elseif f[1] ~= token or not f[2] or f[3] ~= 'active' then
-    -- Not (or no longer) this token's job: the retry of a completion already recorded?
-    if redis.call('HGET', claim_key(prefix, token), id) == 'complete' then
+  if f[1] ~= token or not f[2] or f[3] ~= 'active' then
+    -- Not (or no longer) this token's job. A second copy of a job this call completed reads
+    -- so too (its lease is gone): completed once. Else the retry of a completion noted
+    -- under the token?
+    if (not f[1] and f[3] == 'active' and completed_earlier(n, id, token)) or
+        redis.call('SISMEMBER', claim_key(prefix, token) .. CLAIM_COMPLETE, id) == 1 then
       statuses[n] = 2
     else
       statuses[n] = 0
     end
   else
-    note_outcome(notes, token, id, 'complete')
-    done[id] = token
+    -- Dropped now (move_many is told so) rather than with the state change after the loop,
+    -- so a second copy of this job in the call reads as no longer this token's: no table of
+    -- the ids seen is needed.
+    redis.call('HDEL', key, 'lease')
+    if token ~= last_token then
+      last_token, list = token, claim_list(notes, token)
+    end
+    if list then list[#list + 1] = id end
     local ms = tonumber(duration) or 0
     local set = { 'duration', int_text(ms), 'progress', '100' }
     if not FALSY[result] then
@@ -77,7 +95,7 @@ for n = 1, count do
     statuses[n] = 1
   end
 end
-move_many(prefix, jobs, 'complete', now)
+move_many(prefix, jobs, 'complete', now, nil, true)
 for _, job in ipairs(jobs) do
   if job.remove then
     local z, key = zid(job.id), job_key(prefix, job.id)
@@ -94,5 +112,5 @@ for _, job in ipairs(jobs) do
 end
 -- Kue INCRBYs per job, so the key exists (maybe "0") once any job completed.
 if #jobs > 0 then redis.call('INCRBY', KEYS[2], work_time) end
-send_notes(notes)
+send_notes(notes, CLAIM_COMPLETE, 'SADD')
 return statuses

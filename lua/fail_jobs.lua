@@ -1,5 +1,5 @@
 -- name: fail_jobs
--- version: 2
+-- version: 3
 -- transition: active -> inactive | delayed | failed
 -- purpose: Record many failed runs at once, each exactly as Kue's failedAttempt: error text and
 --   a log summary line, failed_at, attempts + 1, then back to inactive (no backoff), to delayed
@@ -7,11 +7,12 @@
 --   delay, or a delay the worker computed with a registered Python function and passed in) or
 --   left failed when no attempts remain; events error, enqueue, failed attempt / failed. Each
 --   job must still hold the caller's lease token, else it is left alone and reported lost.
---   Each recorded failure notes the state the job ended in in the claim record
---   (<prefix>:claim:<token> field id, one HSET per token, only while the record exists): a
---   job that no longer holds the token but whose field holds inactive, delayed or failed is a
---   retried call whose reply was lost, answered that state again and left alone (no events).
---   The same id twice under one token in a call fails once.
+--   Each recorded failure notes the state the job ended in under its claim token, in the hash
+--   <prefix>:claim:<token>:failed (id -> state; one HSET and one PEXPIRE to the claim record's
+--   remaining PTTL per token, only while the record <prefix>:claim:<token> exists): a job that
+--   no longer holds the token but whose id is noted there is a retried call whose reply was
+--   lost, answered that state again and left alone (no events). The same id twice under one
+--   token in a call fails once.
 -- KEYS:
 --   1 leases: <prefix>:leases, claimed jobs scored by lease deadline (ms)
 -- ARGV:
@@ -21,7 +22,8 @@
 --     summary (the log line), message (for the events), delay (ms from a backoff function;
 --     "" = compute from the stored backoff)
 -- Derived keys: <prefix>:job:<id>, <prefix>:job:<id>:log, <prefix>:jobs:<state>,
---   <prefix>:jobs:<type>:<state>, <prefix>:<type>:jobs, <prefix>:claim:<token>
+--   <prefix>:jobs:<type>:<state>, <prefix>:<type>:jobs, <prefix>:claim:<token> (PTTL only),
+--   <prefix>:claim:<token>:failed
 -- Returns: array with one string per job, in order: the state it ended in (inactive, delayed
 --   or failed; for a retry, the state noted by the first call, nothing done), or "" when the
 --   lease was lost (nothing done)
@@ -37,7 +39,7 @@ local now = now_ms()
 local ended = {}
 local touched_types = {}
 local FAILED_STATES = { inactive = true, delayed = true, failed = true }
-local done = {}  -- id -> {token, state}, for the jobs this call fails
+local done, ended_in = {}, {}  -- id -> token and id -> state, for the jobs this call fails
 local notes = claim_notes(prefix)
 
 for n = 1, count do
@@ -48,10 +50,10 @@ for n = 1, count do
   if not job or job.lease ~= token or job.state ~= 'active' then
     -- Not (or no longer) this token's job: the retry of a failure already recorded?
     local noted
-    if done[id] and done[id].token == token then
-      noted = done[id].state  -- the same job twice in this call: failed once
+    if done[id] == token then
+      noted = ended_in[id]  -- the same job twice in this call: failed once
     else
-      noted = redis.call('HGET', claim_key(prefix, token), id)
+      noted = redis.call('HGET', claim_key(prefix, token) .. CLAIM_FAILED, id)
     end
     if FAILED_STATES[noted] then ended[n] = noted else ended[n] = '' end
   else
@@ -67,10 +69,13 @@ for n = 1, count do
       publish(prefix, id, 'failed attempt', json_string(message) .. ',' .. attempts)
     end
     ended[n] = state
-    done[id] = { token = token, state = state }
-    note_outcome(notes, token, id, state)
+    done[id], ended_in[id] = token, state
+    local list = claim_list(notes, token)
+    if list then
+      list[#list + 1], list[#list + 2] = id, state
+    end
   end
 end
-send_notes(notes)
+send_notes(notes, CLAIM_FAILED, 'HSET')
 for jtype in pairs(touched_types) do sync_tokens(prefix, jtype) end
 return ended

@@ -1,14 +1,15 @@
 -- name: release_jobs
--- version: 1
+-- version: 2
 -- transition: active -> inactive
 -- purpose: Graceful shutdown gives claimed jobs back: each job that still holds the given
 --   token and is active goes back to inactive as Kue's state(inactive) (its lease and
 --   <prefix>:leases entry dropped like any exit from active) with no attempt used and its
---   stall count unchanged, a log line saying so, the `enqueue` event, and its claim record
---   field (<prefix>:claim:<token>, while the record exists) set to "released", so neither a
---   late completion nor reclaim_jobs acts on it under that token. A job that no longer holds
---   the token is left alone and reported lost. The same id twice under one token in a call
---   is released once. The wake-up tokens of each type touched are re-synced.
+--   stall count unchanged, a log line saying so and the `enqueue` event. Nothing is noted in
+--   the claim record: the released job no longer holds the token, so neither a late
+--   completion nor reclaim_jobs acts on it under that token. A job that no longer holds the
+--   token is left alone and reported lost (also a release retried after its reply was lost).
+--   The same id twice under one token in a call is released once. The wake-up tokens of each
+--   type touched are re-synced.
 -- KEYS:
 --   1 leases: <prefix>:leases, claimed jobs scored by lease deadline (ms)
 -- ARGV:
@@ -16,7 +17,7 @@
 --   2 count: how many pairs follow
 --   3.. jobs: pairs of id, token (from the claim)
 -- Derived keys: <prefix>:job:<id>, <prefix>:job:<id>:log, <prefix>:jobs:<state>,
---   <prefix>:jobs:<type>:<state>, <prefix>:<type>:jobs, <prefix>:claim:<token>
+--   <prefix>:jobs:<type>:<state>, <prefix>:<type>:jobs
 -- Returns: array with one integer per pair, in order: 1 released, 0 lost (nothing done)
 -- Errors: KUE_BAD_ARGS
 -- Publishes: enqueue
@@ -31,7 +32,6 @@ local LOG_LINE = 'Released at shutdown: the worker stopped before the job finish
 local now = now_ms()
 local statuses, jobs = {}, {}
 local released = {}  -- id -> token, for the jobs this call releases
-local notes = claim_notes(prefix)
 for n = 1, count do
   local id, token = ARGV[2 * n + 1], ARGV[2 * n + 2]
   if released[id] then  -- the same job twice in this call: released once
@@ -43,7 +43,6 @@ for n = 1, count do
       released[id] = token
       jobs[#jobs + 1] = { id = id, key = key, type = f[2], state = 'active',
                           priority = tonumber(f[4]) or 0 }
-      note_outcome(notes, token, id, 'released')
       statuses[n] = 1
     else
       statuses[n] = 0
@@ -60,6 +59,5 @@ for _, job in ipairs(jobs) do
     type_order[#type_order + 1] = job.type
   end
 end
-send_notes(notes)
 for _, jtype in ipairs(type_order) do sync_tokens(prefix, jtype) end
 return statuses

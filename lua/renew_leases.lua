@@ -1,11 +1,12 @@
 -- name: renew_leases
--- version: 2
+-- version: 3
 -- transition: active -> same
 -- purpose: Extend the leases a worker holds (its heartbeat): each job that still carries the
 --   given token gets the deadline now + lease_ms in <prefix>:leases. A job whose token differs
 --   or that is no longer active is reported lost, so the worker stops caring about its result.
 --   The claim record <prefix>:claim:<token> of each distinct token among the pairs expires
---   2 * lease_ms from now (once per token), so it lives as long as the claim's jobs run.
+--   2 * lease_ms from now (once per token), so it lives as long as the claim's jobs run, and
+--   so do its outcome keys <prefix>:claim:<token>:complete and :failed while the record exists.
 --   A job's ttl is not extended here (only progress does that, as in Kue).
 -- KEYS:
 --   1 leases: <prefix>:leases, claimed jobs scored by lease deadline (ms)
@@ -13,7 +14,8 @@
 --   1 prefix: the queue prefix
 --   2 lease_ms: new lease length in ms (> 0)
 --   3.. jobs: pairs of id, token
--- Derived keys: <prefix>:job:<id>, <prefix>:claim:<token> (expiry only)
+-- Derived keys: <prefix>:job:<id>, <prefix>:claim:<token>, <prefix>:claim:<token>:complete,
+--   <prefix>:claim:<token>:failed (expiry only)
 -- Returns: array with one integer per pair, in order: 1 renewed, 0 lost
 -- Errors: KUE_BAD_ARGS
 -- Publishes: none
@@ -42,6 +44,11 @@ for i = 3, #ARGV, 2 do
 end
 local record_ms = int_text(2 * lease_ms)
 for _, token in ipairs(token_order) do
-  redis.call('PEXPIRE', claim_key(prefix, token), record_ms)
+  local record = claim_key(prefix, token)
+  -- The outcome keys never outlive the record (they take its PTTL), so none without it.
+  if redis.call('PEXPIRE', record, record_ms) == 1 then
+    redis.call('PEXPIRE', record .. CLAIM_COMPLETE, record_ms)
+    redis.call('PEXPIRE', record .. CLAIM_FAILED, record_ms)
+  end
 end
 return renewed

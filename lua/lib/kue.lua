@@ -31,9 +31,12 @@ local function state_key(prefix, state) return prefix .. ':jobs:' .. state end
 local function type_state_key(prefix, jtype, state) return prefix .. ':jobs:' .. jtype .. ':' .. state end
 local function tokens_key(prefix, jtype) return prefix .. ':' .. jtype .. ':jobs' end
 local function leases_key(prefix) return prefix .. ':leases' end
--- kueatomic's claim record: one hash per claim call, job id -> its outcome under that claim
--- ("" = claimed, no outcome yet; "complete", "inactive", "delayed", "failed", "released").
+-- kueatomic's claim record: one string per claim call, the claimed job ids joined by ",".
+-- Outcomes under that claim live beside it, with the same expiry: <record>:complete, the set
+-- of ids completed (integers, so Redis keeps an intset), and <record>:failed, a hash id -> the
+-- state a failed attempt ended in. A released job needs no note: it lost its lease.
 local function claim_key(prefix, token) return prefix .. ':claim:' .. token end
+local CLAIM_COMPLETE, CLAIM_FAILED = ':complete', ':failed'
 
 -- JSON string literal for event payloads (no cjson needed for plain strings).
 local JSON_ESCAPES = { ['"'] = '\\"', ['\\'] = '\\\\', ['\b'] = '\\b', ['\f'] = '\\f',
@@ -98,6 +101,16 @@ local function batch_push(batch, key, a, b)
   list[#list + 1] = a
   if b ~= nil then list[#list + 1] = b end
 end
+-- The list of one key, to append to directly (callers that push many members to one key).
+local function batch_list(batch, key)
+  local list = batch.members[key]
+  if not list then
+    list = {}
+    batch.members[key] = list
+    batch.order[#batch.order + 1] = key
+  end
+  return list
+end
 local function batch_send(batch, command)
   for _, key in ipairs(batch.order) do
     local list = batch.members[key]
@@ -114,9 +127,10 @@ end
 -- has them). The zset writes are grouped into one call per key; the result equals
 -- move_state() per job. Does not re-balance tokens or publish: callers do that once per type
 -- after a batch. `popped` names a set the caller already took the members out of (activate's
--- ZPOPMIN): no ZREM is sent to it. Keys and score texts are built once per call: allocations
--- are what Redis's Lua collector makes every script pay for.
-local function move_many(prefix, jobs, new_state, now, popped)
+-- ZPOPMIN): no ZREM is sent to it; `leases_dropped` says the caller already deleted the
+-- `lease` fields (complete_jobs does, as it accepts each job). Keys and score texts are built
+-- once per call: allocations are what Redis's Lua collector makes every script pay for.
+local function move_many(prefix, jobs, new_state, now, popped, leases_dropped)
   if #jobs == 0 then return end  -- every table below is garbage Redis's Lua GC would pay for
   local now_text = int_text(now)
   local removals, additions = key_batch(), key_batch()
@@ -154,17 +168,29 @@ local function move_many(prefix, jobs, new_state, now, popped)
     end
     return key
   end
+  -- Jobs come in runs of one type and one old state: the lists of the last (type, old state)
+  -- are reused, so a job costs no key look-ups, only its own appends.
+  local add_global = batch_list(additions, global_new)
+  local run_type, run_old, rem_global, rem_type, add_type
   for _, job in ipairs(jobs) do
     local z = job.zid or zid(job.id)
-    local old = job.state
+    local old, jtype = job.state, job.type
     local key = job.key or job_key(prefix, job.id)
-    if old and old ~= new_state then
-      batch_push(removals, global_key(old), z)
-      local old_type_key = type_key(job.type, old)
-      if old_type_key ~= popped then batch_push(removals, old_type_key, z) end
+    if jtype ~= run_type or old ~= run_old then
+      run_type, run_old, rem_global, rem_type = jtype, old, false, false
+      if old and old ~= new_state then
+        rem_global = batch_list(removals, global_key(old))
+        local old_type_key = type_key(jtype, old)
+        if old_type_key ~= popped then rem_type = batch_list(removals, old_type_key) end
+      end
+      add_type = batch_list(additions, type_key(jtype, new_state))
+    end
+    if rem_global then
+      rem_global[#rem_global + 1] = z
+      if rem_type then rem_type[#rem_type + 1] = z end
       if old == 'active' then
         lease_holders[#lease_holders + 1] = z
-        redis.call('HDEL', key, 'lease')
+        if not leases_dropped then redis.call('HDEL', key, 'lease') end
       end
     end
     if job.set then
@@ -174,15 +200,23 @@ local function move_many(prefix, jobs, new_state, now, popped)
     end
     -- The global set scores by priority, except delayed (promote_at) and active (the ttl
     -- deadline, else -|priority|); the per-type set always scores by priority.
-    local score = job.priority
+    local priority = job.priority
+    local priority_text = score_texts[priority] or score_text(priority)
+    local global_text = priority_text
     if new_state == 'delayed' then
-      score = job.promote_at or now
+      global_text = score_text(job.promote_at or now)
     elseif new_state == 'active' then
       local ttl = job.ttl or 0
-      if ttl > 0 then score = now + ttl else score = -math.abs(job.priority) end
+      if ttl > 0 then
+        global_text = score_text(now + ttl)
+      else
+        global_text = score_text(-math.abs(priority))
+      end
     end
-    batch_push(additions, global_new, score_text(score), z)
-    batch_push(additions, type_key(job.type, new_state), score_text(job.priority), z)
+    local n = #add_global
+    add_global[n + 1], add_global[n + 2] = global_text, z
+    n = #add_type
+    add_type[n + 1], add_type[n + 2] = priority_text, z
     job.state = new_state
   end
   if #lease_holders > 0 then
@@ -193,33 +227,37 @@ local function move_many(prefix, jobs, new_state, now, popped)
   batch_send(additions, 'ZADD')
 end
 
--- Outcomes noted in claim records (<prefix>:claim:<token>, field id -> outcome), collected
--- while a script checks its jobs and sent as one HSET per token at the end. A record that is
+-- Outcomes noted under claim tokens (lua/README.md, "Claim records"): a script collects, per
+-- distinct token, the arguments for one write to the outcome key (<record>:complete: SADD of
+-- the ids; <record>:failed: HSET id state ...) and sends each with one PEXPIRE giving the key
+-- the claim record's remaining lifetime (PTTL), so the two expire together. A record that is
 -- gone (expired, or the job was claimed before claims were recorded) gets nothing: no key
 -- without an expiry is ever created here.
 local function claim_notes(prefix)
-  return { prefix = prefix, records = {}, order = {} }
+  return { prefix = prefix, lists = {}, order = {}, ttls = {} }
 end
-local function note_outcome(notes, token, id, outcome)
-  local record = notes.records[token]
-  if record == nil then
-    record = redis.call('EXISTS', claim_key(notes.prefix, token)) == 1 and {}
-    notes.records[token] = record
-    notes.order[#notes.order + 1] = token
+-- The list to append a token's arguments to, or false when its claim record is gone.
+local function claim_list(notes, token)
+  local list = notes.lists[token]
+  if list == nil then
+    local ttl = redis.call('PTTL', claim_key(notes.prefix, token))
+    list = ttl > 0 and {}
+    notes.lists[token] = list
+    if list then
+      notes.order[#notes.order + 1] = token
+      notes.ttls[token] = ttl
+    end
   end
-  if record then
-    local n = #record
-    record[n + 1], record[n + 2] = id, outcome
-  end
+  return list
 end
-local function send_notes(notes)
+local function send_notes(notes, suffix, command)
   for _, token in ipairs(notes.order) do
-    local record = notes.records[token]
-    if record and #record > 0 then
-      local key = claim_key(notes.prefix, token)
-      for i = 1, #record, 4000 do  -- unpack() is limited by the C stack
-        redis.call('HSET', key, unpack(record, i, math.min(i + 3999, #record)))
+    local key, list = claim_key(notes.prefix, token) .. suffix, notes.lists[token]
+    if #list > 0 then
+      for i = 1, #list, 4000 do  -- unpack() is limited by the C stack (4000 keeps pairs whole)
+        redis.call(command, key, unpack(list, i, math.min(i + 3999, #list)))
       end
+      redis.call('PEXPIRE', key, int_text(notes.ttls[token]))
     end
   end
 end
