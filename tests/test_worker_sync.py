@@ -433,15 +433,13 @@ def test_workers_start_again_after_a_full_shutdown(wq: Queue) -> None:
     wq.process("email", lambda job: "first")
     first = wq.create("email").save()
     wait_for(lambda: state_of(wq, first.id) == "complete")
+    first_threads = list(wq.worker._threads)  # the first start's flusher and housekeeper
+    assert [t.name for t in first_threads] == ["kueatomic-flush", "kueatomic-upkeep"]
     wq.shutdown()
     wq.process("email", lambda job: "second")
     second = wq.create("email").save()
     wait_for(lambda: state_of(wq, second.id) == "complete")
     assert wq.get_job(second.id).result == "second"
-
-    def background(name: str) -> int:
-        return sum(t.name == name and t.is_alive() for t in threading.enumerate())
-
-    # the first start's flusher and housekeeper exit; one of each remains per live queue
-    wait_for(lambda: background("kueatomic-flush") <= 1 and background("kueatomic-upkeep") <= 1,
-             timeout=5)
+    # the first start's threads exit; the new start has its own
+    wait_for(lambda: not any(t.is_alive() for t in first_threads), timeout=5)
+    assert all(t.is_alive() for t in wq.worker._threads)

@@ -499,7 +499,8 @@ class WorkerCore:
                 requests.append(calls.promote(self.keys, s.promote_batch))
                 requests.append(calls.recover(self.keys, s.recover_batch, s.max_stalls,
                                               s.foreign_ttl_grace_ms, s.rebalance_tokens))
-        if not requests:
+        if not requests:  # nothing to renew: no claimed job can stall
+            self._renewals_ok(True)
             return self.next_housekeeping()
         return Housekeeping(requests, groups, upkeep)
 
@@ -542,8 +543,10 @@ class WorkerCore:
                     log.info("%d jobs exceeded their ttl and failed the attempt", ttl_failed)
             with self.lock:
                 self.next_upkeep = now + wait
-        if hk.renew_groups:
-            self._renewals_ok(not renew_failure)
+        if renew_failure:
+            self._renewals_ok(False)
+        elif failure is None:  # Redis takes writes again (or there was nothing to renew)
+            self._renewals_ok(True)
         if failure is not None:
             delay = self.loop_failed("housekeeping", failure)
             with self.lock:  # try again after the backoff, not one interval later
