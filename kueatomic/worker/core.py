@@ -513,7 +513,7 @@ class WorkerCore:
         for group, reply in zip(hk.renew_groups, replies):
             if isinstance(reply, BaseException):
                 failure = reply
-                renew_failure = True
+                renew_failure = renew_failure or is_outage(reply)  # a bug must not stop claims
                 continue
             for record, status in zip(group, reply):
                 if status == 0 and self._lost(record):
@@ -564,7 +564,7 @@ class WorkerCore:
                 self._signal_slots(reg)
 
     def housekeeping_failed(self, hk: Housekeeping, exc: BaseException) -> float:
-        if hk.renew_groups:
+        if hk.renew_groups and is_outage(exc):
             self._renewals_ok(False)
         delay = self.loop_failed("housekeeping", exc)
         with self.lock:
