@@ -30,11 +30,25 @@ def test_choose_redis(monkeypatch: pytest.MonkeyPatch) -> None:
     assert demo.choose_redis("redis://given:2/0") == ("redis://given:2/0", "--redis")
     assert demo.choose_redis(None) == ("redis://example:1/0", "REDIS_URL")
     monkeypatch.delenv("REDIS_URL")
-    monkeypatch.setattr(demo, "_answers", lambda host, port: (host, port) == ("127.0.0.1", 6379))
-    assert demo.choose_redis(None)[0] == "redis://127.0.0.1:6379/0"
-    monkeypatch.setattr(demo, "_answers", lambda host, port: False)
+    # a Redis answering on 6379 is never picked: it may hold someone's real data
+    monkeypatch.setattr(demo, "start_private_redis", lambda: "redis://127.0.0.1:40001/0")
+    assert demo.choose_redis(None) == ("redis://127.0.0.1:40001/0", "a private redis-server "
+                                       "started for the demo (stopped when it ends)")
+    monkeypatch.setattr(demo, "start_private_redis", lambda: None)
     url, how = demo.choose_redis(None)
     assert url.startswith("memory://") and "embedded engine" in how
+
+
+def test_the_demo_starts_its_own_redis_server() -> None:
+    import shutil
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    url = demo.start_private_redis()
+    assert url is not None and not url.endswith(":6379/0")
+    client = redis.Redis.from_url(url)
+    assert client.ping() and client.dbsize() == 0
+    client.close()
 
 
 def test_demo_on_the_embedded_engine() -> None:

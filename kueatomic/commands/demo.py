@@ -1,8 +1,10 @@
 """``kueatomic demo``: create a mix of jobs, process them with live progress, print a summary
 and the dashboard URL.
 
-Redis: ``--redis``, else ``REDIS_URL``, else 127.0.0.1:6379 when something answers there,
-else the embedded engine (``memory://``, in this process only). Everything lives under the
+Redis: ``--redis``, else ``REDIS_URL``, else a private ``redis-server`` the demo starts on a
+free port (no persistence, stopped when the demo ends) when one is installed, else the
+embedded engine (``memory://``, in this process only). It never picks a Redis you already run
+(people keep real data on 6379): name it with ``--redis`` to use it. Everything lives under the
 prefix ``kueatomic-demo``; the demo removes its own earlier jobs (through the remove_job
 script) and never touches keys outside that prefix.
 """
@@ -10,11 +12,15 @@ script) and never touches keys outside that prefix.
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
 import os
 import random
+import shutil
 import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import Any
@@ -23,7 +29,6 @@ from ..errors import KueError
 
 PREFIX = "kueatomic-demo"
 TITLE = "kueatomic demo"
-LOCAL = "redis://127.0.0.1:6379/0"
 
 
 def register(subparsers: Any) -> None:
@@ -42,14 +47,48 @@ def register(subparsers: Any) -> None:
 
 
 def choose_redis(option: str | None) -> tuple[str, str]:
-    """(url, how it was chosen) per the rule in the module docstring."""
+    """(url, how it was chosen) per the rule in the module docstring; a private server it
+    starts is stopped at exit."""
     if option:
         return option, "--redis"
     if os.environ.get("REDIS_URL"):
         return os.environ["REDIS_URL"], "REDIS_URL"
-    if _answers("127.0.0.1", 6379):
-        return LOCAL, "the local Redis that answers on 127.0.0.1:6379"
-    return "memory://kueatomic-demo", "the embedded engine (no Redis found; nothing persists)"
+    private = start_private_redis()
+    if private is not None:
+        return private, "a private redis-server started for the demo (stopped when it ends)"
+    return "memory://kueatomic-demo", "the embedded engine (no redis-server installed; nothing persists)"
+
+
+def start_private_redis() -> str | None:
+    """Start ``redis-server`` on a free port in a temporary folder; None when it is not
+    installed or does not come up."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return None
+    port = _free_port(0)
+    folder = tempfile.mkdtemp(prefix="kueatomic-demo-")
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", folder], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop() -> None:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        shutil.rmtree(folder, ignore_errors=True)
+
+    atexit.register(stop)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if _answers("127.0.0.1", port):
+            return f"redis://127.0.0.1:{port}/0"
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    stop()
+    return None
 
 
 def _answers(host: str, port: int) -> bool:
