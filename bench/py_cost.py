@@ -11,11 +11,12 @@ cancelled out. Phases:
 
 - encode: what ``create_bulk`` does per job before the bytes leave: the spec checked and
   turned into a Job, its data JSON-encoded, the create_jobs call built and packed;
-- worker: what the threaded runtime does per job between Redis replies: the claim reply
+- worker: what the threaded worker does per job between Redis replies: the claim reply
   parsed, the Job built from its hash, the hand-off to a slot, the handler (a no-op) and its
-  result, the complete_jobs call built and packed, the reply read back. It runs the
-  runtime's own ``_dispatch``, ``_slot_loop`` and ``_flush`` in one thread, so thread
-  switches are not counted: they cost the same whatever the code does.
+  result, the complete_jobs call built and packed, the reply read back. It runs the worker
+  core's ``claimed``, ``next_flush`` and ``flushed`` and the threaded ``Worker._slot_loop``
+  in one thread, so thread switches are not counted: they cost the same whatever the code
+  does.
 """
 
 from __future__ import annotations
