@@ -219,7 +219,10 @@ class Worker(WorkerBase):
             ok, payload = False, calls.describe_failure(asyncio.CancelledError("cancelled"))
         except BaseException as exc:  # noqa: BLE001 - SystemExit too: fails the attempt
             ok, payload = False, calls.describe_failure(exc)
-        core.finished(record, ok, payload, int((time.perf_counter() - start) * 1000))
+        try:
+            core.finished(record, ok, payload, int((time.perf_counter() - start) * 1000))
+        except Exception as exc:  # noqa: BLE001 - logged, never a lost task exception
+            core.loop_failed(f"slot {reg.job_type}", exc)
 
     # --- stopping -------------------------------------------------------------------------
     def pause(self, reg: Registration, timeout: float | None, final: bool = False) -> None:

@@ -202,7 +202,10 @@ class Worker(WorkerBase):
                 ok, payload = True, encode(value)
             except BaseException as exc:  # noqa: BLE001 - SystemExit too: fails the attempt
                 ok, payload = False, calls.describe_failure(exc)
-            core.finished(record, ok, payload, int((clock() - start) * 1000))
+            try:
+                core.finished(record, ok, payload, int((clock() - start) * 1000))
+            except Exception as exc:  # noqa: BLE001 - a bug must not cost the slot its thread
+                core.loop_failed(f"slot {reg.job_type}", exc)
             if me.kueatomic_replaced:  # type: ignore[attr-defined]
                 return  # given up while running: a new thread took this slot
 
