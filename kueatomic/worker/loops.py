@@ -17,6 +17,7 @@ from typing import Any
 from ..ops import Request, unwrap
 from . import core as c
 from .core import WorkerCore
+from .housekeeping import Housekeeping
 from .registration import InFlight, Registration
 
 
@@ -111,7 +112,7 @@ def housekeeping_loop(core: WorkerCore) -> Loop:
     recover expired ones every upkeep interval. Ends at stop."""
     while not core.stopped:
         due = core.next_housekeeping()
-        if not isinstance(due, c.Housekeeping):
+        if not isinstance(due, Housekeeping):
             yield Wait(c.WAKE, due)
             continue
         try:

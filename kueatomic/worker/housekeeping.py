@@ -1,0 +1,216 @@
+"""Lease renewal, ttl checks, promotion and recovery: the housekeeping half of the worker
+core's decisions, sans I/O. ``WorkerCore`` (core.py) is built on ``HousekeepingRules``; the
+state it reads (in-flight records, registrations, the lock, the clock) is the core's."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..errors import LeaseLost, is_outage
+from ..keyspace import Keys
+from ..ops import Call, unwrap
+from . import calls
+from .registration import (
+    ABANDONED,
+    FINISHED,
+    LOST,
+    QUEUED,
+    RUNNING,
+    TTL_CHECK_SLACK,
+    InFlight,
+    Registration,
+    ttl_seconds,
+)
+from .settings import WorkerSettings
+
+log = logging.getLogger("kueatomic.worker")
+RENEW_CHUNK = 1000
+
+
+class Housekeeping:
+    """Lease renewals (grouped like their calls) and, when due, the upkeep calls."""
+
+    __slots__ = ("renew_groups", "requests", "upkeep")
+
+    def __init__(self, requests: list[Call], renew_groups: list[list[InFlight]],
+                 upkeep: bool) -> None:
+        self.requests, self.renew_groups, self.upkeep = requests, renew_groups, upkeep
+
+
+class HousekeepingRules:
+    """When to renew which leases, when upkeep is due, and what their replies mean."""
+
+    # the core's state (WorkerCore.__init__)
+    keys: Keys
+    settings: WorkerSettings
+    clock: Callable[[], float]
+    lock: Any
+    regs: list[Registration]
+    inflight: dict[int, InFlight]
+    upkeep_interval_ms: int | None
+    next_upkeep: float
+    poke_upkeep: bool
+    next_renew: float
+    renewals_failing: bool
+
+    def loop_ok(self, name: str) -> None:
+        raise NotImplementedError
+
+    def loop_failed(self, name: str, exc: BaseException) -> float:
+        raise NotImplementedError
+
+    def _signal_slots(self, reg: Registration) -> None:
+        raise NotImplementedError
+
+    def _report(self, exc: BaseException, context: str = "", level: int = logging.ERROR) -> None:
+        raise NotImplementedError
+
+    def renew_every(self) -> float:
+        """Renew at a third of the shortest lease, in seconds."""
+        leases = [r.lease_ms for r in self.regs]
+        return (min(leases) if leases else self.settings.lease_ms) / 3000
+
+    def _renewable(self, now: float) -> list[InFlight]:
+        """Jobs whose lease we keep: claimed or running, and finished ones whose outcome is
+        still being written, up to result_retry_ms after they finished."""
+        bound = self.settings.result_retry_ms / 1000
+        return [r for r in self.inflight.values()
+                if r.stage in (QUEUED, RUNNING)
+                or (r.stage == FINISHED and now - r.finished_at <= bound)]
+
+    def next_housekeeping(self) -> Housekeeping | float:
+        """The calls due now, or the seconds until something is due."""
+        now = self.clock()
+        with self.lock:
+            records = list(self.inflight.values())
+            ttl_due = [r.check_at for r in records if r.check_at and r.stage in (QUEUED, RUNNING)]
+            renew = now >= self.next_renew or (bool(ttl_due) and now >= min(ttl_due))
+            interval = self.upkeep_interval_ms
+            upkeep = interval is not None and (now >= self.next_upkeep or self.poke_upkeep)
+            if not renew and not upkeep:
+                until = self.next_renew
+                if interval is not None:
+                    until = min(until, self.next_upkeep)
+                if ttl_due:
+                    until = min(until, min(ttl_due))
+                return max(0.0, until - now)
+            requests: list[Call] = []
+            groups: list[list[InFlight]] = []
+            if renew:
+                self.next_renew = now + self.renew_every()
+                for record in records:
+                    if record.check_at and record.check_at <= now:
+                        record.check_at = now + ttl_seconds(record.fields) + TTL_CHECK_SLACK
+                by_lease: dict[int, list[InFlight]] = {}
+                for record in self._renewable(now):
+                    by_lease.setdefault(record.reg.lease_ms, []).append(record)
+                for lease_ms, group in by_lease.items():
+                    for start in range(0, len(group), RENEW_CHUNK):
+                        part = group[start : start + RENEW_CHUNK]
+                        requests.append(calls.renew(self.keys, lease_ms,
+                                                    [(r.id, r.token) for r in part]))
+                        groups.append(part)
+            if upkeep:
+                self.poke_upkeep = False
+                s = self.settings
+                requests.append(calls.promote(self.keys, s.promote_batch))
+                requests.append(calls.recover(self.keys, s.recover_batch, s.max_stalls,
+                                              s.foreign_ttl_grace_ms, s.rebalance_tokens))
+        if not requests:  # nothing to renew: no claimed job can stall
+            self._renewals_ok(True)
+            return self.next_housekeeping()
+        return Housekeeping(requests, groups, upkeep)
+
+    def housekept(self, hk: Housekeeping, replies: Sequence[Any]) -> list[InFlight]:
+        """Read renewals and upkeep; returns the running jobs whose lease was lost (the
+        runtime frees their slots: a new thread, or the task cancelled)."""
+        abandoned: list[InFlight] = []
+        failure: BaseException | None = None
+        renew_failure = False
+        for group, reply in zip(hk.renew_groups, replies):
+            if isinstance(reply, BaseException):
+                failure = reply
+                renew_failure = renew_failure or is_outage(reply)  # a bug must not stop claims
+                continue
+            for record, status in zip(group, reply):
+                if status == 0 and self._lost(record):
+                    abandoned.append(record)
+        if hk.upkeep:
+            now = self.clock()
+            promoted, recovered = replies[-2], replies[-1]
+            interval = (self.upkeep_interval_ms or self.settings.upkeep_interval_ms) / 1000
+            wait = interval
+            if isinstance(promoted, BaseException):
+                failure = promoted
+            else:
+                count, wait_ms = (int(v) for v in promoted)
+                if count >= self.settings.promote_batch:
+                    wait = 0.0
+                elif wait_ms >= 0:
+                    wait = min(interval, wait_ms / 1000)
+            if isinstance(recovered, BaseException):
+                failure = recovered
+            else:
+                requeued, stalled_failed, ttl_failed = (int(v) for v in unwrap(recovered))
+                if requeued or stalled_failed:
+                    log.info("recovered %d stalled jobs (%d back to inactive, %d failed the "
+                             "attempt: stalled too often)", requeued + stalled_failed, requeued,
+                             stalled_failed)
+                if ttl_failed:
+                    log.info("%d jobs exceeded their ttl and failed the attempt", ttl_failed)
+            with self.lock:
+                self.next_upkeep = now + wait
+        if renew_failure:
+            self._renewals_ok(False)
+        elif failure is None:  # Redis takes writes again (or there was nothing to renew)
+            self._renewals_ok(True)
+        if failure is not None:
+            delay = self.loop_failed("housekeeping", failure)
+            with self.lock:  # try again after the backoff, not one interval later
+                self.next_renew = min(self.next_renew, self.clock() + delay)
+                if hk.upkeep:
+                    self.next_upkeep = min(self.next_upkeep, self.clock() + delay)
+        else:
+            self.loop_ok("housekeeping")
+        return abandoned
+
+    def _renewals_ok(self, ok: bool) -> None:
+        was, self.renewals_failing = self.renewals_failing, not ok
+        if was and ok:
+            for reg in self.regs:
+                self._signal_slots(reg)
+
+    def housekeeping_failed(self, hk: Housekeeping, exc: BaseException) -> float:
+        if hk.renew_groups and is_outage(exc):
+            self._renewals_ok(False)
+        delay = self.loop_failed("housekeeping", exc)
+        with self.lock:
+            self.next_renew = min(self.next_renew, self.clock() + delay)
+            if hk.upkeep:
+                self.next_upkeep = min(self.next_upkeep, self.clock() + delay)
+        return delay
+
+    def _lost(self, record: InFlight) -> bool:
+        """A renewal said the job is no longer ours; True when it was running (its slot is
+        freed now, and the runtime must stop waiting for its handler)."""
+        with self.lock:
+            stage = record.stage
+            if stage == RUNNING:
+                record.stage = ABANDONED
+                record.reg.free += 1
+            elif stage == QUEUED:
+                record.stage = LOST
+                record.reg.free += 1
+            else:
+                return False  # finished: the flush tells whether it was written
+            if self.inflight.get(record.id) is record:
+                del self.inflight[record.id]
+        self._signal_slots(record.reg)
+        self._report(LeaseLost(
+            f"job {record.id} ({record.reg.job_type}): the lease was lost while "
+            f"{'running' if stage == RUNNING else 'waiting to run'} (ttl exceeded, recovered "
+            "after a stall, or moved by hand); its result will not be recorded"),
+            level=logging.WARNING)
+        return stage == RUNNING
