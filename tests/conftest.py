@@ -15,6 +15,7 @@ import redis
 
 from kueatomic import Queue, aio
 
+from .fault_proxy import FaultProxy
 from .redis_server import INSTALL_HINT, RedisServer, redis_server_binary, require_redis
 
 
@@ -81,3 +82,11 @@ def make_aqueue(backend: str) -> Callable[..., aio.Queue]:
         return aio.Queue(**options)
 
     return make
+
+
+@pytest.fixture
+def proxy(redis_server: RedisServer, real_redis_url: str) -> Iterator[FaultProxy]:
+    """tests/fault_proxy.py in front of the session's redis-server (its port: ``.port``)."""
+    with FaultProxy(redis_server.port) as started:
+        yield started
+        assert started.errors == []

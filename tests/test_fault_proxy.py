@@ -31,13 +31,6 @@ pytestmark = pytest.mark.real_redis
 
 
 @pytest.fixture
-def proxy(redis_server: RedisServer, real_redis_url: str) -> Iterator[FaultProxy]:
-    with FaultProxy(redis_server.port) as started:
-        yield started
-        assert started.errors == []
-
-
-@pytest.fixture
 def direct(real_redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(real_redis_url)
     yield client

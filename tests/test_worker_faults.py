@@ -33,7 +33,7 @@ from kueatomic import LeaseLost, Queue, aio, scripts
 from kueatomic.errors import RedisRefused, RedisUnavailable, is_outage
 
 from .fault_proxy import FaultProxy, evalsha_of
-from .redis_server import RedisServer
+from .test_worker_sync import wait_for as wait_until
 
 pytestmark = pytest.mark.real_redis
 
@@ -45,17 +45,6 @@ FAULTY = {"reply_timeout_ms": 500, "lease_ms": 15000, "upkeep_interval_ms": 100,
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-def wait_until(fn: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
-
 
 async def await_until(fn: Callable[[], Any], timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
@@ -228,13 +217,6 @@ def recovered_by_reclaim(caplog: pytest.LogCaptureFixture) -> int:
 
 def fired(proxy: FaultProxy, fault: str) -> bool:
     return proxy.dropped >= 1 if fault == "drop" else proxy.cut >= 1
-
-
-@pytest.fixture
-def proxy(redis_server: RedisServer, real_redis_url: str) -> Iterator[FaultProxy]:
-    with FaultProxy(redis_server.port) as started:
-        yield started
-        assert started.errors == []
 
 
 @pytest.fixture

@@ -51,7 +51,3 @@ class Episode:
 
     def note(self, message: str) -> None:
         log.info("%s loop: %s", self.loop, message)
-
-    @property
-    def failing(self) -> bool:
-        return self.since is not None
