@@ -91,17 +91,7 @@ end
 local function key_batch()
   return { order = {}, members = {} }
 end
-local function batch_push(batch, key, a, b)
-  local list = batch.members[key]
-  if not list then
-    list = {}
-    batch.members[key] = list
-    batch.order[#batch.order + 1] = key
-  end
-  list[#list + 1] = a
-  if b ~= nil then list[#list + 1] = b end
-end
--- The list of one key, to append to directly (callers that push many members to one key).
+-- The list of one key, to append to directly.
 local function batch_list(batch, key)
   local list = batch.members[key]
   if not list then
@@ -220,8 +210,8 @@ local function move_many(prefix, jobs, new_state, now, popped, leases_dropped)
     job.state = new_state
   end
   if #lease_holders > 0 then
-    local leases = leases_key(prefix)
-    for _, z in ipairs(lease_holders) do batch_push(removals, leases, z) end
+    local leases = batch_list(removals, leases_key(prefix))
+    for _, z in ipairs(lease_holders) do leases[#leases + 1] = z end
   end
   batch_send(removals, 'ZREM')
   batch_send(additions, 'ZADD')
