@@ -9,6 +9,10 @@ from typing import Any
 
 from .errors import NotSerializable, PayloadTooLarge
 
+# The longest delay, ttl or backoff in ms: about 69 years, far beyond any sane one, and exact
+# as a double once added to a timestamp.
+MAX_MS = 2**41
+
 
 def to_text(value: Any) -> Any:
     """Replies are str with decode_responses=True, bytes on a client the user passed in."""

@@ -12,16 +12,12 @@ from typing import TYPE_CHECKING, Any, Self
 
 from . import backoff as _backoff
 from . import ops
-from .codec import dumps, format_log, loads_or_raw
+from .codec import MAX_MS, dumps, format_log, loads_or_raw
 from .errors import InvalidArgument, InvalidAttempts, InvalidDelay
 from .states import parse_priority
 
 if TYPE_CHECKING:
     from .sync_queue import SyncQueue
-
-
-# About 69 years: far beyond any sane delay, and exact as a double once added to a timestamp.
-MAX_MS = 2**41
 
 
 def _ms(value: Any, what: str) -> int:
@@ -176,8 +172,17 @@ class JobBase:
 
     def encode_update(self) -> tuple[Any, ...]:
         return (self.data_json(), self.priority_value, self.max_attempts, self.delay_ms,
-                self.ttl_ms, _backoff.encode(self.backoff_spec),
+                self.ttl_ms, self.backoff_update(),
                 "true" if self.remove_on_complete_flag else "", *self.search_texts())
+
+    def backoff_update(self) -> str:
+        """The backoff argument of a re-save: "" (leave the field as it is) while the backoff
+        is the one loaded from Redis, so a job Node Kue stored keeps its JavaScript source,
+        which kueatomic never writes; else the new spec, encoded (and checked) by ``encode``."""
+        stored = self.fields.get("backoff")
+        if stored and _backoff.decode(stored) == self.backoff_spec:
+            return ""
+        return _backoff.encode(self.backoff_spec)
 
     def _require_id(self) -> int:
         if self.id is None:
@@ -295,8 +300,10 @@ class Job(JobBase):
         self.progress_data = data
         return self
 
-    def set_state(self, state: str) -> Job:
-        self.queue._run(ops.set_state(self.queue.keys, self._require_id(), state))
+    def set_state(self, state: str, *, job_method: bool = False) -> Job:
+        """Kue's ``job.state(state)``; ``job_method`` as in ``ops.set_state``."""
+        plan = ops.set_state(self.queue.keys, self._require_id(), state, job_method)
+        self.queue._run(plan)
         self.state = state
         return self
 
@@ -316,10 +323,10 @@ class Job(JobBase):
         return self.set_state("active")
 
     def complete(self) -> Job:
-        return self.set_state("complete")
+        return self.set_state("complete", job_method=True)
 
     def failed(self) -> Job:
-        return self.set_state("failed")
+        return self.set_state("failed", job_method=True)
 
     def delayed(self) -> Job:
         return self.set_state("delayed")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import __version__
-from ..job import MAX_MS
+from ..codec import MAX_MS
 from ..states import MAX_PRIORITY, PRIORITIES, STATES
 
 _REF = "#/components/schemas/"
@@ -122,19 +122,20 @@ _SCHEMAS: dict[str, Any] = {
     },
     "Backoff": {
         "nullable": True,
-        "description": "retry delay: true (the job's own delay), {type, delay, maxDelay}, a "
-                       "Python function's stored name, or JavaScript source kept from Node Kue",
+        "description": "retry delay: true (the job's own delay), {type, delay, maxDelay}, or "
+                       "a Python function's stored name. JavaScript source is refused (Node "
+                       "Kue would evaluate it).",
         "anyOf": [
             {"type": "boolean"},
-            {"type": "object", "required": ["type", "name"],
+            {"type": "object", "required": ["type", "name"], "additionalProperties": False,
              "properties": {"type": {"type": "string", "enum": ["function"]},
-                            "name": {"type": "string"}}},
-            {"type": "object",
+                            "name": {"type": "string",
+                                     "pattern": "^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z0-9_.<>]+$"}}},
+            {"type": "object", "additionalProperties": False,
              "properties": {
                  "type": {"type": "string", "enum": ["fixed", "exponential"]},
-                 "delay": {"type": "number", "minimum": 0, "nullable": True},
-                 "maxDelay": {"type": "number", "minimum": 0, "nullable": True}}},
-            {"type": "string", "pattern": "^\\s*function"},
+                 **{name: {"type": "number", "minimum": 0, "maximum": MAX_MS, "nullable": True}
+                    for name in ("delay", "maxDelay")}}},
         ],
     },
 }
