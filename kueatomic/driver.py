@@ -75,11 +75,22 @@ def merge_resent(replies: Sequence[Any], refused: list[int], again: Sequence[Any
     return out
 
 
+# Reads whose reply redis-py's response callbacks would reshape, losing what Kue shows:
+# SMEMBERS becomes a Python set, in hash order, where Kue lists Redis's order.
+_RAW_REPLIES = frozenset({"SMEMBERS"})
+
+
+def raw_reply(request: Request) -> bool:
+    return not isinstance(request, Call) and str(request.command[0]).upper() in _RAW_REPLIES
+
+
 def direct(batch: Sequence[Request]) -> bool:
     """A lone script call goes straight to a pooled connection: redis-py's
     execute_command adds ~15 us of wrapping (retries, response callbacks, metrics) that
-    a script reply does not need, and its retry could run a non-idempotent script twice."""
-    return len(batch) == 1 and isinstance(batch[0], Call)
+    a script reply does not need, and its retry could run a non-idempotent script twice.
+    So does a lone read in ``_RAW_REPLIES``, whose reply stays as Redis sent it (a client
+    without a connection pool, such as a cluster, still applies the callbacks)."""
+    return len(batch) == 1 and (isinstance(batch[0], Call) or raw_reply(batch[0]))
 
 
 def unavailable(where: str, exc: BaseException) -> RedisUnavailable:
