@@ -18,7 +18,9 @@ with warnings.catch_warnings():
 @contextmanager
 def client_for(app: Any, **options: Any) -> Iterator[TestClient]:
     """A TestClient inside the app's lifespan (one event loop for the whole test, which an
-    app-owned asyncio Redis client needs)."""
+    app-owned asyncio Redis client needs). It sends ``Host: localhost``, which the app's
+    Host allow-list accepts by default (TestClient's own "testserver" is refused)."""
+    options.setdefault("base_url", "http://localhost")
     with TestClient(app, **options) as client:
         yield client
 
