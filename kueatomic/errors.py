@@ -65,11 +65,25 @@ class LeaseLost(KueError):
     code = "KUE_LEASE_LOST"
 
 
+class InvalidTransition(KueError):
+    """A move the state table (``kueatomic/states.py``) does not allow, such as a manual move
+    of an active job to active, which would take it from the worker that holds it. Nothing
+    was written."""
+
+    http_status = 409
+    code = "KUE_BAD_MOVE"
+
+
 class ConfigError(KueError):
     """Bad queue configuration, such as a Redis URL with a typo."""
 
     http_status = 500
     code = "KUE_CONFIG"
+
+
+class IncompatibleFormat(ConfigError):
+    """The queue's data was written by a newer kueatomic (``<prefix>:meta`` field ``format``
+    is higher than this version reads): upgrade before running workers or the dashboard."""
 
 
 class RedisUnavailable(KueError):
@@ -104,6 +118,7 @@ _BY_CODE: dict[str, type[KueError]] = {
         PayloadTooLarge,
         JobNotFound,
         LeaseLost,
+        InvalidTransition,
     )
 }
 

@@ -137,12 +137,21 @@ def _join_continuations(lines: list[str]) -> list[str]:
     return joined
 
 
-def expand_includes(source: str, folder: Path) -> str:
+def expand_includes(source: str, folder: Path, seen: set[str] | None = None) -> str:
+    """Replace each ``--@include lib/x.lua`` line with that file, expanded the same way. A
+    file included a second time anywhere in the expansion is an error, so no library's code
+    runs twice."""
+    seen = set() if seen is None else seen
+
     def replace(match: re.Match[str]) -> str:
-        path = folder / match.group(1)
+        name = match.group(1)
+        path = folder / name
         if not path.is_file():
-            raise ConfigError(f"include {match.group(1)} not found in {folder}")
-        return path.read_text(encoding="utf-8").rstrip("\n")
+            raise ConfigError(f"include {name} not found in {folder}")
+        if name in seen:
+            raise ConfigError(f"include {name} is included twice")
+        seen.add(name)
+        return expand_includes(path.read_text(encoding="utf-8").rstrip("\n"), folder, seen)
 
     return _INCLUDE.sub(replace, source)
 
@@ -167,3 +176,59 @@ def get(name: str) -> Script:
         return registry()[name]
     except KeyError:
         raise ConfigError(f"no script lua/{name}.lua") from None
+
+
+# --- the lock file: name -> version -> SHA1, committed beside the scripts -----------------
+
+LOCK_FILE = "scripts.lock"
+
+
+def read_lock(folder: Path | None = None) -> dict[str, tuple[int, str]]:
+    """``lua/scripts.lock``: one ``name version sha1`` line per script."""
+    path = (folder or lua_dir()) / LOCK_FILE
+    out: dict[str, tuple[int, str]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version, sha = line.split()
+            out[name] = (int(version), sha)
+    return out
+
+
+def lock_problems(current: dict[str, Script], locked: dict[str, tuple[int, str]]) -> list[str]:
+    """What differs between the scripts and the lock. A changed SHA under the same version is
+    the error the lock exists for: the script (or a library it includes) changed and its
+    version was not bumped, so a running worker could not tell the two apart."""
+    problems = []
+    for name, script in current.items():
+        if name not in locked:
+            problems.append(f"{name}: not in {LOCK_FILE}")
+            continue
+        version, sha = locked[name]
+        if script.sha != sha and script.version == version:
+            problems.append(f"{name}: its text changed (SHA {sha[:12]} -> {script.sha[:12]}) "
+                            f"but its version is still {version}: bump `-- version:`")
+        elif script.sha != sha or script.version != version:
+            problems.append(f"{name}: version {version} -> {script.version}; update "
+                            f"{LOCK_FILE} with `kueatomic scripts --write-lock`")
+    problems.extend(f"{name}: in {LOCK_FILE} but no lua/{name}.lua" for name in locked
+                    if name not in current)
+    return problems
+
+
+def lock_text(current: dict[str, Script]) -> str:
+    lines = ["# name version sha1 -- written by `kueatomic scripts --write-lock`; a test checks",
+             "# that a script whose SHA1 changed also changed its version."]
+    lines += [f"{name} {script.version} {script.sha}" for name, script in sorted(current.items())]
+    return "\n".join(lines) + "\n"
+
+
+def write_lock(folder: Path | None = None) -> list[str]:
+    """Rewrite the lock from the scripts, unless a script changed without a version bump
+    (those problems are returned and nothing is written)."""
+    folder = folder or lua_dir()
+    current = registry()
+    locked = read_lock(folder) if (folder / LOCK_FILE).is_file() else {}
+    refused = [p for p in lock_problems(current, locked) if "bump" in p]
+    if not refused:
+        (folder / LOCK_FILE).write_text(lock_text(current), encoding="utf-8")
+    return refused

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
 from .errors import InvalidPriority, InvalidState
@@ -40,6 +41,54 @@ TRANSITIONS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "reclaim_jobs": (("active",), (SAME,)),
     "release_jobs": (("active",), ("inactive",)),
 }
+
+
+# The moves set_job_state makes by hand (Kue's job.inactive()...delayed(), the API's
+# PUT /job/:id/state/:state): from a job's state to the states it may be put in. NO_STATE is a
+# hash without a known state (written oddly, e.g. by hand); it may go anywhere, which repairs
+# it. active -> active is refused: it would take the job from the worker holding its lease.
+NO_STATE: Final = "none"
+MANUAL_MOVES: Final[dict[str, tuple[str, ...]]] = {
+    source: tuple(target for target in STATES if not source == target == "active")
+    for source in (*STATES, NO_STATE)
+}
+
+# Data-format version of a queue's keys (lease, stalls, leases, claim records, meta), kept in
+# <prefix>:meta field `format`. Bump it when a change would confuse an older version.
+DATA_FORMAT: Final = 1
+
+
+def lua_table() -> str:
+    """``lua/lib/states.lua``: this module's tables as Lua, so the scripts enforce them. The
+    tables are built by functions, on use, so a script pays only for the one it reads."""
+
+    def states_set(states: Iterable[str]) -> str:
+        states = tuple(states)
+        return "{ " + ", ".join(f"{s} = true" for s in states) + " }" if states else "{}"
+
+    def chooser(name: str, arg: str, cases: dict[str, str]) -> list[str]:
+        lines = [f"local function {name}({arg})"]
+        for n, (case, value) in enumerate(cases.items()):
+            lines.append(f"  {'if' if n == 0 else 'elseif'} {arg} == '{case}' then return {value}")
+        return [*lines, "  end", "  return {}", "end"]
+
+    sources = {name: states_set(s for s in frm if s in STATES)
+               for name, (frm, _) in TRANSITIONS.items()
+               if frm and ANY not in frm and NEW not in frm}
+    moves = {source: states_set(targets) for source, targets in MANUAL_MOVES.items()}
+    return "\n".join([
+        "-- lib/states.lua: GENERATED from kueatomic/states.py by kueatomic.states.lua_table()",
+        "-- (tests/test_script_headers.py checks it is current). Do not edit by hand.",
+        "",
+        f"local STATES = {states_set(STATES)}",
+        f"local NO_STATE = '{NO_STATE}'",
+        f"local DATA_FORMAT = {DATA_FORMAT}",
+        "-- The states a job must be in for the named script to move it.",
+        *chooser("moves_from", "script", sources),
+        "-- set_job_state: the states a job in `state` (or NO_STATE) may be moved to by hand.",
+        *chooser("manual_moves", "state", moves),
+        "",
+    ])
 
 
 def parse_state(state: str) -> str:

@@ -1,5 +1,5 @@
 -- name: activate_jobs
--- version: 4
+-- version: 5
 -- transition: inactive -> active
 -- purpose: Claim up to `count` inactive jobs of one type for a worker, most urgent first
 --   (lowest priority score, then FIFO within a priority), as Kue's worker dequeue does but many
@@ -34,10 +34,15 @@
 --@include lib/kue.lua
 
 local prefix, jtype, worker_id, token = ARGV[1], ARGV[2], ARGV[4], ARGV[5]
-local count, lease_ms = tonumber(ARGV[3]), tonumber(ARGV[6])
-if not (count and lease_ms) or count < 0 or count > 1000 or lease_ms <= 0 then
-  return redis.error_reply('KUE_BAD_ARGS count must be 0..1000 and lease_ms > 0')
+local count, lease_ms = int_arg(ARGV[3], 0, 1000), int_arg(ARGV[6], 1, MAX_INT)
+local e = check_prefix(prefix)
+if e then return e end
+if not (count and lease_ms and #ARGV == 6 and jtype ~= '' and is_token(token)) then
+  return bad_args('expected type, count 0..1000, worker id, token ("<letters>:<n>"), lease_ms > 0')
 end
+e = check_keys({ type_state_key(prefix, jtype, 'inactive'), leases_key(prefix) })
+if e then return e end
+local FROM = moves_from('activate_jobs')
 local now = now_ms()
 local now_text = int_text(now)
 local out = { now_text }
@@ -47,18 +52,18 @@ if count > 0 then
   local jobs = {}
   for i = 1, #popped, 2 do
     local z = popped[i]
-    local id = string.sub(z, string.find(z, '|', 1, true) + 1)
-    local key = job_key(prefix, id)
-    local flat = redis.call('HGETALL', key)
+    local id = id_of(z)
+    local key = id and job_key(prefix, id)
+    local flat = key and redis.call('HGETALL', key) or {}
     local found_type, state, priority, ttl
     for k = 1, #flat, 2 do
       local name = flat[k]
       if name == 'type' then found_type = flat[k + 1]
       elseif name == 'state' then state = flat[k + 1]
-      elseif name == 'priority' then priority = tonumber(flat[k + 1])
-      elseif name == 'ttl' then ttl = tonumber(flat[k + 1]) end
+      elseif name == 'priority' then priority = finite(flat[k + 1])
+      elseif name == 'ttl' then ttl = finite(flat[k + 1]) end
     end
-    if found_type and state == 'inactive' then
+    if found_type and FROM[state] then
       jobs[#jobs + 1] = { id = id, zid = z, key = key, type = found_type, state = 'inactive',
                           priority = priority or 0, ttl = ttl, set = claim }
       out[#out + 1] = id

@@ -1,5 +1,5 @@
 -- name: complete_jobs
--- version: 3
+-- version: 4
 -- transition: active -> complete | removed
 -- purpose: Record many successful runs at once, each exactly as Kue's done(null, result):
 --   duration, result (JSON, only when truthy in JavaScript), progress 100, state complete,
@@ -32,10 +32,23 @@
 --@include lib/kue.lua
 --@include lib/search.lua
 
-local prefix, count = ARGV[1], tonumber(ARGV[2])
-if not count or count < 0 or #ARGV < 2 + 4 * count then
-  return redis.error_reply('KUE_BAD_ARGS expected count then 4 arguments per job')
+local prefix, count = ARGV[1], int_arg(ARGV[2], 0, 100000)
+local e = check_prefix(prefix)
+if e then return e end
+if not count or #ARGV ~= 2 + 4 * count then
+  return bad_args('expected count then 4 arguments per job')
 end
+e = check_keys({ leases_key(prefix), prefix .. ':stats:work-time' })
+if e then return e end
+for n = 1, count do
+  local base = 2 + (n - 1) * 4
+  local duration, result = number_arg(ARGV[base + 3]), ARGV[base + 4]
+  if not (is_id(ARGV[base + 1]) and is_token(ARGV[base + 2]) and duration and duration >= 0
+          and duration <= MAX_INT and (result == '' or is_json(result))) then
+    return bad_args('job ' .. n .. ': expected id, token, duration ms >= 0, result JSON or ""')
+  end
+end
+local FROM = moves_from('complete_jobs')
 -- JSON texts of values JavaScript treats as false: Kue stores no result for them.
 local FALSY = { [''] = true, ['null'] = true, ['false'] = true, ['0'] = true, ['-0'] = true,
                 ['0.0'] = true, ['-0.0'] = true, ['""'] = true }
@@ -60,11 +73,11 @@ for n = 1, count do
   local key = job_key(prefix, id)
   local f = redis.call('HMGET', key, 'lease', 'type', 'state', 'priority',
     'removeOnComplete', 'attempts', 'max_attempts')
-  if f[1] ~= token or not f[2] or f[3] ~= 'active' then
+  if f[1] ~= token or not f[2] or not FROM[f[3]] then
     -- Not (or no longer) this token's job. A second copy of a job this call completed reads
     -- so too (its lease is gone): completed once. Else the retry of a completion noted
     -- under the token?
-    if (not f[1] and f[3] == 'active' and completed_earlier(n, id, token)) or
+    if (not f[1] and FROM[f[3]] and completed_earlier(n, id, token)) or
         redis.call('SISMEMBER', claim_key(prefix, token) .. CLAIM_COMPLETE, id) == 1 then
       statuses[n] = 2
     else
@@ -79,17 +92,17 @@ for n = 1, count do
       last_token, list = token, claim_list(notes, token)
     end
     if list then list[#list + 1] = id end
-    local ms = tonumber(duration) or 0
+    local ms = math.floor(tonumber(duration))
     local set = { 'duration', int_text(ms), 'progress', '100' }
     if not FALSY[result] then
       set[#set + 1], set[#set + 2] = 'result', result
     end
-    local attempts = tonumber(f[6]) or 0
-    if attempts < (tonumber(f[7]) or 1) then  -- Kue's attempt(): + 1 while below max
+    local attempts = finite(f[6]) or 0
+    if attempts < (finite(f[7]) or 1) then  -- Kue's attempt(): + 1 while below max
       set[#set + 1], set[#set + 2] = 'attempts', int_text(attempts + 1)
     end
     jobs[#jobs + 1] = { id = id, key = key, type = f[2], state = 'active',
-                        priority = tonumber(f[4]) or 0,
+                        priority = finite(f[4]) or 0,
                         set = set, remove = f[5] == 'true', result = result }
     work_time = work_time + ms
     statuses[n] = 1

@@ -1,5 +1,5 @@
 -- name: create_jobs
--- version: 4
+-- version: 5
 -- transition: new -> inactive | delayed
 -- purpose: Create one or many jobs in one call, each written exactly as Kue's save() writes a
 --   new job (hash fields, zsets, one wake-up token per inactive job, "enqueue" event), and index
@@ -22,21 +22,29 @@
 --@include lib/kue.lua
 --@include lib/search.lua
 
-local prefix = ARGV[1]
-local count = tonumber(ARGV[2])
-if not count or count < 0 then
-  return redis.error_reply('KUE_BAD_ARGS count must be a non-negative integer')
-end
+local prefix, count = ARGV[1], int_arg(ARGV[2], 0, 100000)
+local e = check_prefix(prefix)
+if e then return e end
+if not count then return bad_args('count must be an integer 0..100000') end
+e = check_keys({ prefix .. ':ids', prefix .. ':job:types', prefix .. ':jobs' })
+if e then return e end
 -- Check every job before writing anything: the call creates all of them or none.
 local cursor = 3
 for n = 1, count do
-  local n_texts = tonumber(ARGV[cursor + 8])
-  if not (ARGV[cursor] and ARGV[cursor] ~= '' and tonumber(ARGV[cursor + 2])
-          and tonumber(ARGV[cursor + 4]) and tonumber(ARGV[cursor + 5]) and n_texts) then
-    return redis.error_reply('KUE_BAD_ARGS job ' .. n .. ' of the call is malformed')
+  local backoff, remove_on_complete = ARGV[cursor + 6], ARGV[cursor + 7]
+  local n_texts = int_arg(ARGV[cursor + 8], 0, 10000)
+  if not (ARGV[cursor] and ARGV[cursor] ~= '' and is_json(ARGV[cursor + 1])
+          and int_arg(ARGV[cursor + 2], -MAX_INT, MAX_INT) and int_arg(ARGV[cursor + 3], 1, MAX_INT)
+          and int_arg(ARGV[cursor + 4], 0, MAX_INT) and int_arg(ARGV[cursor + 5], 0, MAX_INT)
+          and (backoff == '' or is_safe_backoff(backoff))
+          and (remove_on_complete == '' or remove_on_complete == 'true') and n_texts) then
+    return bad_args('job ' .. n .. ' of the call is malformed: type, data JSON, integer ' ..
+      'priority, max_attempts >= 1, delay and ttl ms >= 0, backoff "true" or a flat JSON ' ..
+      'object, remove_on_complete "true" or "", n_texts, texts')
   end
   cursor = cursor + 9 + n_texts
 end
+if #ARGV ~= cursor - 1 then return bad_args('arguments after the last job') end
 if count == 0 then return {} end
 local now = now_ms()
 local now_text = int_text(now)

@@ -1,5 +1,5 @@
 -- name: fail_jobs
--- version: 3
+-- version: 4
 -- transition: active -> inactive | delayed | failed
 -- purpose: Record many failed runs at once, each exactly as Kue's failedAttempt: error text and
 --   a log summary line, failed_at, attempts + 1, then back to inactive (no backoff), to delayed
@@ -31,10 +31,23 @@
 -- Publishes: error, enqueue, failed attempt, failed
 --@include lib/kue.lua
 
-local prefix, count = ARGV[1], tonumber(ARGV[2])
-if not count or count < 0 or #ARGV < 2 + 6 * count then
-  return redis.error_reply('KUE_BAD_ARGS expected count then 6 arguments per job')
+local prefix, count = ARGV[1], int_arg(ARGV[2], 0, 100000)
+local e = check_prefix(prefix)
+if e then return e end
+if not count or #ARGV ~= 2 + 6 * count then
+  return bad_args('expected count then 6 arguments per job')
 end
+e = check_keys({ leases_key(prefix) })
+if e then return e end
+for n = 1, count do
+  local base = 2 + (n - 1) * 6
+  local delay = ARGV[base + 6] == '' and 0 or number_arg(ARGV[base + 6])
+  if not (is_id(ARGV[base + 1]) and is_token(ARGV[base + 2])
+          and delay and delay >= 0 and delay <= MAX_INT) then
+    return bad_args('job ' .. n .. ': expected id, token, error, summary, message, delay ms or ""')
+  end
+end
+local FROM = moves_from('fail_jobs')
 local now = now_ms()
 local ended = {}
 local touched_types = {}
@@ -47,7 +60,7 @@ for n = 1, count do
   local id, token = ARGV[base + 1], ARGV[base + 2]
   local err, summary, message, delay = ARGV[base + 3], ARGV[base + 4], ARGV[base + 5], ARGV[base + 6]
   local job = load_attempt_job(prefix, id)
-  if not job or job.lease ~= token or job.state ~= 'active' then
+  if not job or job.lease ~= token or not FROM[job.state] then
     -- Not (or no longer) this token's job: the retry of a failure already recorded?
     local noted
     if done[id] == token then

@@ -1,5 +1,5 @@
 -- name: promote_delayed_jobs
--- version: 2
+-- version: 3
 -- transition: delayed -> inactive
 -- purpose: Move delayed jobs whose promote_at has come (score <= now in <prefix>:jobs:delayed)
 --   to inactive, at most `limit` per call, publishing promotion and enqueue for each, as Kue's
@@ -24,19 +24,22 @@
 -- Publishes: promotion, enqueue
 --@include lib/kue.lua
 
-local prefix, limit = ARGV[1], tonumber(ARGV[2])
-if not limit or limit < 1 then
-  return redis.error_reply('KUE_BAD_ARGS limit must be a positive integer')
-end
+local prefix, limit = ARGV[1], int_arg(ARGV[2], 1, 100000)
+local e = check_prefix(prefix)
+if e then return e end
+if not limit or #ARGV ~= 2 then return bad_args('limit must be an integer 1..100000') end
+e = check_keys({ state_key(prefix, 'delayed'), 'promotion:lock' })
+if e then return e end
+local FROM = moves_from('promote_delayed_jobs')
 if redis.call('EXISTS', KEYS[2]) == 1 then return { 0, 100 } end
 local now = now_ms()
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
 local promoted = 0
 local touched_types = {}
 for _, z in ipairs(due) do
-  local id = string.sub(z, string.find(z, '|', 1, true) + 1)
-  local job = load_job(prefix, id)
-  if job and job.state == 'delayed' then
+  local id = id_of(z)
+  local job = id and load_job(prefix, id)
+  if job and FROM[job.state] then
     publish(prefix, id, 'promotion')
     move_state(prefix, job, 'inactive', now)
     publish(prefix, id, 'enqueue', json_string(job.type))

@@ -1,5 +1,5 @@
 -- name: reclaim_jobs
--- version: 2
+-- version: 3
 -- transition: active -> same
 -- purpose: Give a worker back the jobs of a claim whose reply it lost (a timeout or a dropped
 --   connection after Redis ran activate_jobs): the claim record <prefix>:claim:<token> (the
@@ -28,10 +28,15 @@
 -- Publishes: none
 --@include lib/kue.lua
 
-local prefix, token, lease_ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
-if not lease_ms or lease_ms <= 0 then
-  return redis.error_reply('KUE_BAD_ARGS lease_ms must be > 0')
+local prefix, token, lease_ms = ARGV[1], ARGV[2], int_arg(ARGV[3], 1, MAX_INT)
+local e = check_prefix(prefix)
+if e then return e end
+if not (is_token(token) and lease_ms and #ARGV == 3) then
+  return bad_args('expected prefix, token ("<letters>:<n>"), lease_ms > 0')
 end
+e = check_keys({ leases_key(prefix) })
+if e then return e end
+local FROM = moves_from('reclaim_jobs')
 local now = now_ms()
 local out = { int_text(now) }
 local record_key = claim_key(prefix, token)
@@ -40,14 +45,14 @@ if not record then return out end
 local complete_key = record_key .. CLAIM_COMPLETE
 local leases, deadline = {}, int_text(now + lease_ms)
 for id in string.gmatch(record, '[^,]+') do
-  local flat = redis.call('HGETALL', job_key(prefix, id))
+  local flat = is_id(id) and redis.call('HGETALL', job_key(prefix, id)) or {}
   local lease, state
   for k = 1, #flat, 2 do
     local name = flat[k]
     if name == 'lease' then lease = flat[k + 1]
     elseif name == 'state' then state = flat[k + 1] end
   end
-  if lease == token and state == 'active' and
+  if lease == token and FROM[state] and
       redis.call('SISMEMBER', complete_key, id) == 0 then
     leases[#leases + 1] = deadline
     leases[#leases + 1] = zid(id)

@@ -1,5 +1,5 @@
 -- name: recover_jobs
--- version: 2
+-- version: 3
 -- transition: active -> inactive | delayed | failed
 -- purpose: Crash recovery and Kue's ttl, for any process to call at any time (no lock):
 --   1) jobs whose lease expired (the worker was killed, hung or lost Redis for longer than its
@@ -30,11 +30,16 @@
 -- Publishes: stalled, enqueue, error, failed attempt, failed, ttl exceeded, ttl exceeded ack
 --@include lib/kue.lua
 
-local prefix, limit, max_stalls = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local grace_ms = tonumber(ARGV[4])
-if not (limit and max_stalls and grace_ms) or limit < 1 or max_stalls < 0 then
-  return redis.error_reply('KUE_BAD_ARGS limit > 0, max_stalls >= 0 and grace_ms are numbers')
+local prefix, limit, max_stalls = ARGV[1], int_arg(ARGV[2], 1, 100000), int_arg(ARGV[3], 0, MAX_INT)
+local grace_ms = int_arg(ARGV[4], 0, MAX_INT)
+local e = check_prefix(prefix)
+if e then return e end
+if not (limit and max_stalls and grace_ms and #ARGV == 5 and (ARGV[5] == '1' or ARGV[5] == '')) then
+  return bad_args('expected limit 1..100000, max_stalls >= 0, grace_ms >= 0, rebalance "1" or ""')
 end
+e = check_keys({ leases_key(prefix), state_key(prefix, 'active'), prefix .. ':job:types' })
+if e then return e end
+local FROM = moves_from('recover_jobs')
 local now = now_ms()
 local requeued, stalled_failed, ttl_failed = 0, 0, 0
 local touched_types = {}
@@ -55,15 +60,17 @@ end
 -- 1) expired leases
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
 for _, z in ipairs(expired) do
-  local id = string.sub(z, string.find(z, '|', 1, true) + 1)
-  local job = load_attempt_job(prefix, id)
-  if not job or job.state ~= 'active' or not job.lease then
+  local id = id_of(z)
+  local job = id and load_attempt_job(prefix, id)
+  if not job or not FROM[job.state] or not job.lease then
     redis.call('ZREM', KEYS[1], z)  -- stale: the job left active without its lease (or is gone)
     if job and job.lease then redis.call('HDEL', job_key(prefix, id), 'lease') end
   else
     local key = job_key(prefix, id)
-    local stalls = redis.call('HINCRBY', key, 'stalls', 1)
-    publish(prefix, id, 'stalled', tostring(stalls))
+    -- Counted here, not by HINCRBY, which would fail on a count stored oddly.
+    local stalls = (finite(redis.call('HGET', key, 'stalls')) or 0) + 1
+    redis.call('HSET', key, 'stalls', int_text(stalls))
+    publish(prefix, id, 'stalled', int_text(stalls))
     if stalls > max_stalls then
       -- An ordinary failed attempt: retried (with the job's backoff) while attempts remain.
       local err = 'Stalled: the worker stopped renewing its lease (killed, hung or cut off ' ..
@@ -87,9 +94,9 @@ end
 local over = redis.call('ZRANGEBYSCORE', KEYS[2], 100000, now, 'LIMIT', 0, limit, 'WITHSCORES')
 for i = 1, #over, 2 do
   local z, deadline = over[i], tonumber(over[i + 1])
-  local id = string.sub(z, string.find(z, '|', 1, true) + 1)
-  local job = load_attempt_job(prefix, id)
-  if not job or job.state ~= 'active' then
+  local id = id_of(z)
+  local job = id and load_attempt_job(prefix, id)
+  if not job or not FROM[job.state] then
     redis.call('ZREM', KEYS[2], z)  -- stale member
   elseif job.lease or deadline + grace_ms <= now then
     local err = 'TTL exceeded'

@@ -1,5 +1,5 @@
 -- name: release_jobs
--- version: 2
+-- version: 3
 -- transition: active -> inactive
 -- purpose: Graceful shutdown gives claimed jobs back: each job that still holds the given
 --   token and is active goes back to inactive as Kue's state(inactive) (its lease and
@@ -23,10 +23,17 @@
 -- Publishes: enqueue
 --@include lib/kue.lua
 
-local prefix, count = ARGV[1], tonumber(ARGV[2])
-if not count or count < 0 or #ARGV < 2 + 2 * count then
-  return redis.error_reply('KUE_BAD_ARGS expected count then id, token pairs')
+local prefix, count = ARGV[1], int_arg(ARGV[2], 0, 100000)
+local e = check_prefix(prefix)
+if e then return e end
+local pairs_ok = count and #ARGV == 2 + 2 * count
+for n = 1, count or 0 do
+  pairs_ok = pairs_ok and is_id(ARGV[2 * n + 1]) and is_token(ARGV[2 * n + 2])
 end
+if not pairs_ok then return bad_args('expected count then id, token pairs') end
+e = check_keys({ leases_key(prefix) })
+if e then return e end
+local FROM = moves_from('release_jobs')
 local LOG_LINE = 'Released at shutdown: the worker stopped before the job finished; back to ' ..
   'inactive, no attempt used'
 local now = now_ms()
@@ -39,10 +46,10 @@ for n = 1, count do
   else
     local key = job_key(prefix, id)
     local f = redis.call('HMGET', key, 'lease', 'type', 'state', 'priority')
-    if f[1] == token and f[2] and f[3] == 'active' then
+    if f[1] == token and f[2] and FROM[f[3]] then
       released[id] = token
       jobs[#jobs + 1] = { id = id, key = key, type = f[2], state = 'active',
-                          priority = tonumber(f[4]) or 0 }
+                          priority = finite(f[4]) or 0 }
       statuses[n] = 1
     else
       statuses[n] = 0

@@ -1,5 +1,5 @@
 -- name: renew_leases
--- version: 3
+-- version: 4
 -- transition: active -> same
 -- purpose: Extend the leases a worker holds (its heartbeat): each job that still carries the
 --   given token gets the deadline now + lease_ms in <prefix>:leases. A job whose token differs
@@ -21,17 +21,24 @@
 -- Publishes: none
 --@include lib/kue.lua
 
-local prefix, lease_ms = ARGV[1], tonumber(ARGV[2])
-if not lease_ms or lease_ms <= 0 or (#ARGV - 2) % 2 ~= 0 then
-  return redis.error_reply('KUE_BAD_ARGS expected lease_ms > 0 then id, token pairs')
+local prefix, lease_ms = ARGV[1], int_arg(ARGV[2], 1, MAX_INT)
+local e = check_prefix(prefix)
+if e then return e end
+local pairs_ok = lease_ms and (#ARGV - 2) % 2 == 0
+for i = 3, #ARGV, 2 do
+  pairs_ok = pairs_ok and is_id(ARGV[i]) and is_token(ARGV[i + 1])
 end
+if not pairs_ok then return bad_args('expected lease_ms > 0 then id, token pairs') end
+e = check_keys({ leases_key(prefix) })
+if e then return e end
+local FROM = moves_from('renew_leases')
 local deadline = now_ms() + lease_ms
 local renewed = {}
 local tokens, token_order = {}, {}
 for i = 3, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local f = redis.call('HMGET', job_key(prefix, id), 'lease', 'state')
-  if f[1] == token and f[2] == 'active' then
+  if f[1] == token and FROM[f[2]] then
     redis.call('ZADD', KEYS[1], deadline, zid(id))
     renewed[#renewed + 1] = 1
   else

@@ -1,5 +1,5 @@
 -- name: set_job_progress
--- version: 2
+-- version: 3
 -- transition: any -> same
 -- purpose: Record progress as Kue does: progress = min(100, floor(completed * 100 / total)),
 --   optional progress_data, updated_at; an active job with a ttl gets its deadline pushed to
@@ -19,10 +19,15 @@
 --@include lib/kue.lua
 
 local prefix, id = ARGV[1], ARGV[2]
-local completed, total, data = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
-if not (completed and total) or total <= 0 or completed < 0 then
-  return redis.error_reply('KUE_BAD_ARGS progress needs completed >= 0 and total > 0')
+local completed, total, data = number_arg(ARGV[3]), number_arg(ARGV[4]), ARGV[5]
+local e = check_prefix(prefix)
+if e then return e end
+if not (is_id(id) and completed and total and total > 0 and completed >= 0 and #ARGV == 5
+        and (data == '' or is_json(data))) then
+  return bad_args('progress needs an id, completed >= 0, total > 0 and data JSON or ""')
 end
+e = check_keys({ job_key(prefix, id) })
+if e then return e end
 local job = load_job(prefix, id)
 if not job then return not_found(id) end
 local now = now_ms()
@@ -31,7 +36,7 @@ local fields = { 'progress', int_text(percent), 'updated_at', int_text(now) }
 if data ~= '' then table.insert(fields, 'progress_data'); table.insert(fields, data) end
 redis.call('HSET', KEYS[1], unpack(fields))
 if job.state == 'active' and (job.ttl or 0) > 0 then
-  redis.call('ZADD', state_key(prefix, 'active'), now + job.ttl, zid(id))
+  redis.call('ZADD', state_key(prefix, 'active'), int_text(now + job.ttl), zid(id))
 end
 local data_json = 'null'
 if data ~= '' then data_json = data end

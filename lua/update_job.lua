@@ -1,5 +1,5 @@
 -- name: update_job
--- version: 2
+-- version: 3
 -- transition: any -> same
 -- purpose: Re-save an existing job as Kue's update() does: data, priority, attempts, delay,
 --   ttl, backoff and removeOnComplete are rewritten and the job is re-scored in its current
@@ -19,38 +19,58 @@
 --   9 remove_on_complete: "true" or "" (unchanged)
 --   10.. texts: texts to index for search (none = leave the index alone)
 -- Derived keys: <prefix>:jobs, <prefix>:jobs:<state>, <prefix>:jobs:<type>:<state>,
---   <prefix>:search:word:<code>, <prefix>:search:object:<id>
+--   <prefix>:search:word:<code>, <prefix>:search:object:<id>, <prefix>:<type>:jobs (a hash
+--   without a state only)
 -- Returns: the job's state
 -- Errors: KUE_NOT_FOUND, KUE_BAD_ARGS
--- Publishes: none
+-- Publishes: enqueue
 --@include lib/kue.lua
 --@include lib/search.lua
 
 local prefix, id = ARGV[1], ARGV[2]
-local priority, delay, ttl = tonumber(ARGV[4]), tonumber(ARGV[6]), tonumber(ARGV[7])
-if not (priority and delay and ttl) then
-  return redis.error_reply('KUE_BAD_ARGS priority, delay and ttl must be integers')
+local priority, max_attempts = int_arg(ARGV[4], -MAX_INT, MAX_INT), int_arg(ARGV[5], 1, MAX_INT)
+local delay, ttl = int_arg(ARGV[6], 0, MAX_INT), int_arg(ARGV[7], 0, MAX_INT)
+local backoff, remove_on_complete = ARGV[8], ARGV[9]
+local e = check_prefix(prefix)
+if e then return e end
+if not (is_id(id) and is_json(ARGV[3]) and priority and max_attempts and delay and ttl
+        and (backoff == '' or is_safe_backoff(backoff))
+        and (remove_on_complete == '' or remove_on_complete == 'true')) then
+  return bad_args('expected id, data JSON, integer priority, max_attempts >= 1, delay and ' ..
+    'ttl ms >= 0, backoff "" or "true" or a flat JSON object, remove_on_complete "true" or ""')
 end
+e = check_keys({ job_key(prefix, id) })
+if e then return e end
 local job = load_job(prefix, id)
 if not job then return not_found(id) end
+local old = job.state
 local now = now_ms()
-local fields = { 'data', ARGV[3], 'priority', int_text(priority), 'max_attempts', ARGV[5] }
+local fields = { 'data', ARGV[3], 'priority', int_text(priority), 'max_attempts', int_text(max_attempts) }
 if delay > 0 then
-  local base = redis.call('HGET', KEYS[1], 'failed_at') or redis.call('HGET', KEYS[1], 'created_at')
-  job.promote_at = tonumber(base) + delay
-  table.insert(fields, 'delay'); table.insert(fields, int_text(delay))
-  table.insert(fields, 'promote_at'); table.insert(fields, int_text(job.promote_at))
+  -- Kue: promote_at = (failed_at or created_at) + delay; a hash missing both counts from now.
+  local f = redis.call('HMGET', KEYS[1], 'failed_at', 'created_at')
+  job.promote_at = (finite(f[1]) or finite(f[2]) or now) + delay
+  fields[#fields + 1], fields[#fields + 2] = 'delay', int_text(delay)
+  fields[#fields + 1], fields[#fields + 2] = 'promote_at', int_text(job.promote_at)
 end
 if ttl > 0 then
   job.ttl = ttl
-  table.insert(fields, 'ttl'); table.insert(fields, int_text(ttl))
+  fields[#fields + 1], fields[#fields + 2] = 'ttl', int_text(ttl)
 end
-if ARGV[8] ~= '' then table.insert(fields, 'backoff'); table.insert(fields, ARGV[8]) end
-if ARGV[9] == 'true' then table.insert(fields, 'removeOnComplete'); table.insert(fields, 'true') end
+if backoff ~= '' then fields[#fields + 1], fields[#fields + 2] = 'backoff', backoff end
+if remove_on_complete == 'true' then
+  fields[#fields + 1], fields[#fields + 2] = 'removeOnComplete', 'true'
+end
 redis.call('HSET', KEYS[1], unpack(fields))
 job.priority = priority
-redis.call('ZADD', prefix .. ':jobs', priority, zid(id))
-move_state(prefix, job, job.state or 'inactive', now)
+redis.call('ZADD', prefix .. ':jobs', int_text(priority), zid(id))
+-- Re-scored in its own state (an active job keeps its ttl deadline); a hash without a known
+-- state is put in inactive, with its wake-up token, as Kue's re-save would.
+move_state(prefix, job, old or 'inactive', now)
+if not old then
+  sync_tokens(prefix, job.type)
+  publish(prefix, id, 'enqueue', json_string(job.type))
+end
 if #ARGV >= 10 then
   search_remove(prefix, id)
   for t = 10, #ARGV do search_index(prefix, id, ARGV[t]) end

@@ -66,6 +66,8 @@ def test_error_codes_match(name: str) -> None:
     raised = set(re.findall(r"'(KUE_[A-Z_]+)", body))
     if "not_found(" in body:
         raised.add("KUE_NOT_FOUND")  # lib/kue.lua's not_found() raises it
+    if re.search(r"\bbad_args\(|\bcheck_(prefix|keys)\(", body):
+        raised.add("KUE_BAD_ARGS")  # lib/checks.lua's refusals raise it
     declared = set(script.header.errors)
     assert declared <= SCRIPT_ERROR_CODES, "every code word maps to a KueError class"
     assert raised == declared
@@ -161,3 +163,40 @@ def test_python_calls_match_headers(monkeypatch: pytest.MonkeyPatch) -> None:
             assert len(call.args) >= len(fixed), call.script
         else:
             assert len(call.args) == len(fixed), call.script
+
+
+def test_states_lua_is_generated_from_states_py() -> None:
+    """The scripts enforce kueatomic/states.py's tables: lib/states.lua is their Lua text."""
+    from kueatomic.states import lua_table
+
+    path = Path(scripts.lua_dir()) / "lib" / "states.lua"
+    assert path.read_text() == lua_table(), (
+        "regenerate: python -c 'from kueatomic import states; "
+        "open(\"lua/lib/states.lua\", \"w\").write(states.lua_table())'")
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n in TRANSITIONS and TRANSITIONS[n][0]
+                                  and ANY not in TRANSITIONS[n][0] and NEW not in TRANSITIONS[n][0]])
+def test_scripts_with_source_states_read_them_from_the_table(name: str) -> None:
+    """A worker script's "is the job in a state I may move?" is the table's, not its own."""
+    body = own_body(REGISTRY[name])
+    assert f"moves_from('{name}')" in body
+    assert not re.search(r"(job\.state|f\[\d\])\s*[~=]=\s*'(inactive|active|complete|failed|delayed)'",
+                         body), "compare against FROM, not a literal state"
+
+
+def test_lock_file_records_every_version_and_sha() -> None:
+    """lua/scripts.lock: a script whose text (or an included library) changed must bump its
+    version; `kueatomic scripts --write-lock` then records the new SHA."""
+    problems = scripts.lock_problems(REGISTRY, scripts.read_lock())
+    assert problems == []
+
+
+def test_lock_check_catches_a_change_without_a_bump() -> None:
+    locked = scripts.read_lock()
+    name = NAMES[0]
+    version, _sha = locked[name]
+    stale = {**locked, name: (version, "0" * 40)}
+    assert "bump" in scripts.lock_problems(REGISTRY, stale)[0]
+    bumped = {**locked, name: (version - 1, "0" * 40)}
+    assert "--write-lock" in scripts.lock_problems(REGISTRY, bumped)[0]

@@ -11,11 +11,19 @@ from .. import scripts
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("scripts", help="list the Lua scripts: name, version, SHA1")
     parser.add_argument("--show", metavar="NAME", help="print one script's full text as sent to Redis")
+    parser.add_argument("--write-lock", action="store_true",
+                        help="rewrite lua/scripts.lock (refused when a script changed without "
+                             "a version bump)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     registry = scripts.registry()
+    if args.write_lock:
+        refused = scripts.write_lock()
+        for problem in refused:
+            print(problem)
+        return 1 if refused else 0
     if args.show:
         print(scripts.get(args.show).text)
         return 0

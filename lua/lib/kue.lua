@@ -1,6 +1,8 @@
 -- lib/kue.lua: helpers shared by every script. Included textually (--@include), so it
 -- defines only locals. It encodes Kue 0.11.6's Redis layout (shared/kue-wire.md §1-§3);
 -- the Python side has the same facts in kueatomic/keyspace.py, checked by tests.
+--@include lib/states.lua
+--@include lib/checks.lua
 
 -- The Redis server's clock in ms: one clock for every producer and worker (design rule 3).
 local function now_ms()
@@ -24,7 +26,12 @@ local function zid(id)
   return n .. '|' .. id
 end
 
-local STATES = { inactive = true, active = true, complete = true, failed = true, delayed = true }
+-- The id in a zid, or nil for a member no script wrote (callers drop such members).
+local function id_of(z)
+  local id = string.match(z, '^%d%d|(.*)$')
+  if is_id(id) then return id end
+  return nil
+end
 
 local function job_key(prefix, id) return prefix .. ':job:' .. id end
 local function state_key(prefix, state) return prefix .. ':jobs:' .. state end
@@ -36,6 +43,7 @@ local function leases_key(prefix) return prefix .. ':leases' end
 -- of ids completed (integers, so Redis keeps an intset), and <record>:failed, a hash id -> the
 -- state a failed attempt ended in. A released job needs no note: it lost its lease.
 local function claim_key(prefix, token) return prefix .. ':claim:' .. token end
+local function meta_key(prefix) return prefix .. ':meta' end
 local CLAIM_COMPLETE, CLAIM_FAILED = ':complete', ':failed'
 
 -- JSON string literal for event payloads (no cjson needed for plain strings).
@@ -197,7 +205,12 @@ local function move_many(prefix, jobs, new_state, now, popped, leases_dropped)
       global_text = score_text(job.promote_at or now)
     elseif new_state == 'active' then
       local ttl = job.ttl or 0
-      if ttl > 0 then
+      local kept = old == 'active' and redis.call('ZSCORE', global_new, z)
+      if kept then
+        -- A re-save of an active job (priority, update) keeps its ttl deadline: only
+        -- progress pushes it back, as the worker's ttl check expects.
+        global_text = kept
+      elseif ttl > 0 then
         global_text = score_text(now + ttl)
       else
         global_text = score_text(-math.abs(priority))
@@ -257,12 +270,26 @@ local function move_state(prefix, job, new_state, now)
   move_many(prefix, { job }, new_state, now)
 end
 
+-- A stored number, or nil when the field is missing or not a finite number (a job Node Kue
+-- or a person wrote oddly): arithmetic on it then never fails halfway through a script.
+local function finite(text)
+  local n = tonumber(text)
+  if n and n == n and n > -math.huge and n < math.huge then return n end
+  return nil
+end
+
+-- A stored state, or false when it is missing or not one of Kue's five.
+local function known_state(state)
+  if STATES[state] then return state end
+  return false
+end
+
 -- Load the fields move_state needs; false when the job does not exist (no hash or no type).
 local function load_job(prefix, id)
   local f = redis.call('HMGET', job_key(prefix, id), 'type', 'state', 'priority', 'promote_at', 'ttl')
   if not f[1] then return false end
-  return { id = id, type = f[1], state = f[2], priority = tonumber(f[3]) or 0,
-           promote_at = tonumber(f[4]), ttl = tonumber(f[5]) }
+  return { id = id, type = f[1], state = known_state(f[2]), priority = finite(f[3]) or 0,
+           promote_at = finite(f[4]), ttl = finite(f[5]) }
 end
 
 -- Every script answers a missing job the same way, so Python maps it to JobNotFound.
@@ -285,9 +312,9 @@ local function load_attempt_job(prefix, id)
   local f = redis.call('HMGET', job_key(prefix, id), 'type', 'state', 'priority', 'promote_at',
     'ttl', 'attempts', 'max_attempts', 'backoff', 'delay', 'lease')
   if not f[1] then return false end
-  return { id = id, type = f[1], state = f[2], priority = tonumber(f[3]) or 0,
-           promote_at = tonumber(f[4]), ttl = tonumber(f[5]), attempts = tonumber(f[6]) or 0,
-           max_attempts = tonumber(f[7]) or 1, backoff = f[8], delay = tonumber(f[9]) or 0,
+  return { id = id, type = f[1], state = known_state(f[2]), priority = finite(f[3]) or 0,
+           promote_at = finite(f[4]), ttl = finite(f[5]), attempts = finite(f[6]) or 0,
+           max_attempts = finite(f[7]) or 1, backoff = f[8], delay = finite(f[9]) or 0,
            lease = f[10] }
 end
 
@@ -328,8 +355,12 @@ local function failed_attempt(prefix, job, err, summary, delay_text, now)
   redis.call('HDEL', key, 'stalls')
   redis.call('RPUSH', key .. ':log', summary)
   move_state(prefix, job, 'failed', now)
+  -- Counted here, not by HINCRBY, which would fail on a count Node Kue stored oddly.
   local attempts = job.attempts
-  if attempts < job.max_attempts then attempts = redis.call('HINCRBY', key, 'attempts', 1) end
+  if attempts < job.max_attempts then
+    attempts = attempts + 1
+    redis.call('HSET', key, 'attempts', int_text(attempts))
+  end
   if job.max_attempts - attempts <= 0 then return 'failed', attempts end
   if job.backoff and job.backoff ~= '' then
     local delay = tonumber(delay_text)
