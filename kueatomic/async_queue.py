@@ -162,8 +162,10 @@ class Job(JobBase):
         self.progress_data = data
         return self
 
-    async def set_state(self, state: str) -> Job:
-        await self.queue._run(ops.set_state(self.queue.keys, self._require_id(), state))
+    async def set_state(self, state: str, *, job_method: bool = False) -> Job:
+        """Kue's ``job.state(state)``; ``job_method`` as in ``ops.set_state``."""
+        plan = ops.set_state(self.queue.keys, self._require_id(), state, job_method)
+        await self.queue._run(plan)
         self.state = state
         return self
 
@@ -183,10 +185,10 @@ class Job(JobBase):
         return await self.set_state("active")
 
     async def complete(self) -> Job:
-        return await self.set_state("complete")
+        return await self.set_state("complete", job_method=True)
 
     async def failed(self) -> Job:
-        return await self.set_state("failed")
+        return await self.set_state("failed", job_method=True)
 
     async def delayed(self) -> Job:
         return await self.set_state("delayed")

@@ -147,8 +147,20 @@ def job_call(keys: Keys, script: str, job_id: int | str, *args: Any) -> Call:
     return Call(script, (keys.job(job_id),), (keys.prefix, str(job_id), *args))
 
 
-def set_state(keys: Keys, job_id: int | str, state: str) -> Plan[str | None]:
-    previous = yield from single(job_call(keys, "set_job_state", job_id, parse_state(state)))
+# How long a job moved to active by hand is left alone before recovery returns it (nobody
+# holds its lease, so nobody renews it).
+MANUAL_LEASE_MS = 300_000
+
+
+def set_state(
+    keys: Keys, job_id: int | str, state: str, job_method: bool = False
+) -> Plan[str | None]:
+    """Kue's ``job.state(s)`` and its route; ``job_method`` is Kue's ``Job#complete()`` /
+    ``failed()``, which also write progress 100 / failed_at."""
+    call = Call("set_job_state", (keys.job(job_id), keys.leases),
+                (keys.prefix, str(job_id), parse_state(state), "job" if job_method else "",
+                 MANUAL_LEASE_MS))
+    previous = yield from single(call)
     return to_text(previous) if previous else None
 
 

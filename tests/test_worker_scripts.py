@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from kueatomic import Queue, backoff_function
+from kueatomic.keyspace import zid
 from kueatomic.ops import Call, Read, single
 from kueatomic.scripts import registry
 from kueatomic.worker import calls
@@ -167,9 +168,9 @@ def test_a_wrong_token_changes_nothing(queue: Queue) -> None:
     job = queue.create("email").save()
     token, _ = claim(queue, "email")
     before = hash_of(queue, job.id)
-    assert run(queue, calls.complete(queue.keys, [(job.id, "stolen", 1, "")])) == [0]
-    assert run(queue, calls.fail(queue.keys, [(job.id, "stolen", "e", "s", "m", "")])) == [""]
-    assert run(queue, calls.renew(queue.keys, 1000, [(job.id, "stolen")])) == [0]
+    assert run(queue, calls.complete(queue.keys, [(job.id, "stolen:1", 1, "")])) == [0]
+    assert run(queue, calls.fail(queue.keys, [(job.id, "stolen:1", "e", "s", "m", "")])) == [""]
+    assert run(queue, calls.renew(queue.keys, 1000, [(job.id, "stolen:1")])) == [0]
     assert run(queue, calls.complete(queue.keys, [(999, token, 1, "")])) == [0]
     assert hash_of(queue, job.id) == before
     job.set_state("inactive")  # moved by hand: the lease is gone
@@ -428,7 +429,10 @@ def test_progress_pushes_the_ttl_deadline(queue: Queue) -> None:
 
 def test_a_node_kue_job_past_ttl_gets_a_grace_period(queue: Queue) -> None:
     job = queue.create("email").ttl(20).save()
-    queue.get_job(job.id).active()  # claimed without a lease, as a Node Kue worker does
+    queue.get_job(job.id).active()
+    # Claimed without a lease, as a Node Kue worker does (a manual move gives one).
+    queue.client.hdel(queue.keys.job(job.id), "lease")
+    queue.client.zrem(queue.keys.leases, zid(job.id))
     time.sleep(0.05)
     assert run(queue, calls.recover(queue.keys, 100, 1, 60000, False)) == [0, 0, 0]
     assert run(queue, calls.recover(queue.keys, 100, 1, 0, False)) == [0, 0, 1]
@@ -562,7 +566,7 @@ def test_renew_extends_the_claim_record_and_its_outcomes(queue: Queue) -> None:
     assert run(queue, calls.renew(queue.keys, 60000, [(job.id, token), (999, token)])) == [1, 0]
     for key in claim_keys(queue, token):
         assert 60000 < queue.client.pttl(key) <= 120000, key
-    assert run(queue, calls.renew(queue.keys, 1000, [(job.id, "unknown")])) == [0]
+    assert run(queue, calls.renew(queue.keys, 1000, [(job.id, "unknown:1")])) == [0]
     # no record (and no outcome key) made by renewal
     assert not queue.client.exists(*claim_keys(queue, "unknown"))
 
@@ -583,7 +587,7 @@ def test_a_retried_completion_is_answered_2_and_done_once(queue: Queue) -> None:
     assert reply == [2, 1]
     assert hash_of(queue, first.id) == stored
     assert run(queue, calls.complete(queue.keys, [(second.id, token, 5, "")])) == [2]
-    assert run(queue, calls.complete(queue.keys, [(second.id, "other", 5, "")])) == [0]
+    assert run(queue, calls.complete(queue.keys, [(second.id, "other:1", 5, "")])) == [0]
     completes = [e["id"] for e in events.drain() if e["event"] == "complete"]
     assert completes == [first.id, second.id]
     assert queue.work_time() == 12 and hash_of(queue, first.id)["attempts"] == "1"
@@ -617,7 +621,7 @@ def test_the_same_job_twice_in_one_completion_is_completed_once(queue: Queue) ->
     job = queue.create("email").save()
     token, _ = claim(queue, "email")
     events = Events(queue)
-    reply = run(queue, calls.complete(queue.keys, [(job.id, token, 4, ""), (job.id, "other", 4, ""),
+    reply = run(queue, calls.complete(queue.keys, [(job.id, token, 4, ""), (job.id, "other:1", 4, ""),
                                                    (job.id, token, 4, "")]))
     assert reply == [1, 0, 2]
     assert queue.work_time() == 4 and completed_under(queue, token) == {str(job.id)}
@@ -766,9 +770,9 @@ def test_reclaim_for_an_unknown_token_writes_nothing(queue: Queue) -> None:
     queue.create("email").save()
     claim(queue, "email")
     before = dict(queue.client.zrange(queue.keys.leases, 0, -1, withscores=True))
-    reply, got = reclaimed(queue, "never-claimed")
+    reply, got = reclaimed(queue, "never:1")
     assert len(reply) == 1 and int(reply[0]) > 0 and got == []
-    assert not queue.client.exists(queue.keys.claim("never-claimed"))
+    assert not queue.client.exists(queue.keys.claim("never:1"))
     assert dict(queue.client.zrange(queue.keys.leases, 0, -1, withscores=True)) == before
     from kueatomic import InvalidArgument
 
@@ -788,7 +792,7 @@ def test_release_gives_jobs_back_without_using_an_attempt(queue: Queue) -> None:
     video_token, _ = claim(queue, "video")
     before = hash_of(queue, job.id)
     events = Events(queue)
-    assert run(queue, calls.release(queue.keys, [(job.id, "wrong"), (mate.id, token)])) == [0, 0]
+    assert run(queue, calls.release(queue.keys, [(job.id, "wrong:1"), (mate.id, token)])) == [0, 0]
     assert hash_of(queue, job.id) == before
     reply = run(queue, calls.release(queue.keys, [(job.id, token), (mate.id, video_token),
                                                   (job.id, token)]))
