@@ -24,7 +24,7 @@ from bench.measures import Sizes, rec
 
 CLIENTS, PIPELINE = 4, 32  # redis-benchmark -c / -P (less -P for small runs)
 BATCH = 100  # jobs per claim/complete call, kueatomic's default claim batch
-TOKEN = "bench-token"
+TOKEN = "bench:1"  # a claim token as workers make them ("<letters>:<n>")
 
 
 def _calls() -> Any:

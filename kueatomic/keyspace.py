@@ -5,6 +5,8 @@ The Lua scripts build the same names in ``lua/lib/kue.lua``; tests check the two
 
 from __future__ import annotations
 
+from .errors import InvalidArgument
+
 
 def zid(job_id: int | str) -> str:
     """Kue's sorted-set member for a job: ``<2-digit length>|<id>`` so byte order is FIFO."""
@@ -17,13 +19,31 @@ def id_from_zid(member: str | bytes) -> int:
     return int(text.split("|", 1)[1])
 
 
+MAX_PREFIX_BYTES = 64
+_PREFIX_REFUSED = frozenset(b" \t\n\v\f\r:\x7f") | frozenset(range(32))
+
+
+def check_prefix(prefix: object) -> str:
+    """A prefix is one key segment: 1..64 bytes, no ':' and no whitespace or control bytes.
+    So no queue's keys are another's: "q" and "q:x" would share "q:x:jobs" (the wake-up list
+    of q's type x, and q:x's zset of every job). lib/checks.lua applies the same rule."""
+    if not isinstance(prefix, str) or not prefix:
+        raise InvalidArgument(f"prefix must be a non-empty string, not {prefix!r}")
+    raw = prefix.encode("utf-8", "surrogatepass")
+    if len(raw) > MAX_PREFIX_BYTES or _PREFIX_REFUSED.intersection(raw):
+        raise InvalidArgument(
+            f"prefix {prefix!r} must be 1..{MAX_PREFIX_BYTES} bytes without ':' or whitespace, "
+            "so that no queue's keys overlap another's (use e.g. 'myapp-q' or '{myapp}')")
+    return prefix
+
+
 class Keys:
     """Key names of one queue. A prefix like ``{q}`` keeps a queue in one cluster slot."""
 
     __slots__ = ("prefix",)
 
     def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
+        self.prefix = check_prefix(prefix)
 
     @property
     def ids(self) -> str:

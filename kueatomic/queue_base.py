@@ -82,10 +82,8 @@ class QueueBase:
         disable_search: bool = True,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
     ) -> None:
-        if not isinstance(prefix, str) or not prefix:
-            raise InvalidArgument(f"prefix must be a non-empty string, not {prefix!r}")
+        self.keys = Keys(prefix)  # checks the prefix (keyspace.check_prefix)
         self.prefix = prefix
-        self.keys = Keys(prefix)
         self.disable_search = disable_search
         self.max_payload_bytes = max_payload_bytes
         self.test_mode = TestMode()

@@ -1,0 +1,173 @@
+"""Every script called by hand, as a person with redis-cli would, with random and hostile
+arguments, KEYS and prefixes (lua/README.md, "Validation"): after every call the keyspace
+invariants hold, and a call answered with an error leaves every key byte-identical (DUMP)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kueatomic import InvalidArgument, Queue
+from kueatomic.keyspace import Keys, check_prefix
+from kueatomic.ops import single
+from kueatomic.scripts import registry
+from kueatomic.worker import calls
+
+from .invariants import check_invariants
+
+PREFIX = "q"
+KEYS = Keys(PREFIX)
+NUMBERS = ["0", "1", "2", "5", "100", "-1", "1.5", "inf", "nan", "0x10", " 5", "1e3", "1e999",
+           "9007199254740993", "", "abc"]
+JSON = ['{"a":1}', "null", "0", '"x"', "[1,2]", "NaN", "Infinity", "{", '{"a":1} x', "0x10",
+        '{"a":NaN}', "", '"\\u0000"']
+BACKOFFS = ["", "true", '{"type":"fixed","delay":10}', "function(){ return 1 }",
+            '{"a":[1]}', '{"a":1};x()', "{a:b}"]
+PREFIXES = [PREFIX, PREFIX, PREFIX, "q:x", "", "a b", "{q}", "x" * 65]
+TYPES = ["email", "video", "", "a:b", "claim"]
+TOKENS = ["bench:1", "tok", "a:b:c", "", "x:1"]
+
+
+def ids() -> st.SearchStrategy[str]:
+    return st.sampled_from(["1", "2", "3", "4", "99", "0", "01", "-1", "1.0", "x", ""])
+
+
+def any_text() -> st.SearchStrategy[str]:
+    return st.one_of(st.sampled_from(NUMBERS + JSON + BACKOFFS + TYPES + TOKENS),
+                     st.text(max_size=8))
+
+
+def declared_keys(name: str, prefix: str, args: list[str]) -> list[str]:
+    """The KEYS the header declares, built as the Python client builds them (prefix and, for
+    per-type and per-job keys, the type or id in the args)."""
+    job_id = args[1] if len(args) > 1 else "1"
+    by_script = {
+        "create_jobs": [f"{prefix}:ids", f"{prefix}:job:types", f"{prefix}:jobs"],
+        "activate_jobs": [f"{prefix}:jobs:{args[1] if len(args) > 1 else 'email'}:inactive",
+                          f"{prefix}:leases"],
+        "complete_jobs": [f"{prefix}:leases", f"{prefix}:stats:work-time"],
+        "fail_jobs": [f"{prefix}:leases"],
+        "renew_leases": [f"{prefix}:leases"],
+        "reclaim_jobs": [f"{prefix}:leases"],
+        "release_jobs": [f"{prefix}:leases"],
+        "promote_delayed_jobs": [f"{prefix}:jobs:delayed", "promotion:lock"],
+        "recover_jobs": [f"{prefix}:leases", f"{prefix}:jobs:active", f"{prefix}:job:types"],
+        "set_job_state": [f"{prefix}:job:{job_id}", f"{prefix}:leases"],
+        "set_job_priority": [f"{prefix}:job:{job_id}"],
+        "set_job_progress": [f"{prefix}:job:{job_id}"],
+        "update_job": [f"{prefix}:job:{job_id}"],
+        "remove_job": [f"{prefix}:job:{job_id}", f"{prefix}:job:{job_id}:log"],
+        "add_job_log": [f"{prefix}:job:{job_id}", f"{prefix}:job:{job_id}:log"],
+        "search_jobs": [f"{prefix}:searchtmpkey"],
+    }
+    return by_script[name]
+
+
+@st.composite
+def hand_calls(draw: st.DrawFn) -> tuple[str, list[str], list[str]]:
+    name = draw(st.sampled_from(sorted(registry())))
+    prefix = draw(st.sampled_from(PREFIXES))
+    shapes: dict[str, Any] = {
+        "create_jobs": lambda: ["1", draw(st.sampled_from(TYPES)), draw(st.sampled_from(JSON)),
+                                draw(st.sampled_from(NUMBERS)), draw(st.sampled_from(NUMBERS)),
+                                draw(st.sampled_from(NUMBERS)), draw(st.sampled_from(NUMBERS)),
+                                draw(st.sampled_from(BACKOFFS)),
+                                draw(st.sampled_from(["", "true", "yes"])), "0"],
+        "activate_jobs": lambda: [draw(st.sampled_from(TYPES)), draw(st.sampled_from(NUMBERS)),
+                                  "w", draw(st.sampled_from(TOKENS)),
+                                  draw(st.sampled_from(NUMBERS))],
+        "complete_jobs": lambda: ["1", draw(ids()), draw(st.sampled_from(TOKENS)),
+                                  draw(st.sampled_from(NUMBERS)), draw(st.sampled_from(JSON))],
+        "fail_jobs": lambda: ["1", draw(ids()), draw(st.sampled_from(TOKENS)), "e", "s", "m",
+                              draw(st.sampled_from(NUMBERS))],
+        "renew_leases": lambda: [draw(st.sampled_from(NUMBERS)), draw(ids()),
+                                 draw(st.sampled_from(TOKENS))],
+        "reclaim_jobs": lambda: [draw(st.sampled_from(TOKENS)), draw(st.sampled_from(NUMBERS))],
+        "release_jobs": lambda: ["1", draw(ids()), draw(st.sampled_from(TOKENS))],
+        "promote_delayed_jobs": lambda: [draw(st.sampled_from(NUMBERS))],
+        "recover_jobs": lambda: [draw(st.sampled_from(NUMBERS)), draw(st.sampled_from(NUMBERS)),
+                                 draw(st.sampled_from(NUMBERS)), draw(st.sampled_from(["", "1", "x"]))],
+        "set_job_state": lambda: [draw(ids()), draw(st.sampled_from(
+            ["inactive", "active", "complete", "failed", "delayed", "stuck", ""])),
+            draw(st.sampled_from(["", "job", "x"])), draw(st.sampled_from(NUMBERS))],
+        "set_job_priority": lambda: [draw(ids()), draw(st.sampled_from(NUMBERS))],
+        "set_job_progress": lambda: [draw(ids()), draw(st.sampled_from(NUMBERS)),
+                                     draw(st.sampled_from(NUMBERS)), draw(st.sampled_from(JSON))],
+        "update_job": lambda: [draw(ids()), draw(st.sampled_from(JSON)),
+                               draw(st.sampled_from(NUMBERS)), draw(st.sampled_from(NUMBERS)),
+                               draw(st.sampled_from(NUMBERS)), draw(st.sampled_from(NUMBERS)),
+                               draw(st.sampled_from(BACKOFFS)), draw(st.sampled_from(["", "true"]))],
+        "remove_job": lambda: [draw(ids())],
+        "add_job_log": lambda: [],
+        "search_jobs": lambda: [draw(st.text(max_size=10))],
+    }
+    args = [prefix, *shapes[name]()]
+    if name == "add_job_log":
+        args = [draw(st.text(max_size=5)) for _ in range(draw(st.integers(0, 2)))]
+        job_id = draw(ids())
+        keys = [f"{prefix}:job:{job_id}", f"{prefix}:job:{job_id}:log"]
+    else:
+        keys = declared_keys(name, prefix, args)
+    if draw(st.integers(0, 9)) == 0:  # a hostile KEYS list
+        keys = draw(st.lists(st.sampled_from([*keys, "other:key", f"{PREFIX}:x:jobs", ""]),
+                             max_size=4))
+    if draw(st.integers(0, 9)) == 0:  # a stray or missing argument
+        args = args[:-1] if args and draw(st.booleans()) else [*args, draw(any_text())]
+    return name, keys, args
+
+
+def snapshot(client: Any) -> dict[bytes, bytes | None]:
+    """Every key's DUMP: byte-identical serialisation, type and value included."""
+    return {key: client.dump(key) for key in sorted(client.keys("*"))}
+
+
+def seed(queue: Queue) -> None:
+    """A keyspace with jobs in every state, one of them claimed under token bench:1."""
+    queue.create_bulk([{"type": "email", "data": {"n": i}} for i in range(3)])
+    queue.create("video", {"x": 1}).delay(60000).save()
+    queue._run(single(calls.activate(KEYS, "email", 1, "w", "bench:1", 60000)))
+    queue.create("email", {}).save().complete()
+
+
+@pytest.mark.parametrize("backend", ["real"], indirect=True)
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(steps=st.lists(hand_calls(), min_size=1, max_size=6))
+def test_hand_calls_keep_invariants_and_refusals_write_nothing(
+    make_queue: Any, steps: list[tuple[str, list[str], list[str]]]
+) -> None:
+    queue = make_queue(prefix=PREFIX)
+    client = queue.client
+    client.flushdb()  # the test session's own server (conftest's real_redis_url)
+    seed(queue)
+    for name, keys, args in steps:
+        before = snapshot(client)
+        try:
+            client.evalsha(registry()[name].sha, len(keys), *keys, *args)
+        except Exception as exc:  # an error reply: nothing may have changed
+            assert "attempt to" not in str(exc), f"{name}: a Lua runtime error, not a refusal: {exc}"
+            assert snapshot(client) == before, f"{name} {keys} {args} wrote before failing: {exc}"
+        check_invariants(client, PREFIX)
+
+
+def test_python_and_lua_agree_on_prefixes(queue: Queue) -> None:
+    for prefix in ["q", "{q}", "my-app.q", "q:x", "", "a b", "tab\t", "x" * 64, "x" * 65, "é"]:
+        try:
+            check_prefix(prefix)
+            python_ok = True
+        except InvalidArgument:
+            python_ok = False
+        try:  # search_jobs with an empty query reads nothing and writes nothing
+            queue.client.eval(registry()["search_jobs"].text, 1, f"{prefix}:searchtmpkey",
+                              prefix, "")
+            lua_ok = True
+        except Exception:
+            lua_ok = False
+        assert python_ok == lua_ok, prefix
+
+
+def test_a_prefix_that_could_overlap_is_refused_at_queue() -> None:
+    with pytest.raises(InvalidArgument, match="without ':'"):
+        Queue("q:x", redis="memory://overlap")
