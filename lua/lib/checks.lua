@@ -33,7 +33,8 @@ end
 
 -- Job ids are Kue's INCR values: decimal, no sign or leading zero, below 2^53.
 local function is_id(id)
-  return type(id) == 'string' and #id <= 15 and string.find(id, '^[1-9]%d*$') ~= nil
+  return type(id) == 'string' and #id <= 16 and string.find(id, '^[1-9]%d*$') ~= nil
+    and tonumber(id) <= 9007199254740991
 end
 
 -- Integers as decimal text only: tonumber() would also take "0x10", " 5", "1e3" and "inf".
