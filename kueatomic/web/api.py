@@ -164,3 +164,7 @@ ROUTES = [
     Route("/job", create_job, methods=["POST"]),
     Route("/inactive/{id}", inactive, methods=["GET"]),
 ]
+# Routes that change state on a safe method (Kue's restart): the guard (web/guard.py) holds
+# them to the same-origin rule of unsafe methods.
+STATE_CHANGING_GETS = [route for route in ROUTES
+                       if isinstance(route, Route) and route.endpoint is inactive]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -12,13 +12,24 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from ..errors import ConfigError, KueError
 from . import api, dashboard, openapi
 from .auth import BasicAuthMiddleware, parse_credentials
 from .body import DEFAULT_MAX_BODY_BYTES
 from .gateway import Gateway
+from .guard import RequestGuard, allowed_hosts_list
+from .headers import SecurityHeadersMiddleware
 from .responses import KueJSONResponse
+
+
+class KueApp(Starlette):
+    """Starlette with the security headers around its whole stack, Starlette's own error
+    middleware (which answers 500s) included."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeadersMiddleware(super().build_middleware_stack())
 
 
 async def _kue_error(request: Request, exc: Exception) -> Response:
@@ -57,6 +68,7 @@ def create_app(
     title: str = "Kue",
     *,
     auth: str | tuple[str, str] | None = None,
+    allowed_hosts: Iterable[str] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     poll_interval_ms: int = 1000,
     **queue_options: Any,
@@ -69,6 +81,14 @@ def create_app(
     ``queue_options`` (``prefix=``, ``disable_search=``...) and closes it on shutdown.
     ``auth="user:password"`` requires HTTP basic auth on every route. Writes go through the
     same Lua scripts as the Python API, so each is atomic.
+
+    Before auth, every request passes ``kueatomic.web.guard``: its Host must be a loopback
+    name or in ``allowed_hosts`` (names or addresses, any port; ``"*"`` allows all), else
+    400; a state change (POST, PUT, DELETE, PATCH, ``GET /inactive/:id``) that Origin or
+    Sec-Fetch-Site says another site sent is refused with 403, and its body must be JSON.
+    Every response carries Content-Security-Policy, ``X-Content-Type-Options: nosniff``,
+    ``X-Frame-Options: DENY``, ``Referrer-Policy: no-referrer`` and
+    ``Cross-Origin-Resource-Policy: same-origin`` (``kueatomic.web.headers``).
 
     Mount it inside another ASGI app like any Starlette app:
     ``Starlette(routes=[Mount("/kue", app=create_app(queue))], middleware=[...])``.
@@ -84,6 +104,9 @@ def create_app(
     if max_body_bytes < 1 or poll_interval_ms < 100:
         raise ConfigError("max_body_bytes must be >= 1 and poll_interval_ms >= 100")
     credentials = parse_credentials(auth) if auth is not None else None
+    if isinstance(allowed_hosts, str):
+        allowed_hosts = [allowed_hosts]
+    hosts = allowed_hosts_list(allowed_hosts)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -91,10 +114,11 @@ def create_app(
         if owned:
             await queue.close()
 
-    middleware = []
+    middleware = [Middleware(RequestGuard, allowed_hosts=hosts,
+                             state_changing=api.STATE_CHANGING_GETS)]
     if credentials is not None:
         middleware.append(Middleware(BasicAuthMiddleware, credentials=credentials, realm=title))
-    app = Starlette(
+    app = KueApp(
         routes=[*api.ROUTES, Route("/openapi.json", _openapi, methods=["GET"]),
                 *dashboard.ROUTES],
         middleware=middleware,
@@ -105,6 +129,7 @@ def create_app(
     app.state.kue = Gateway(queue)
     app.state.queue = queue
     app.state.title = title
+    app.state.allowed_hosts = hosts
     app.state.max_body_bytes = max_body_bytes
     app.state.poll_interval_ms = poll_interval_ms
     app.state.page_template = dashboard.load_template()

@@ -32,15 +32,20 @@ async def read_json(request: Request, limit: int) -> Any:
     raw = b"".join(chunks)
     if not raw:
         return _EMPTY
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        raise UnsupportedMediaType(
-            f"send the body as JSON with Content-Type: application/json (got {media_type or 'none'!r})"
-        )
+    check_json_media_type(request.headers.get("content-type"))
     try:
         return json.loads(raw, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidArgument(f"malformed JSON body: {exc}") from None
+
+
+def check_json_media_type(content_type: str | None) -> None:
+    """Raise ``UnsupportedMediaType`` (415) unless ``content_type`` declares JSON."""
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"send the body as JSON with Content-Type: application/json (got {media_type or 'none'!r})"
+        )
 
 
 def _refuse_constant(name: str) -> Any:

@@ -18,3 +18,15 @@ class SearchDisabled(KueError):
     cannot answer, so 409 rather than 400."""
 
     http_status = 409
+
+
+class HostNotAllowed(InvalidArgument):
+    """The request's Host is not one this app answers to: refused before anything else, so
+    a page on a rebinding DNS name (evil.example resolving to 127.0.0.1) reaches nothing."""
+
+
+class CrossSiteRequest(KueError):
+    """A state-changing request that ``Origin`` or ``Sec-Fetch-Site`` says another site's
+    page sent; only the dashboard's own origin (or a client that is no browser) may."""
+
+    http_status = 403

@@ -11,6 +11,7 @@ from typing import Any
 from .. import __version__
 from ..codec import MAX_MS
 from ..states import MAX_PRIORITY, PRIORITIES, STATES
+from .api import STATE_CHANGING_GETS
 
 _REF = "#/components/schemas/"
 
@@ -244,6 +245,30 @@ def _paths() -> dict[str, Any]:
     }
 
 
+_HOST = "a Host header this server does not answer to (the DNS rebinding guard)"
+_CROSS_SITE = _error("a state change that Origin or Sec-Fetch-Site says another site sent")
+_NOT_JSON = _error("a body not declared as application/json")
+_UNSAFE = ("post", "put", "delete", "patch")
+
+
+def _guarded(paths: dict[str, Any]) -> dict[str, Any]:
+    """The guard's refusals (web/guard.py) on every operation they can answer."""
+    state_changing = {route.path for route in STATE_CHANGING_GETS}
+    for path, item in paths.items():
+        for method, operation in item.items():
+            responses = operation["responses"] = dict(operation["responses"])  # may be shared
+            if "400" in responses:
+                responses["400"] = {**responses["400"], "description":
+                                    f"{responses['400']['description']}; or {_HOST}"}
+            else:
+                responses["400"] = _error(_HOST)
+            if method in _UNSAFE or path in state_changing:
+                responses.setdefault("403", _CROSS_SITE)
+            if method in _UNSAFE:
+                responses.setdefault("415", _NOT_JSON)
+    return paths
+
+
 def document(title: str, basic_auth: bool) -> dict[str, Any]:
     """The document for one app (its title; a basic-auth requirement when it has one)."""
     doc: dict[str, Any] = {
@@ -251,7 +276,7 @@ def document(title: str, basic_auth: bool) -> dict[str, Any]:
         "info": {"title": f"{title} JSON API", "version": __version__,
                  "description": "Kue 0.11.6's JSON API served by kueatomic. Errors answer "
                                 "{\"error\": message} with a real status code."},
-        "paths": _paths(),
+        "paths": _guarded(_paths()),
         "components": {"schemas": _SCHEMAS},
     }
     if basic_auth:
