@@ -9,8 +9,11 @@ that rows are patched in place, and keeps a screenshot in tests/artifacts/."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -140,11 +143,15 @@ def test_dashboard_follows_jobs_and_acts_on_them(browser: Any, real_redis_url: s
             with pytest.raises(JobNotFound):
                 queue.get_job(video_id)
 
-            # Restart a failed job (Kue's GET /inactive/:id).
+            # Restart a failed job: a same-origin PUT job/:id/state/inactive, which the
+            # guard lets through (not Kue's GET /inactive/:id).
             page.click('.state[data-state="failed"]')
             page.locator(f'.job[data-id="{broken_id}"]').click()
             page.click("#a-restart")
-            page.click("#confirm-ok")
+            with page.expect_response(
+                    lambda r: r.url.endswith(f"/job/{broken_id}/state/inactive")) as restarted:
+                page.click("#confirm-ok")
+            assert restarted.value.request.method == "PUT" and restarted.value.status == 200
             expect(page.locator("#d-state")).to_have_text("Queued")
             expect(page.locator(f'.job[data-id="{broken_id}"]')).to_have_count(0)
             assert queue.get_job(broken_id).state == "inactive"
@@ -200,5 +207,109 @@ def test_dashboard_pages_filters_and_sorts(browser: Any, real_redis_url: str) ->
             page.reload()  # the view is in the URL
             expect(page.locator("#job-list .job")).to_have_count(3, timeout=WAIT_MS)
             expect(page.locator("#job-list .job").first).to_have_attribute("data-id", "28")
+    finally:
+        queue.close()
+
+
+@contextmanager
+def attacker_site(html: str) -> Iterator[int]:
+    """Another site: a plain HTTP server on a port of its own serving ``html`` at ``/``."""
+    body = html.encode()
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def recording(app: Any, seen: list[tuple[str, str, int]]) -> Any:
+    """``app``, noting (method, path, status) of every HTTP answer it gives."""
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        async def noting(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                seen.append((scope["method"], scope["path"], message["status"]))
+            await send(message)
+
+        await app(scope, receive, noting)
+    return wrapped
+
+
+def test_other_sites_and_rebound_names_change_nothing(real_redis_url: str) -> None:
+    """A page on another site fires at the dashboard every state change a browser lets it
+    send without a CORS preflight; a rebinding DNS name (evil.example mapped to 127.0.0.1 in
+    the browser's resolver) cannot even load the page. The server refuses them all (seen on
+    its side: the browser hides the answers from the other site) and nothing changes."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing; install it with: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    queue = Queue(redis=real_redis_url)
+    done_id = queue.create("email", {"title": "sent"}).save().set_state("complete").id
+    seen: list[tuple[str, str, int]] = []
+    try:
+        with serve(recording(create_app(queue), seen)) as base, \
+                sync_playwright() as playwright:
+            port = int(base.rstrip("/").rsplit(":", 1)[1])
+            evil = f"""<!doctype html><title>evil</title>
+<img src="{base}inactive/{done_id}">
+<iframe name="sink"></iframe>
+<form id="f" method="POST" action="{base}job" enctype="text/plain" target="sink">
+<input name='{{"type":"evil","x":"' value='"}}'></form>
+<script>
+fetch("{base}job", {{method: "POST", mode: "no-cors", body: '{{"type":"evil"}}',
+                     headers: {{"Content-Type": "text/plain"}}}});
+fetch("{base}job/{done_id}/state/inactive", {{method: "PUT"}}).catch(() => {{}});
+fetch("{base}job/{done_id}", {{method: "DELETE"}}).catch(() => {{}});
+document.getElementById("f").submit();
+</script>"""
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, headless=True,
+                args=[*CHROMIUM_ARGS, "--host-resolver-rules=MAP evil.example 127.0.0.1"])
+            try:
+                with attacker_site(evil) as attacker_port:
+                    page = browser.new_page()
+                    page.goto(f"http://localhost:{attacker_port}/")
+                    deadline = time.monotonic() + 10
+                    while len(seen) < 5 and time.monotonic() < deadline:
+                        time.sleep(0.05)
+                    page.wait_for_timeout(300)
+                    assert sorted(seen) == sorted([
+                        ("GET", f"/inactive/{done_id}", 403), ("POST", "/job", 403),
+                        ("POST", "/job", 403),
+                        # PUT and DELETE need a CORS preflight, which the app never grants.
+                        ("OPTIONS", f"/job/{done_id}/state/inactive", 405),
+                        ("OPTIONS", f"/job/{done_id}", 405)])
+
+                    # The page itself is refused: no script of this server's runs under the
+                    # rebound name, and the answer's CSP lets nothing load either.
+                    rebound = browser.new_page()
+                    response = rebound.goto(f"http://evil.example:{port}/")
+                    assert response is not None and response.status == 400
+                    assert "is not allowed" in response.text()
+                    assert seen[-1] == ("GET", "/", 400)
+            finally:
+                browser.close()
+        job = queue.get_job(done_id)
+        assert job.state == "complete" and queue.inactive_count() == 0
+        assert queue.types() == ["email"]
     finally:
         queue.close()

@@ -411,7 +411,7 @@
   function restartJob() {
     const id = view.selected;
     act("Restart job #" + id + "? It goes back to the queue (inactive).", "Restart", false,
-      () => api("inactive/" + enc(id)),
+      () => api("job/" + enc(id) + "/state/inactive", "PUT"),  // not Kue's GET inactive/:id: a change is never a GET
       () => {
         setText($("d-state"), STATE_LABELS.inactive);
         $("d-state").className = "chip s-inactive";
