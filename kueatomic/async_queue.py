@@ -335,6 +335,11 @@ class AsyncQueue(QueueBase):
     async def job_logs(self, job_id: int | str) -> list[str]:
         return await self._run(ops.logs(self.keys, parse_job_id(job_id)))
 
+    async def check_format(self) -> int:
+        """The queue's data-format version (``<prefix>:meta``, recorded on first use); raises
+        ``IncompatibleFormat`` when it is newer than this kueatomic reads."""
+        return await self._run(ops.check_format(self.keys))
+
     async def ping(self) -> bool:
         await self._run(ops.single(ops.Read(("PING",))))
         return True

@@ -67,6 +67,11 @@ class Keys:
         return f"{self.prefix}:events"
 
     @property
+    def meta(self) -> str:
+        """kueatomic's facts about the queue (hash; field ``format``, the data format)."""
+        return f"{self.prefix}:meta"
+
+    @property
     def leases(self) -> str:
         """kueatomic's addition: zset of claimed jobs scored by lease deadline (ms)."""
         return f"{self.prefix}:leases"

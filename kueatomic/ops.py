@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .codec import to_text
-from .errors import InvalidRange, KueError
+from .errors import IncompatibleFormat, InvalidRange, KueError
 from .keyspace import Keys, id_from_zid
-from .states import STATES, parse_state
+from .states import DATA_FORMAT, STATES, parse_state
 
 T = TypeVar("T")
 
@@ -145,6 +145,17 @@ def work_time(keys: Keys) -> Plan[int | None]:
 
 def job_call(keys: Keys, script: str, job_id: int | str, *args: Any) -> Call:
     return Call(script, (keys.job(job_id),), (keys.prefix, str(job_id), *args))
+
+
+def check_format(keys: Keys) -> Plan[int]:
+    """Record this version's data format in ``<prefix>:meta`` (first caller wins) and refuse
+    a queue whose stored format is newer than this version reads."""
+    stored = int((yield from single(Call("open_queue", (keys.meta,), (keys.prefix, DATA_FORMAT)))))
+    if stored > DATA_FORMAT:
+        raise IncompatibleFormat(
+            f"queue {keys.prefix!r} holds data format {stored} ({keys.meta}), newer than the "
+            f"{DATA_FORMAT} this kueatomic reads: upgrade kueatomic on this host")
+    return stored
 
 
 # How long a job moved to active by hand is left alone before recovery returns it (nobody

@@ -31,6 +31,7 @@ TRANSITIONS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "add_job_log": ((ANY,), (SAME,)),
     "set_job_progress": ((ANY,), (SAME,)),
     "search_jobs": ((), ()),
+    "open_queue": ((), ()),
     # worker transitions (kueatomic/worker)
     "activate_jobs": (("inactive",), ("active",)),
     "complete_jobs": (("active",), ("complete", REMOVED)),

@@ -139,6 +139,11 @@ class SyncQueue(QueueBase):
     def job_logs(self, job_id: int | str) -> list[str]:
         return self._run(ops.logs(self.keys, parse_job_id(job_id)))
 
+    def check_format(self) -> int:
+        """The queue's data-format version (``<prefix>:meta``, recorded on first use); raises
+        ``IncompatibleFormat`` when it is newer than this kueatomic reads."""
+        return self._run(ops.check_format(self.keys))
+
     def ping(self) -> bool:
         """Raise ``RedisUnavailable`` if Redis cannot be reached."""
         self._run(ops.single(ops.Read(("PING",))))

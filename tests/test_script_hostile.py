@@ -63,6 +63,7 @@ def declared_keys(name: str, prefix: str, args: list[str]) -> list[str]:
         "remove_job": [f"{prefix}:job:{job_id}", f"{prefix}:job:{job_id}:log"],
         "add_job_log": [f"{prefix}:job:{job_id}", f"{prefix}:job:{job_id}:log"],
         "search_jobs": [f"{prefix}:searchtmpkey"],
+        "open_queue": [f"{prefix}:meta"],
     }
     return by_script[name]
 
@@ -104,6 +105,7 @@ def hand_calls(draw: st.DrawFn) -> tuple[str, list[str], list[str]]:
         "remove_job": lambda: [draw(ids())],
         "add_job_log": list,
         "search_jobs": lambda: [draw(st.text(max_size=10))],
+        "open_queue": lambda: [draw(st.sampled_from(NUMBERS))],
     }
     args = [prefix, *shapes[name]()]
     if name == "add_job_log":

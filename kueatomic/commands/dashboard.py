@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     probe = Queue(args.prefix, url)
     try:
         probe.ping()
+        probe.check_format()  # refuse a queue a newer kueatomic wrote
     finally:
         probe.close()
 

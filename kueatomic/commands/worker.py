@@ -44,6 +44,22 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def _check_formats(workers: list[Any]) -> None:
+    """Refuse to start on a queue a newer kueatomic wrote (IncompatibleFormat). With Redis
+    down the workers start anyway (they wait out outages) and the check is skipped."""
+    from ..errors import RedisUnavailable
+    from ..sync_queue import SyncQueue
+
+    for worker in workers:
+        probe = worker.queue.like(SyncQueue)
+        try:
+            probe.check_format()
+        except RedisUnavailable as exc:
+            log.warning("data format of queue %r not checked: %s", probe.prefix, exc)
+        finally:
+            probe.close()
+
+
 def run(args: argparse.Namespace) -> int:
     if args.processes < 1:
         raise ConfigError("--processes must be >= 1")
@@ -106,6 +122,7 @@ def serve(args: argparse.Namespace) -> int:
     where = ", ".join(sorted({f"{w.queue.connection.where} (prefix {w.queue.prefix})"
                               for w in workers}))
     log.info("kueatomic worker %d: %s on %s", os.getpid(), served, where)
+    _check_formats(workers)
     sync_workers = [w for w in workers if not isinstance(w, AsyncWorker)]
     async_workers = [w for w in workers if isinstance(w, AsyncWorker)]
     timeout = args.shutdown_timeout
