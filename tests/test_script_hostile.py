@@ -4,6 +4,7 @@ invariants hold, and a call answered with an error leaves every key byte-identic
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -145,6 +146,8 @@ def test_hand_calls_keep_invariants_and_refusals_write_nothing(
     client = queue.client
     client.flushdb()  # the test session's own server (conftest's real_redis_url)
     seed(queue)
+    events = client.pubsub(ignore_subscribe_messages=True)
+    events.subscribe(f"{PREFIX}:events")
     for name, keys, args in steps:
         before = snapshot(client)
         try:
@@ -153,6 +156,10 @@ def test_hand_calls_keep_invariants_and_refusals_write_nothing(
             assert "attempt to" not in str(exc), f"{name}: a Lua runtime error, not a refusal: {exc}"
             assert snapshot(client) == before, f"{name} {keys} {args} wrote before failing: {exc}"
         check_invariants(client, PREFIX)
+        while (message := events.get_message(timeout=0.01)) is not None:
+            event = json.loads(message["data"])  # no argument can break an event's JSON
+            assert isinstance(event["id"], int) and event["args"][0] == event["event"], event
+    events.close()
 
 
 def test_python_and_lua_agree_on_prefixes(queue: Queue) -> None:
