@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import shutil
 import signal
@@ -15,8 +17,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kueatomic import Queue
+from kueatomic import ConfigError, Queue
 from kueatomic.cli import build_parser
+from kueatomic.cli import main as cli_main
+from kueatomic.commands.credentials import add_redis_options, redis_url, shown_url
+from kueatomic.commands.dashboard import exposure_warnings
 
 from .redis_server import free_port
 
@@ -112,3 +117,111 @@ def test_says_when_redis_is_unreachable() -> None:
     with dashboard("-r", f"redis://127.0.0.1:{free_port()}/0") as run:
         assert run.process.wait(20) == 2
     assert "unreachable" in run.output
+
+
+# --- credentials and exposure --------------------------------------------------------------
+
+def subcommand_parsers() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(action.choices)
+
+
+def options_of(parser: argparse.ArgumentParser) -> set[str]:
+    return {option for action in parser._actions for option in action.option_strings}
+
+
+def test_every_command_taking_a_redis_url_can_read_it_from_a_file() -> None:
+    with_redis = {name for name, p in subcommand_parsers().items() if "--redis" in options_of(p)}
+    assert with_redis >= {"dashboard", "stats", "demo"}
+    for name in with_redis:
+        assert "--redis-file" in options_of(subcommand_parsers()[name]), name
+
+
+def parse_redis(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_redis_options(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_redis_url_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    secret_file = tmp_path / "redis-url"
+    secret_file.write_text("redis://:s3cret@db.internal:6380/2\n")
+    monkeypatch.setenv("REDIS_URL", "redis://from-env:1/0")
+    assert redis_url(parse_redis("--redis-file", str(secret_file))) == \
+        "redis://:s3cret@db.internal:6380/2"
+    assert redis_url(parse_redis()) == "redis://from-env:1/0"
+    assert redis_url(parse_redis(), env=False) is None
+    assert redis_url(parse_redis("-r", "redis://h:1/0")) == "redis://h:1/0"
+    assert capsys.readouterr().err == ""
+    assert redis_url(parse_redis("-r", "redis://:pw@h:1/0")) == "redis://:pw@h:1/0"
+    warning = capsys.readouterr().err
+    assert "WARNING" in warning and "ps" in warning and "--redis-file" in warning
+    redis_url(parse_redis("-r", "unix:///tmp/r.sock?password=pw"))
+    assert "WARNING" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="--redis-file"):
+        redis_url(parse_redis("--redis-file", str(tmp_path / "missing")))
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(ConfigError, match="empty"):
+        redis_url(parse_redis("--redis-file", str(tmp_path / "empty")))
+    with pytest.raises(SystemExit):
+        parse_redis("-r", "redis://h", "--redis-file", str(secret_file))
+
+
+def test_printed_urls_hide_the_password() -> None:
+    assert shown_url("redis://user:p@ss@h:1/0") == "redis://user:***@h:1/0"
+    assert shown_url("unix:///r.sock?db=1&password=pw") == "unix:///r.sock?db=1&password=***"
+    assert shown_url("redis://h:1/0") == "redis://h:1/0"
+
+
+def test_stats_reads_the_url_from_a_file(real_redis_url: str, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    queue = Queue("filed", redis=real_redis_url)
+    queue.create("email").save()
+    queue.close()
+    (tmp_path / "url").write_text(real_redis_url)
+    assert cli_main(["stats", "-q", "filed", "--redis-file", str(tmp_path / "url")]) == 0
+    assert json.loads(capsys.readouterr().out)["counts"]["inactive"] == 1
+
+
+@pytest.mark.parametrize("host, auth, tls, expected", [
+    ("127.0.0.1", False, False, []),
+    ("localhost", False, False, []),
+    ("::1", False, False, []),
+    ("0.0.0.0", False, False, ["WITHOUT authentication", "--allow-host"]),
+    ("::", False, True, ["WITHOUT authentication", "--allow-host"]),
+    ("192.168.1.5", True, False, ["plain HTTP", "--allow-host"]),
+    ("kue.lan", True, True, ["--allow-host"]),
+])
+def test_exposure_warnings(host: str, auth: bool, tls: bool, expected: list[str]) -> None:
+    warnings = exposure_warnings(host, 3000, auth, tls, ("localhost",))
+    assert len(warnings) == len(expected)
+    for warning, word in zip(warnings, expected):
+        assert word in warning
+
+
+def test_dashboard_auth_file_hosts_and_warning(real_redis_url: str, tmp_path: Path) -> None:
+    (tmp_path / "auth").write_text("ops:pa:ss\n")
+    (tmp_path / "url").write_text(real_redis_url + "\n")
+    with dashboard("--redis-file", str(tmp_path / "url"), "--auth-file", str(tmp_path / "auth"),
+                   "--host", "0.0.0.0", "--allow-host", "kue.test") as run:
+        base = f"http://127.0.0.1:{run.port}"
+        assert wait_until_up(base + "/stats", run).status_code == 401
+        auth = ("ops", "pa:ss")
+        assert httpx.get(base + "/stats", auth=auth).status_code == 200
+        named = httpx.get(base + "/stats", auth=auth, headers={"Host": f"kue.test:{run.port}"})
+        assert named.status_code == 200
+        evil = httpx.get(base + "/stats", auth=auth, headers={"Host": "evil.example"})
+        assert evil.status_code == 400 and "--allow-host" in evil.json()["error"]
+        assert evil.headers["x-frame-options"] == "DENY"
+    assert "WARNING: basic auth over plain HTTP on 0.0.0.0" in run.output
+    assert "kue.test" in run.output
+    assert "pa:ss" not in run.output
+
+
+def test_dashboard_warns_about_credentials_in_argv(real_redis_url: str) -> None:
+    with dashboard("-r", real_redis_url, "--auth", "ops:secret") as run:
+        wait_until_up(f"http://127.0.0.1:{run.port}/stats", run)
+    assert "WARNING: --auth on the command line" in run.output
+    assert "WITHOUT authentication" not in run.output  # loopback: no exposure warning

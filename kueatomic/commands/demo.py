@@ -1,7 +1,7 @@
 """``kueatomic demo``: create a mix of jobs, process them with live progress, print a summary
 and the dashboard URL.
 
-Redis: ``--redis``, else ``REDIS_URL``, else a private ``redis-server`` the demo starts on a
+Redis: ``--redis`` (or ``--redis-file PATH``), else ``REDIS_URL``, else a private ``redis-server`` the demo starts on a
 free port (no persistence, stopped when the demo ends) when one is installed, else the
 embedded engine (``memory://``, in this process only). It never picks a Redis you already run
 (people keep real data on 6379): name it with ``--redis`` to use it. Everything lives under the
@@ -26,6 +26,7 @@ import time
 from typing import Any
 
 from ..errors import KueError
+from .credentials import add_redis_options, redis_url, shown_url
 
 PREFIX = "kueatomic-demo"
 TITLE = "kueatomic demo"
@@ -36,7 +37,7 @@ def register(subparsers: Any) -> None:
         "demo", help="run a demo: jobs with priorities, delays, retries and progress, live",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", "--jobs", type=int, default=40, help="jobs to create (default 40)")
-    parser.add_argument("-r", "--redis", default=None, help="Redis URL (default: see above)")
+    add_redis_options(parser, default="see above")
     parser.add_argument("-p", "--port", type=int, default=3000,
                         help="dashboard port (default 3000, or a free one if taken)")
     parser.add_argument("--serve", action=argparse.BooleanOptionalAction, default=None,
@@ -47,8 +48,8 @@ def register(subparsers: Any) -> None:
 
 
 def choose_redis(option: str | None) -> tuple[str, str]:
-    """(url, how it was chosen) per the rule in the module docstring; a private server it
-    starts is stopped at exit."""
+    """(url, how it was chosen) per the rule in the module docstring (``option``: the URL from
+    ``-r`` or ``--redis-file``); a private server it starts is stopped at exit."""
     if option:
         return option, "--redis"
     if os.environ.get("REDIS_URL"):
@@ -227,8 +228,8 @@ def run(args: argparse.Namespace) -> int:
     if args.seed is not None:
         random.seed(args.seed)
     quiet_worker_logs()
-    url, how = choose_redis(args.redis)
-    print(f"kueatomic demo: using {how}: {url} (prefix {PREFIX!r})", flush=True)
+    url, how = choose_redis(redis_url(args, env=False))
+    print(f"kueatomic demo: using {how}: {shown_url(url)} (prefix {PREFIX!r})", flush=True)
     queue = Queue(PREFIX, url)
     queue.ping()
     earlier = queue.state("complete") + queue.state("failed") + queue.state("inactive") + \

@@ -7,19 +7,18 @@ import json
 from typing import Any
 
 from ..queue import Queue
+from .credentials import add_redis_options, redis_url
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("stats", help="print job counts per state and type as JSON")
-    parser.add_argument("-r", "--redis", default=None, help="Redis URL (default REDIS_URL or redis://127.0.0.1:6379/0)")
+    add_redis_options(parser)
     parser.add_argument("-q", "--prefix", default="q", help="queue prefix (default q)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-
-    queue = Queue(args.prefix, args.redis or os.environ.get("REDIS_URL"))
+    queue = Queue(args.prefix, redis_url(args))
     try:
         out = {"counts": queue.counts(), "work_time": queue.work_time(),
                "types": {t: queue.counts(t) for t in sorted(queue.types())}}
