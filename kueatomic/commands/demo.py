@@ -1,12 +1,12 @@
 """``kueatomic demo``: create a mix of jobs, process them with live progress, print a summary
 and the dashboard URL.
 
-Redis: ``--redis`` (or ``--redis-file PATH``), else ``REDIS_URL``, else a private ``redis-server`` the demo starts on a
-free port (no persistence, stopped when the demo ends) when one is installed, else the
-embedded engine (``memory://``, in this process only). It never picks a Redis you already run
-(people keep real data on 6379): name it with ``--redis`` to use it. Everything lives under the
-prefix ``kueatomic-demo``; the demo removes its own earlier jobs (through the remove_job
-script) and never touches keys outside that prefix.
+Redis: ``--redis`` (or ``--redis-file PATH``), else ``REDIS_URL``, else a private
+``redis-server`` the demo starts on a free port (no persistence, stopped when the demo ends)
+when one is installed, else the embedded engine (``memory://``, in this process only). It never
+picks a Redis you already run (people keep real data on 6379): name it with ``--redis`` to use
+it. Everything lives under the prefix ``kueatomic-demo``; the demo removes its own earlier jobs
+(through the remove_job script) and never touches keys outside that prefix.
 """
 
 from __future__ import annotations
