@@ -14,6 +14,7 @@ from . import backoff as _backoff
 from . import ops
 from .codec import MAX_MS, dumps, format_log, loads_or_raw
 from .errors import InvalidArgument, InvalidAttempts, InvalidDelay
+from .states import MAX_PRIORITY as MAX_EXACT_INT  # the largest integer a Lua number holds exactly
 from .states import parse_priority
 
 if TYPE_CHECKING:
@@ -93,8 +94,10 @@ class JobBase:
         return self
 
     def attempts(self, count: int) -> Self:
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise InvalidAttempts(f"attempts must be an integer >= 1, not {count!r}")
+        if (isinstance(count, bool) or not isinstance(count, int) or count < 1
+                or count > MAX_EXACT_INT):
+            raise InvalidAttempts(
+                f"attempts must be an integer in 1..{MAX_EXACT_INT}, not {count!r}")
         self.max_attempts = count
         return self
 
@@ -106,15 +109,15 @@ class JobBase:
     def delay(self, value: Any) -> Self:
         """ms, a timedelta, or a datetime to run at (the past means now)."""
         ms = _ms(value, "delay")
-        if ms < 0:
-            raise InvalidDelay(f"delay must be >= 0 ms, not {ms}")
+        if ms < 0 or ms > MAX_EXACT_INT:
+            raise InvalidDelay(f"delay must be 0..{MAX_EXACT_INT} ms, not {ms}")
         self.delay_ms = ms
         return self
 
     def ttl(self, value: Any) -> Self:
         ms = _ms(value, "ttl")
-        if ms <= 0:
-            raise InvalidArgument(f"ttl must be > 0 ms, not {ms}")
+        if ms <= 0 or ms > MAX_EXACT_INT:
+            raise InvalidArgument(f"ttl must be 1..{MAX_EXACT_INT} ms, not {ms}")
         self.ttl_ms = ms
         return self
 
