@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kueatomic import JobNotFound, Queue
+from kueatomic import InvalidTransition, JobNotFound, Queue
 from kueatomic.ops import single
 from kueatomic.worker import calls
 
@@ -82,7 +82,7 @@ class Model:
                 return
             job_id, token = pick
             stale = len(op) > 2 and op[2]  # present a wrong token: must change nothing
-            use = "not-the-token" if stale else token
+            use = "not:1" if stale else token  # well-formed, as a wrong token would be
             before = q.client.hgetall(q.keys.job(job_id))
             if kind == "complete":
                 [status] = run(q, calls.complete(q.keys, [(job_id, use, 1, '{"ok":1}')]))
@@ -116,6 +116,9 @@ class Model:
                     job.progress(1, 2)
             except JobNotFound:
                 pass
+            except InvalidTransition:  # active -> active by hand: refused, nothing written
+                assert kind == "state" and op[2] == "active"
+                assert q.client.hget(q.keys.job(job_id), "state") == "active"
 
 
 @settings(max_examples=40, deadline=None,
