@@ -45,6 +45,8 @@ if (mode === 'create') {
     if (spec.priority !== undefined) job.priority(spec.priority);
     if (spec.attempts) job.attempts(spec.attempts);
     if (spec.backoff !== undefined) job.backoff(spec.backoff);
+    // A function backoff, as Node Kue users write them (JSON cannot carry one).
+    if (spec.backoff_source !== undefined) job.backoff(eval('(' + spec.backoff_source + ')'));
     if (spec.delay) job.delay(spec.delay);
     if (spec.ttl) job.ttl(spec.ttl);
     if (spec.removeOnComplete) job.removeOnComplete(true);
