@@ -1,5 +1,5 @@
 -- name: create_jobs
--- version: 6
+-- version: 7
 -- transition: new -> inactive | delayed
 -- purpose: Create one or many jobs in one call, each written exactly as Kue's save() writes a
 --   new job (hash fields, zsets, one wake-up token per inactive job, "enqueue" event), and index

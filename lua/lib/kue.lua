@@ -205,8 +205,8 @@ local function move_many(prefix, jobs, new_state, now, popped, leases_dropped)
       global_text = score_text(job.promote_at or now)
     elseif new_state == 'active' then
       local ttl = job.ttl or 0
-      local kept = old == 'active' and redis.call('ZSCORE', global_new, z)
-      if kept then
+      local kept = ttl > 0 and old == 'active' and redis.call('ZSCORE', global_new, z)
+      if kept and tonumber(kept) > 100000 then
         -- A re-save of an active job (priority, update) keeps its ttl deadline: only
         -- progress pushes it back, as the worker's ttl check expects.
         global_text = kept
