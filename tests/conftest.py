@@ -16,6 +16,7 @@ import redis
 from kueatomic import Queue, aio
 
 from .fault_proxy import FaultProxy
+from .kue_node import KueNode, kue_node_modules
 from .redis_server import INSTALL_HINT, RedisServer, redis_server_binary, require_redis
 
 
@@ -90,3 +91,17 @@ def proxy(redis_server: RedisServer, real_redis_url: str) -> Iterator[FaultProxy
     with FaultProxy(redis_server.port) as started:
         yield started
         assert started.errors == []
+
+
+@pytest.fixture(scope="session")
+def kue_modules() -> Any:
+    """Node Kue 0.11.6's installed node_modules (skips, or fails under
+    KUEATOMIC_REQUIRE_REDIS=1, without node and npm)."""
+    return kue_node_modules()
+
+
+@pytest.fixture
+def node(kue_modules: Any, redis_server: Any, real_redis_url: str,
+         request: pytest.FixtureRequest) -> KueNode:
+    """A Node Kue process on the session's redis-server, with the test module's PREFIX."""
+    return KueNode(kue_modules, redis_server.port, request.module.PREFIX)

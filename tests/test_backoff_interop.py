@@ -14,7 +14,7 @@ import pytest
 from kueatomic import Queue, backoff_function
 from kueatomic.web import create_app
 
-from .kue_node import KueNode, kue_node_modules
+from .kue_node import KueNode
 from .web_helpers import client_for
 
 pytestmark = [pytest.mark.interop, pytest.mark.real_redis]
@@ -25,16 +25,6 @@ NODE_SOURCE = "function (attempts, delay) { return 300; }"
 @backoff_function
 def slow(attempts: int, delay: int) -> int:
     return 1000 * attempts
-
-
-@pytest.fixture(scope="module")
-def modules() -> Any:
-    return kue_node_modules()
-
-
-@pytest.fixture
-def node(modules: Any, redis_server: Any, real_redis_url: str) -> KueNode:
-    return KueNode(modules, redis_server.port, PREFIX)
 
 
 @pytest.fixture

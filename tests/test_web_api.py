@@ -17,7 +17,7 @@ from starlette.routing import Mount
 from kueatomic import Queue
 from kueatomic.web import create_app
 
-from .web_helpers import TestClient, client_for, make_app
+from .web_helpers import TestClient, app_with_a_bug, client_for, make_app
 
 JSON_TYPE = "application/json; charset=utf-8"
 
@@ -478,13 +478,7 @@ def test_api_writes_only_through_scripts(flavor: str, redis_server: Any) -> None
 
 
 def test_a_bug_still_answers_json_500(queue: Queue) -> None:
-    app = create_app(queue)
-
-    def broken(plan: Any) -> Any:
-        raise RuntimeError("boom")
-
-    queue.driver.run = broken  # type: ignore[method-assign]
-    with client_for(app, raise_server_exceptions=False) as client:
+    with client_for(app_with_a_bug(queue), raise_server_exceptions=False) as client:
         response = client.get("/stats")
     assert response.status_code == 500
     assert response.json() == {"error": "internal server error"}

@@ -24,7 +24,7 @@ from kueatomic.web.guard import UNSAFE_METHODS
 from kueatomic.web.headers import DATA_POLICY, PAGE_POLICY
 
 from .keydump import dump_keys
-from .web_helpers import TestClient, client_for
+from .web_helpers import TestClient, app_with_a_bug, client_for
 
 STATIC = Path(kueatomic.web.__file__).parent / "static"
 XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
@@ -335,13 +335,7 @@ def test_security_headers_on_401_413_and_500(queue: Queue) -> None:
         response = small.post("/job", json={"type": "email", "data": "x" * 100})
         assert response.status_code == 413
         assert_secured(response, "413")
-    app = create_app(queue)
-
-    def broken(plan: Any) -> Any:
-        raise RuntimeError("boom")
-
-    queue.driver.run = broken  # type: ignore[method-assign]
-    with client_for(app, raise_server_exceptions=False) as client:
+    with client_for(app_with_a_bug(queue), raise_server_exceptions=False) as client:
         response = client.get("/stats")
         assert response.status_code == 500
         assert_secured(response, "500")

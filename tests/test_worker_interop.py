@@ -19,21 +19,11 @@ import redis
 
 from kueatomic import Queue
 
-from .kue_node import KueNode, kue_node_modules
+from .kue_node import KueNode
 from .test_worker_sync import wait_for
 
 pytestmark = [pytest.mark.interop, pytest.mark.real_redis]
 PREFIX = "interop"
-
-
-@pytest.fixture(scope="module")
-def modules() -> Any:
-    return kue_node_modules()
-
-
-@pytest.fixture
-def node(modules: Any, redis_server: Any, real_redis_url: str) -> KueNode:
-    return KueNode(modules, redis_server.port, PREFIX)
 
 
 @pytest.fixture

@@ -64,3 +64,17 @@ def serve(app: Any) -> Iterator[str]:
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def app_with_a_bug(queue: Any) -> Any:
+    """The app over ``queue`` whose every Redis call raises a plain bug (RuntimeError), for
+    the 500 path."""
+    from kueatomic.web import create_app
+
+    app = create_app(queue)
+
+    def broken(plan: Any) -> Any:
+        raise RuntimeError("boom")
+
+    queue.driver.run = broken
+    return app
