@@ -98,7 +98,10 @@ class WorkerBase:
         raise NotImplementedError
 
     def _matching(self, job_type: str | None) -> list[Registration]:
-        return [r for r in self.registrations if job_type in (None, r.job_type) and not r.closed]
+        """The registrations a shutdown stops and waits for: closed ones too, since one a
+        handler closed with ``ctx.shutdown()`` may still run a job whose outcome must be
+        written before the shutdown returns (stopping an idle one again costs nothing)."""
+        return [r for r in self.registrations if job_type in (None, r.job_type)]
 
     @property
     def block_ms(self) -> int:
