@@ -19,6 +19,14 @@ def to_text(value: Any) -> Any:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
+def encodable(text: str) -> str:
+    """Text Redis can take as UTF-8: a lone surrogate ("\\ud800", which an exception message
+    can hold) becomes a backslash escape instead of failing the call that sends it."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 # One encoder for every job: json.dumps() with options builds a new JSONEncoder per call,
 # a measurable share of create_bulk's Python time.
 _compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,

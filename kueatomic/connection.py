@@ -80,6 +80,11 @@ def _check_dict(option: dict[str, Any]) -> None:
         raise ConfigError(f"unknown Redis option(s) {sorted(unknown)}; use {sorted(_DICT_KEYS)}")
 
 
+# Replies as str; bytes that are not UTF-8 (a field someone wrote by hand) read as U+FFFD
+# rather than failing the call, as codec.to_text reads them on a client the user passed in.
+_DECODING = {"decode_responses": True, "encoding_errors": "replace"}
+
+
 def _client(option: Any, module: Any, fake: str, overrides: dict[str, Any]) -> Any:
     """A new client of ``module`` (redis or redis.asyncio) for a URL, a dict or None."""
     extra = {k: v for k, v in overrides.items() if v is not None}
@@ -88,8 +93,8 @@ def _client(option: Any, module: Any, fake: str, overrides: dict[str, Any]) -> A
         if url.startswith("memory://"):
             import fakeredis
 
-            return getattr(fakeredis, fake)(server=memory_server(url), decode_responses=True)
-        client = module.Redis.from_url(url, decode_responses=True)
+            return getattr(fakeredis, fake)(server=memory_server(url), **_DECODING)
+        client = module.Redis.from_url(url, **_DECODING)
         _default_kwargs(client, extra)
         return client
     _check_dict(option)
@@ -101,8 +106,7 @@ def _client(option: Any, module: Any, fake: str, overrides: dict[str, Any]) -> A
         from redis.asyncio.retry import Retry
     else:
         from redis.retry import Retry  # type: ignore[assignment]
-    return module.Redis(**{"decode_responses": True, "retry": Retry(NoBackoff(), 0), **extra,
-                           **option})
+    return module.Redis(**{**_DECODING, "retry": Retry(NoBackoff(), 0), **extra, **option})
 
 
 def sync_client(option: Any, factory: Callable[[], Any] | None = None) -> Any:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from . import backoff as _backoff
 from . import ops
-from .codec import MAX_MS, dumps, format_log, loads_or_raw
+from .codec import MAX_MS, dumps, encodable, format_log, loads_or_raw
 from .errors import InvalidArgument, InvalidAttempts, InvalidDelay
 from .states import MAX_PRIORITY as MAX_EXACT_INT  # the largest integer a Lua number holds exactly
 from .states import parse_priority
@@ -57,9 +57,10 @@ class JobBase:
     def __init__(self, queue: Any, job_type: str, data: Any = None) -> None:
         # New jobs get a type that keeps key names unambiguous (from_hash keeps whatever type
         # Node Kue gave a job).
-        if not isinstance(job_type, str) or not job_type or ":" in job_type:
+        if (not isinstance(job_type, str) or not job_type or ":" in job_type
+                or encodable(job_type) != job_type):
             raise InvalidArgument(
-                f"job type must be a non-empty string without ':', not {job_type!r}"
+                f"job type must be a non-empty Unicode string without ':', not {job_type!r}"
             )
         self.queue = queue
         self.id: int | None = None

@@ -1,5 +1,5 @@
 -- name: complete_jobs
--- version: 6
+-- version: 7
 -- transition: active -> complete | removed
 -- purpose: Record many successful runs at once, each exactly as Kue's done(null, result):
 --   duration, result (JSON, only when truthy in JavaScript), progress 100, state complete,

@@ -1,5 +1,5 @@
 -- name: create_jobs
--- version: 7
+-- version: 8
 -- transition: new -> inactive | delayed
 -- purpose: Create one or many jobs in one call, each written exactly as Kue's save() writes a
 --   new job (hash fields, zsets, one wake-up token per inactive job, "enqueue" event), and index
@@ -33,12 +33,12 @@ local cursor = 3
 for n = 1, count do
   local backoff, remove_on_complete = ARGV[cursor + 6], ARGV[cursor + 7]
   local n_texts = int_arg(ARGV[cursor + 8], 0, 10000)
-  if not (ARGV[cursor] and ARGV[cursor] ~= '' and is_json(ARGV[cursor + 1])
+  if not (ARGV[cursor] and ARGV[cursor] ~= '' and is_utf8(ARGV[cursor]) and is_json(ARGV[cursor + 1])
           and int_arg(ARGV[cursor + 2], -MAX_INT, MAX_INT) and int_arg(ARGV[cursor + 3], 1, MAX_INT)
           and int_arg(ARGV[cursor + 4], 0, MAX_INT) and int_arg(ARGV[cursor + 5], 0, MAX_INT)
           and (backoff == '' or is_safe_backoff(backoff))
           and (remove_on_complete == '' or remove_on_complete == 'true') and n_texts) then
-    return bad_args('job ' .. n .. ' of the call is malformed: type, data JSON, integer ' ..
+    return bad_args('job ' .. n .. ' of the call is malformed: type (UTF-8), data JSON, integer ' ..
       'priority, max_attempts >= 1, delay and ttl ms >= 0, backoff "true" or a flat JSON ' ..
       'object, remove_on_complete "true" or "", n_texts, texts')
   end

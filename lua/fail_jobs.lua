@@ -1,5 +1,5 @@
 -- name: fail_jobs
--- version: 6
+-- version: 7
 -- transition: active -> inactive | delayed | failed
 -- purpose: Record many failed runs at once, each exactly as Kue's failedAttempt: error text and
 --   a log summary line, failed_at, attempts + 1, then back to inactive (no backoff), to delayed
@@ -42,9 +42,11 @@ if e then return e end
 for n = 1, count do
   local base = 2 + (n - 1) * 6
   local delay = ARGV[base + 6] == '' and 0 or number_arg(ARGV[base + 6])
-  if not (is_id(ARGV[base + 1]) and is_token(ARGV[base + 2])
+  if not (is_id(ARGV[base + 1]) and is_token(ARGV[base + 2]) and is_utf8(ARGV[base + 3])
+          and is_utf8(ARGV[base + 4]) and is_utf8(ARGV[base + 5])
           and delay and delay >= 0 and delay <= MAX_INT) then
-    return bad_args('job ' .. n .. ': expected id, token, error, summary, message, delay ms or ""')
+    return bad_args('job ' .. n .. ': expected id, token, error, summary and message (UTF-8), ' ..
+      'delay ms or ""')
   end
 end
 local FROM = moves_from('fail_jobs')

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from kueatomic import InvalidArgument, Queue
 from kueatomic.keyspace import Keys, check_prefix
 from kueatomic.ops import single
-from kueatomic.scripts import registry
+from kueatomic.scripts import expand_includes, lua_dir, registry
 from kueatomic.worker import calls
 
 from .invariants import check_invariants
@@ -25,11 +25,12 @@ KEYS = Keys(PREFIX)
 NUMBERS = ["0", "1", "2", "5", "100", "-1", "1.5", "inf", "nan", "0x10", " 5", "1e3", "1e999",
            "9007199254740993", "", "abc"]
 JSON = ['{"a":1}', "null", "0", '"x"', "[1,2]", "NaN", "Infinity", "{", '{"a":1} x', "0x10",
-        '{"a":NaN}', "", '"\\u0000"']
+        '{"a":NaN}', "", '"\\u0000"', '"é"', b'"\xff"', b'{"a":"\xed\xa0\x80"}']
 BACKOFFS = ["", "true", '{"type":"fixed","delay":10}', "function(){ return 1 }",
             '{"a":[1]}', '{"a":1};x()', "{a:b}"]
 PREFIXES = [PREFIX, PREFIX, PREFIX, "q:x", "", "a b", "{q}", "x" * 65]
-TYPES = ["email", "video", "", "a:b", "claim"]
+TYPES = ["email", "video", "", "a:b", "claim", "é", b"\xc3\x28"]
+TEXTS = ["e", "é", b"\xff", b"\xed\xa0\x80"]  # error texts: UTF-8 or not (a surrogate)
 TOKENS = ["bench:1", "tok", "a:b:c", "", "x:1"]
 
 
@@ -84,8 +85,9 @@ def hand_calls(draw: st.DrawFn) -> tuple[str, list[str], list[str]]:
                                   draw(st.sampled_from(NUMBERS))],
         "complete_jobs": lambda: ["1", draw(ids()), draw(st.sampled_from(TOKENS)),
                                   draw(st.sampled_from(NUMBERS)), draw(st.sampled_from(JSON))],
-        "fail_jobs": lambda: ["1", draw(ids()), draw(st.sampled_from(TOKENS)), "e", "s", "m",
-                              draw(st.sampled_from(NUMBERS))],
+        "fail_jobs": lambda: ["1", draw(ids()), draw(st.sampled_from(TOKENS)),
+                              draw(st.sampled_from(TEXTS)), draw(st.sampled_from(TEXTS)),
+                              draw(st.sampled_from(TEXTS)), draw(st.sampled_from(NUMBERS))],
         "renew_leases": lambda: [draw(st.sampled_from(NUMBERS)), draw(ids()),
                                  draw(st.sampled_from(TOKENS))],
         "reclaim_jobs": lambda: [draw(st.sampled_from(TOKENS)), draw(st.sampled_from(NUMBERS))],
@@ -181,3 +183,46 @@ def test_python_and_lua_agree_on_prefixes(queue: Queue) -> None:
 def test_a_prefix_that_could_overlap_is_refused_at_queue() -> None:
     with pytest.raises(InvalidArgument, match="without ':'"):
         Queue("q:x", redis="memory://overlap")
+
+
+def lua_is_utf8(client: Any, text: bytes) -> bool:
+    source = expand_includes("--@include lib/checks.lua\nreturn is_utf8(ARGV[1]) and 1 or 0",
+                             lua_dir())
+    return client.eval(source, 0, text) == 1
+
+
+def python_is_utf8(text: bytes) -> bool:
+    try:
+        text.decode("utf-8")  # strict: refuses overlong forms, surrogates and > U+10FFFF
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+UTF8_EDGES = [b"", b"plain", "é€𝄞".encode(), b"\xc0\x80", b"\xc2", b"\xe0\x80\xaf",
+              b"\xed\xa0\x80", b"\xed\x9f\xbf", b"\xf4\x8f\xbf\xbf", b"\xf4\x90\x80\x80",
+              b"\xf8\x88\x80\x80\x80", b"\xc2" + "€".encode() + b"\x80", b"\x80", b"\xff"]
+
+
+@pytest.mark.parametrize("backend", ["real"], indirect=True)
+@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@given(text=st.one_of(st.sampled_from(UTF8_EDGES), st.binary(max_size=12),
+                      st.text(max_size=6).map(lambda t: t.encode("utf-8", "surrogatepass"))))
+def test_lua_utf8_check_agrees_with_a_strict_decoder(queue: Queue, text: bytes) -> None:
+    assert lua_is_utf8(queue.client, text) == python_is_utf8(text), text
+
+
+@pytest.mark.parametrize("backend", ["real"], indirect=True)
+def test_a_type_stored_as_bad_bytes_is_still_published_as_json(queue: Queue) -> None:
+    """Only a hand-written HSET can store such a type; its events stay JSON (U+FFFD)."""
+    client = queue.client
+    job = queue.create("email", {}).save()
+    client.hset(KEYS.job(job.id), "type", b"bad\xff")
+    events = client.pubsub(ignore_subscribe_messages=True)
+    events.subscribe(f"{PREFIX}:events")
+    job.remove()
+    message = events.get_message(timeout=1.0)
+    while message is None or message["type"] != "message":
+        message = events.get_message(timeout=1.0)
+    events.close()
+    assert json.loads(message["data"])["args"] == ["remove", "bad\ufffd"]

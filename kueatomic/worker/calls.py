@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .. import backoff as _backoff
-from ..codec import dumps, to_text
+from ..codec import dumps, encodable, to_text
 from ..errors import NotSerializable
 from ..keyspace import Keys
 from ..ops import Call, Read
@@ -125,7 +125,7 @@ def describe_failure(exc: BaseException) -> tuple[str, str, str]:
     head = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     summary = head.split("\n", 1)[0]
     stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
-    return f"{head}\n{stack}", summary, message
+    return encodable(f"{head}\n{stack}"), encodable(summary), encodable(message)
 
 
 def plain_failure(message: str) -> tuple[str, str, str]:

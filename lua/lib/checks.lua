@@ -64,15 +64,38 @@ local function is_token(token)
   return type(token) == 'string' and #token <= 64 and string.find(token, '^%w+:%d+$') ~= nil
 end
 
--- JSON text that any JSON parser accepts: cjson parses it, and outside its strings nothing is
--- left but punctuation, numbers and true/false/null (cjson alone would take NaN, Infinity
--- and hex, which JSON.parse and Python refuse).
+-- Well-formed UTF-8 (no overlong forms, surrogates or bytes past U+10FFFF), as JSON.parse and
+-- Python need for event and field text; cjson alone passes any byte through. Each pattern
+-- swaps one well-formed sequence for an ASCII byte, so no pass can join bytes that the one
+-- before left apart; what is left must be ASCII.
+local UTF8_SEQUENCES = {
+  '\240[\144-\191][\128-\191][\128-\191]', '[\241-\243][\128-\191][\128-\191][\128-\191]',
+  '\244[\128-\143][\128-\191][\128-\191]', '\224[\160-\191][\128-\191]',
+  '[\225-\236\238\239][\128-\191][\128-\191]', '\237[\128-\159][\128-\191]',
+  '[\194-\223][\128-\191]',
+}
+local function is_utf8(text)
+  if not string.find(text, '[\128-\255]') then return true end
+  for _, sequence in ipairs(UTF8_SEQUENCES) do text = string.gsub(text, sequence, '.') end
+  return not string.find(text, '[\128-\255]')
+end
+
+-- JSON text with its strings taken out (escapes first, so an escaped quote ends nothing).
+local function outside_strings(text)
+  return (string.gsub(string.gsub(text, '\\.', ''), '"[^"]*"', ''))
+end
+
+-- JSON text that any JSON parser accepts: UTF-8 that cjson parses, and outside its strings
+-- nothing is left but punctuation, numbers and true/false/null (cjson alone would take NaN,
+-- Infinity and hex, which JSON.parse and Python refuse).
 local function is_json(text)
-  if type(text) ~= 'string' or not pcall(cjson.decode, text) then return false end
-  local bare = string.gsub(string.gsub(text, '\\.', ''), '"[^"]*"', '')
-  bare = string.gsub(string.gsub(bare, '%d[eE][-+]?%d', ''), '%l+', function(word)
-    if word == 'true' or word == 'false' or word == 'null' then return '' end
-  end)
+  if type(text) ~= 'string' or not is_utf8(text) or not pcall(cjson.decode, text) then
+    return false
+  end
+  local bare = string.gsub(string.gsub(outside_strings(text), '%d[eE][-+]?%d', ''), '%l+',
+    function(word)
+      if word == 'true' or word == 'false' or word == 'null' then return '' end
+    end)
   return not string.find(bare, '%a')
 end
 
@@ -81,6 +104,5 @@ end
 local function is_safe_backoff(text)
   if text == 'true' then return true end
   if not is_json(text) or string.sub(text, 1, 1) ~= '{' then return false end
-  local bare = string.gsub(string.gsub(text, '\\.', ''), '"[^"]*"', '')
-  return not string.find(bare, '[%[{]', 2)
+  return not string.find(outside_strings(text), '[%[{]', 2)
 end

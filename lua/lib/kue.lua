@@ -52,7 +52,11 @@ local JSON_ESCAPES = { ['"'] = '\\"', ['\\'] = '\\\\', ['\b'] = '\\b', ['\f'] = 
 local function json_escape(c)
   return JSON_ESCAPES[c] or string.format('\\u%04x', string.byte(c))
 end
+-- A stored string that is not UTF-8 (only a hand-written HSET can make one; the scripts
+-- refuse such arguments) is published with each non-ASCII byte as U+FFFD, so every event
+-- stays JSON any parser reads.
 local function json_string(s)
+  if not is_utf8(s) then s = string.gsub(s, '[\128-\255]', '\239\191\189') end
   if not string.find(s, '[%c"\\]') then return '"' .. s .. '"' end
   return '"' .. string.gsub(s, '[%c"\\]', json_escape) .. '"'
 end
