@@ -11,6 +11,7 @@ from typing import Any
 
 from kueatomic import Queue, aio
 
+from .test_worker_async import _eq, until
 from .test_worker_async import state_of as astate_of
 from .test_worker_sync import FAST, state_of
 
@@ -54,4 +55,31 @@ async def test_a_full_asyncio_shutdown_releases_the_job_of_a_registration_its_ha
     await asyncio.wait_for(started.wait(), 10)
     await queue.shutdown(timeout=100)
     assert await astate_of(queue, job.id) == "inactive"
+    await queue.close()
+
+
+# --- asyncio: a hung sync handler given up must not keep the registration's thread ---------
+
+async def test_a_hung_sync_handler_given_up_on_asyncio_does_not_hold_the_next_job(
+        make_aqueue: Callable[..., aio.Queue]) -> None:
+    queue = make_aqueue()
+    queue.configure_workers(**FAST)
+    release = threading.Event()
+    ran: list[str] = []
+
+    def work(job: Any) -> None:
+        ran.append(job.data["name"])
+        if job.data["name"] == "hang":
+            release.wait(20)
+
+    hung = await queue.create("email", {"name": "hang"}).ttl(150).save()
+    queue.process("email", 1, work)
+    try:
+        await until(lambda: _eq(astate_of(queue, hung.id), "failed"), what="ttl exceeded")
+        later = await queue.create("email", {"name": "next"}).save()
+        await until(lambda: _eq(astate_of(queue, later.id), "complete"), what="the next job")
+        assert not release.is_set() and ran == ["hang", "next"]  # the first one still hangs
+    finally:
+        release.set()
+    await queue.shutdown()
     await queue.close()

@@ -5,7 +5,8 @@ housekeeper, each driving a loop of ``loops.py``. ``async def`` handlers are awa
 loop; sync handlers run in a thread pool of ``concurrency`` threads with a job of a sync
 ``SyncQueue`` made from the same connection description (their ``job.log()`` and
 ``job.progress()`` are then ordinary blocking calls). A job given up while running (lease
-lost, released at shutdown) has its task cancelled.
+lost, released at shutdown) has its task cancelled; a sync handler's thread cannot be
+stopped, so its registration moves on to a new thread pool.
 """
 
 from __future__ import annotations
@@ -94,9 +95,13 @@ class Worker(WorkerBase):
             return
         reg.started = True
         if not reg.is_async and reg.slots is None:  # its own threads: the default pool is small
-            reg.slots = ThreadPoolExecutor(reg.concurrency, f"kueatomic-{reg.job_type}")
+            reg.slots = self._pool(reg)
         core.add(reg)
         self._resume_here(reg)
+
+    @staticmethod
+    def _pool(reg: Registration) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(reg.concurrency, f"kueatomic-{reg.job_type}")
 
     def watch_stuck_jobs(self, interval: int = 1000) -> None:
         """As ``kueatomic.Worker.watch_stuck_jobs``; call it on a running event loop."""
@@ -175,9 +180,22 @@ class Worker(WorkerBase):
                 for record in action.records:  # type: ignore[union-attr]
                     record.handle = self._spawn(self._run(record))
             else:
-                for record in action.records:  # type: ignore[union-attr]
-                    if isinstance(record.handle, asyncio.Task) and record.reg.is_async:
-                        record.handle.cancel()
+                self._abandon(action.records)  # type: ignore[union-attr]
+
+    def _abandon(self, records: list[InFlight]) -> None:
+        """Running jobs were given up: an ``async def`` handler's task is cancelled; a sync
+        handler's thread cannot be, so its registration gets a new pool (the old one is left
+        to finish, not waited for) and its next job does not queue behind the hung one."""
+        replaced: set[Registration] = set()
+        for record in records:
+            reg = record.reg
+            if reg.is_async:
+                if isinstance(record.handle, asyncio.Task):
+                    record.handle.cancel()
+            elif isinstance(reg.slots, ThreadPoolExecutor) and reg not in replaced:
+                replaced.add(reg)
+                old, reg.slots = reg.slots, self._pool(reg)
+                old.shutdown(wait=False)
 
     def _signal(self, topic: Any) -> None:
         event = self._events.get(topic)
