@@ -13,7 +13,7 @@ from kueatomic import Queue, aio
 
 from .test_worker_async import _eq, until
 from .test_worker_async import state_of as astate_of
-from .test_worker_sync import FAST, state_of
+from .test_worker_sync import FAST, state_of, wait_for
 
 # --- a registration closed by ctx.shutdown() still runs a job: a full shutdown settles it ---
 
@@ -83,3 +83,25 @@ async def test_a_hung_sync_handler_given_up_on_asyncio_does_not_hold_the_next_jo
         release.set()
     await queue.shutdown()
     await queue.close()
+
+
+# --- an async def handler of a sync queue may call the blocking shutdown() -------------------
+
+def test_shutdown_from_an_async_handler_of_a_sync_queue_does_not_deadlock_its_loop(
+        make_queue: Callable[..., Queue]) -> None:
+    queue = make_queue()
+    queue.configure_workers(**FAST)
+    returned = threading.Event()
+
+    async def work(job: Any) -> str:
+        queue.shutdown()  # the sync queue's: blocking, called on the bridge's event loop
+        returned.set()
+        return "stopped the worker"
+
+    first = queue.create("email").save()
+    queue.process("email", 1, work)
+    assert returned.wait(10), "shutdown() blocked the loop it was called on"
+    wait_for(lambda: state_of(queue, first.id) == "complete", what="the job completed")
+    wait_for(lambda: not queue.worker.started, what="the worker stopped")
+    later = queue.create("email").save()
+    assert state_of(queue, later.id) == "inactive"

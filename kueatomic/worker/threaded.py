@@ -246,11 +246,12 @@ class Worker(WorkerBase):
         used ("Released at shutdown"; their late results are discarded), or, with
         ``fail_running``, failed with "Shutdown" as Kue does. Outcomes are written before this
         returns. Without ``job_type`` upkeep stops too and ``start()`` may be called again.
-        Idempotent. Called from a handler, it returns at once and stops in the background."""
-        if getattr(threading.current_thread(), "kueatomic_worker", None) is self:
-            threading.Thread(target=self.shutdown, args=(timeout, job_type),
-                             kwargs={"fail_running": fail_running}, daemon=True,
-                             name="kueatomic-shutdown").start()
+        Idempotent. Called from a handler — a sync one in its slot thread, or an ``async def``
+        one on the background event loop, which a blocking wait would freeze — it returns at
+        once and stops in a background thread."""
+        if self._in_own_thread():
+            self._in_background("shutdown", self.shutdown, timeout, job_type,
+                                fail_running=fail_running)
             return
         bridge = self._bridge
         bridged: Future[None] | None = None
@@ -267,7 +268,11 @@ class Worker(WorkerBase):
             self._stop_all()
 
     def abort(self) -> None:
-        """Release every running job now (what a second SIGINT/SIGTERM does)."""
+        """Release every running job now (what a second SIGINT/SIGTERM does); from a
+        handler, in a background thread (see ``shutdown``)."""
+        if self._in_own_thread():
+            self._in_background("abort", self.abort)
+            return
         bridge = self._bridge
         bridged = bridge.call(bridge.worker.abort) if bridge is not None else None
         core = self.core
@@ -276,6 +281,15 @@ class Worker(WorkerBase):
             self._carry_out(loops.stop_loop(core, regs, 0, False, False))
         if bridged is not None:
             bridged.result()
+
+    def _in_own_thread(self) -> bool:
+        """Whether the caller is one of this worker's slot threads or its event loop's."""
+        return getattr(threading.current_thread(), "kueatomic_worker", None) is self
+
+    @staticmethod
+    def _in_background(name: str, fn: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+        threading.Thread(target=fn, args=args, kwargs=kwargs, daemon=True,
+                         name=f"kueatomic-{name}").start()
 
     def _stop_all(self) -> None:
         with self._lock:
@@ -328,6 +342,8 @@ class _AsyncBridge:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="kueatomic-asyncio",
                                        daemon=True)
+        # Handlers run on this thread: the owner's shutdown() and abort() must not block it.
+        self.thread.kueatomic_worker = owner  # type: ignore[attr-defined]
         self.thread.start()
         twin = owner.queue.like(AsyncQueue)
         settings = {f: getattr(owner.settings, f) for f in owner.settings.__dataclass_fields__}
@@ -349,7 +365,9 @@ class _AsyncBridge:
                 self.worker.registrations.append(reg)
             await self.worker.start()
 
-        self.call(start).result(10)
+        started = self.call(start)
+        if threading.current_thread() is not self.thread:  # on the loop: it starts next
+            started.result(10)
 
     def close(self) -> None:
         try:
