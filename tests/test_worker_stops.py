@@ -105,3 +105,30 @@ def test_shutdown_from_an_async_handler_of_a_sync_queue_does_not_deadlock_its_lo
     wait_for(lambda: not queue.worker.started, what="the worker stopped")
     later = queue.create("email").save()
     assert state_of(queue, later.id) == "inactive"
+
+
+# --- a final stop ends every slot thread ------------------------------------------------------
+
+def slot_threads(job_type: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == f"kueatomic-{job_type}-slot"]
+
+
+def test_a_final_stop_ends_every_slot_thread_even_after_an_abandon_race(
+        make_queue: Callable[..., Queue]) -> None:
+    """A handler that returns just as its job is given up: its thread goes back to its slot
+    while a replacement is started, one thread more than the slots. None may be left blocked."""
+    from kueatomic.worker.registration import InFlight
+
+    queue = make_queue()
+    queue.configure_workers(**FAST)
+    queue.process("leak", 2, lambda job: None)
+    worker = queue.worker
+    wait_for(lambda: len(slot_threads("leak")) == 2, what="two slot threads")
+    (reg,) = worker.registrations
+    idle = slot_threads("leak")[0]  # back at its slot, but not yet seen to have finished
+    record = InFlight(1, "token", reg, {}, 0.0)
+    record.handle = idle
+    worker._abandon([record])
+    assert len(slot_threads("leak")) == 3
+    queue.shutdown()
+    wait_for(lambda: not slot_threads("leak"), timeout=5, what="every slot thread to end")

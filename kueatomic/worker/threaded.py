@@ -37,6 +37,7 @@ class Worker(WorkerBase):
         self._lock = threading.Lock()  # guards starting and stopping, not the core
         self._events: dict[Any, threading.Event] = {}
         self._threads: list[threading.Thread] = []
+        self._slot_threads: dict[Registration, list[threading.Thread]] = {}
         self._bridge: _AsyncBridge | None = None
         self.driver: SyncDriver | None = None
 
@@ -176,8 +177,11 @@ class Worker(WorkerBase):
 
     # --- running handlers -----------------------------------------------------------------
     def _spawn_slot(self, reg: Registration) -> None:
-        threading.Thread(target=self._slot_loop, args=(reg,), daemon=True,
-                         name=f"kueatomic-{reg.job_type}-slot").start()
+        thread = threading.Thread(target=self._slot_loop, args=(reg,), daemon=True,
+                                  name=f"kueatomic-{reg.job_type}-slot")
+        alive = [t for t in self._slot_threads.get(reg, ()) if t.is_alive()]
+        self._slot_threads[reg] = [*alive, thread]
+        thread.start()
 
     def _slot_loop(self, reg: Registration) -> None:
         core = self.core
@@ -211,12 +215,14 @@ class Worker(WorkerBase):
 
     def _abandon(self, records: list[InFlight]) -> None:
         """Running jobs were given up: their threads finish the handler and exit; a new
-        thread takes each slot (a hung handler must not cost a slot)."""
+        thread takes each slot (a hung handler must not cost a slot), unless the registration
+        is closed (a final stop: no job comes any more)."""
         for record in records:
             thread = record.handle
             if isinstance(thread, threading.Thread) and thread.is_alive():
                 thread.kueatomic_replaced = True  # type: ignore[attr-defined]
-                self._spawn_slot(record.reg)
+                if not record.reg.closed:
+                    self._spawn_slot(record.reg)
 
     # --- stopping -------------------------------------------------------------------------
     def pause(self, reg: Registration, timeout: float | None, final: bool = False) -> None:
@@ -233,10 +239,13 @@ class Worker(WorkerBase):
     def _stop(self, core: WorkerCore, regs: list[Registration], timeout: float | None,
               fail_running: bool, final: bool) -> None:
         self._carry_out(loops.stop_loop(core, regs, timeout, fail_running, final))
-        if final:  # end the slot threads (one given up while running exits by itself)
+        if final:  # end the slot threads: one stop per live thread, not per slot, since a
+            # handler that returned just as it was given up can be back at its slot while its
+            # replacement waits there too (a stop too many is harmless)
             for reg in regs:
+                alive = sum(t.is_alive() for t in self._slot_threads.pop(reg, ()))
                 if reg.slots is not None:
-                    for _ in range(reg.concurrency):
+                    for _ in range(max(alive, reg.concurrency)):
                         reg.slots.put(None)
 
     def shutdown(self, timeout: float | None = None, job_type: str | None = None, *,
