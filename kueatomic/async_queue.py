@@ -16,12 +16,13 @@ from .codec import format_log
 from .connection import ASYNC
 from .driver import (
     CONNECTION_ERRORS,
+    RESEND_ROUNDS,
     closed_socket,
     command_of,
     direct,
     merge_resent,
-    noscript_refused,
     settle,
+    to_resend,
     unavailable,
 )
 from .errors import JobNotFound, KueError
@@ -54,11 +55,11 @@ class AsyncDriver:
                 return [await self._one(batch[0])]
             return await self._many(batch)
         except CONNECTION_ERRORS as exc:
-            raise unavailable(self.where, exc) from exc
+            raise unavailable(self.client, self.where, exc) from exc
         except ValueError as exc:
             if not closed_socket(exc):
                 raise
-            raise unavailable(self.where, exc) from exc
+            raise unavailable(self.client, self.where, exc) from exc
 
     async def _one(self, request: Request) -> Any:
         """``SyncDriver._one``: a lone read."""
@@ -110,13 +111,15 @@ class AsyncDriver:
         return sent, replies
 
     async def _settle(self, batch: Sequence[Request], replies: list[Any]) -> list[Any]:
-        """``SyncDriver._settle``: NOSCRIPT refusals sent once more after SCRIPT LOAD."""
-        refused = noscript_refused(batch, replies)
-        if refused:
-            for name in dict.fromkeys(batch[i].script for i in refused):  # type: ignore[union-attr]
+        """``SyncDriver._settle``: refused requests sent again (``driver.to_resend``)."""
+        for _ in range(RESEND_ROUNDS):
+            again_at, load = to_resend(batch, replies, self.client)
+            if not again_at:
+                break
+            for name in load:
                 await self.client.script_load(scripts.get(name).text)
-            _, again = await self._send(iter([batch[i] for i in refused]))
-            replies = merge_resent(replies, refused, again)
+            _, again = await self._send(iter([batch[i] for i in again_at]))
+            replies = merge_resent(replies, again_at, again)
         return [settle(reply) for reply in replies]
 
     async def load(self, request: Request) -> None:
@@ -128,7 +131,7 @@ class AsyncDriver:
             for script in scripts.registry().values():
                 await self.client.script_load(script.text)
         except CONNECTION_ERRORS as exc:
-            raise unavailable(self.where, exc) from exc
+            raise unavailable(self.client, self.where, exc) from exc
 
 
 class Job(JobBase):

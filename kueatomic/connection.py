@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 import redis as redis_sync
 import redis.asyncio as redis_async
 
+from . import cluster
 from .errors import ConfigError
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
@@ -38,6 +39,8 @@ def describe(option: Any) -> str:
     """Where a client points, for error messages (no password)."""
     if option is None:
         return DEFAULT_URL
+    if cluster.is_cluster_url(option) or cluster.is_cluster_client(option):
+        return cluster_seeds(option).describe()
     if isinstance(option, str):
         parsed = urlparse(option)
         host = parsed.hostname or ""
@@ -58,12 +61,21 @@ def _safe_port(parsed: Any) -> int | None:
         return None
 
 
+def cluster_seeds(option: Any) -> cluster.ClusterSeeds:
+    """The seed nodes of a ``redis+cluster://`` URL or a RedisCluster client."""
+    return cluster.parse_url(option) if isinstance(option, str) else cluster.seeds_of(option)
+
+
 def check_url(url: str) -> str:
     parsed = urlparse(url)
+    if parsed.scheme in cluster.SCHEMES:
+        cluster.parse_url(url)
+        return url
     if parsed.scheme not in _SCHEMES:
         raise ConfigError(
             f"Redis URL {url!r} has scheme {parsed.scheme!r}; use redis://host:port/db, "
-            "rediss://, unix:///path/to/socket or memory://"
+            "rediss://, unix:///path/to/socket, redis+cluster://host:port[,host:port...] "
+            "or memory://"
         )
     if parsed.scheme in ("redis", "rediss"):
         if parsed.netloc and _safe_port(parsed) is None and parsed.netloc.rsplit("@", 1)[-1].count(":"):
@@ -195,26 +207,36 @@ class Connection:
 
     def __init__(self, option: Any = None, client_factory: Callable[[], Any] | None = None) -> None:
         if isinstance(option, Connection):
-            option, client_factory = option.option, option.factory
+            self.__dict__.update(option.__dict__)  # the same Redis, and the same slot route
+            return
         if client_factory is None:
             if isinstance(option, str):
                 check_url(option)
             elif isinstance(option, dict):
                 _check_dict(option)
-            elif option is not None and client_kind(option) is None:
+            elif (option is not None and client_kind(option) is None
+                    and not cluster.is_cluster_client(option)):
                 raise ConfigError(
                     "redis= takes a URL, a dict of host/port/password/db/unix_socket_path/ssl "
-                    f"options or a redis.Redis / redis.asyncio.Redis client, not "
-                    f"{type(option).__name__}")
+                    "options, a redis.Redis / redis.asyncio.Redis client or a "
+                    f"redis.cluster.RedisCluster, not {type(option).__name__}")
         self.option = option
         self.factory = client_factory
         self.where = describe(option)
+        # On a cluster every client follows the master of the queue's slot (cluster.py);
+        # one route per description, so a redirect one client meets re-points the rest.
+        self.route: cluster.SlotRoute | None = None
+        if client_factory is None and (cluster.is_cluster_url(option)
+                                       or cluster.is_cluster_client(option)):
+            self.route = cluster.SlotRoute(cluster_seeds(option))
 
     def client(self, kind: str, *, primary: bool = False, socket_timeout: float | None = None) -> Any:
         """A client of ``kind`` (SYNC or ASYNC). ``primary`` is the queue's own client: a
         client passed as ``redis=`` is used as it is. Otherwise the client is new, with
         ``socket_timeout`` (seconds) where the description sets none."""
         overrides = {"socket_timeout": socket_timeout}
+        if self.route is not None:
+            return cluster.slot_client(self.route, kind == ASYNC, {} if primary else overrides)
         if self.factory is not None:
             made = self.factory()
             if client_kind(made) == kind:

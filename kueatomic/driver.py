@@ -14,6 +14,7 @@ from typing import Any, cast
 import redis
 
 from . import scripts
+from .cluster import connection_lost, route_of
 from .errors import KueError, RedisUnavailable, ScriptError, from_script_error, refused
 from .ops import Batch, Call, Plan, Request, T
 
@@ -62,10 +63,28 @@ def settle(reply: Any) -> Any:
     return reply
 
 
-def noscript_refused(batch: Sequence[Request], replies: Sequence[Any]) -> list[int]:
-    """Indexes of the script calls Redis refused with NOSCRIPT."""
-    return [i for i, (request, reply) in enumerate(zip(batch, replies))
-            if isinstance(reply, redis.exceptions.NoScriptError) and isinstance(request, Call)]
+# A refused request did nothing, so it is sent again: after SCRIPT LOAD for NOSCRIPT (Redis
+# restarted or its scripts were flushed), to the new owner for MOVED (a cluster slot moved,
+# or a failover). Three rounds cover MOVED then NOSCRIPT on a promoted replica; what is still
+# refused after that is an error.
+RESEND_ROUNDS = 3
+
+
+def to_resend(batch: Sequence[Request], replies: Sequence[Any],
+              client: Any) -> tuple[list[int], list[str]]:
+    """Indexes of the requests to send again, and the scripts to load before; a MOVED reply
+    re-points the client's slot route (a client of one Redis sends nothing again for it)."""
+    again: list[int] = []
+    load: dict[str, None] = {}
+    route = route_of(client)
+    for index, (request, reply) in enumerate(zip(batch, replies)):
+        if isinstance(reply, redis.exceptions.NoScriptError) and isinstance(request, Call):
+            again.append(index)
+            load[request.script] = None
+        elif type(reply) is redis.exceptions.MovedError and route is not None:
+            route.moved(reply.host, reply.port)
+            again.append(index)
+    return again, list(load)
 
 
 def merge_resent(replies: Sequence[Any], refused: list[int], again: Sequence[Any]) -> list[Any]:
@@ -93,7 +112,9 @@ def direct(batch: Sequence[Request]) -> bool:
     return len(batch) == 1 and (isinstance(batch[0], Call) or raw_reply(batch[0]))
 
 
-def unavailable(where: str, exc: BaseException) -> RedisUnavailable:
+def unavailable(client: Any, where: str, exc: BaseException) -> RedisUnavailable:
+    """The error for a lost connection; a cluster client's route moves to the next node."""
+    connection_lost(client)
     return RedisUnavailable(
         f"Redis at {where} is unreachable ({exc}); is redis-server running and the URL right?"
     )
@@ -122,11 +143,11 @@ class SyncDriver:
                 return [self._one(batch[0])]
             return self._many(batch)
         except CONNECTION_ERRORS as exc:
-            raise unavailable(self.where, exc) from exc
+            raise unavailable(self.client, self.where, exc) from exc
         except ValueError as exc:
             if not closed_socket(exc):
                 raise
-            raise unavailable(self.where, exc) from exc
+            raise unavailable(self.client, self.where, exc) from exc
 
     def _one(self, request: Request) -> Any:
         """A lone read (idempotent, so redis-py's own retry may resend it)."""
@@ -179,15 +200,16 @@ class SyncDriver:
         return sent, replies
 
     def _settle(self, batch: Sequence[Request], replies: list[Any]) -> list[Any]:
-        """Replies as values or KueErrors. Calls refused with NOSCRIPT (Redis restarted or
-        its scripts were flushed) are sent once more, streamed, after one SCRIPT LOAD per
-        script; a second NOSCRIPT is an error."""
-        refused = noscript_refused(batch, replies)
-        if refused:
-            for name in dict.fromkeys(batch[i].script for i in refused):  # type: ignore[union-attr]
+        """Replies as values or KueErrors, after sending refused requests again, streamed
+        (``to_resend``)."""
+        for _ in range(RESEND_ROUNDS):
+            again_at, load = to_resend(batch, replies, self.client)
+            if not again_at:
+                break
+            for name in load:
                 self.client.script_load(scripts.get(name).text)
-            _, again = self._send(iter([batch[i] for i in refused]))
-            replies = merge_resent(replies, refused, again)
+            _, again = self._send(iter([batch[i] for i in again_at]))
+            replies = merge_resent(replies, again_at, again)
         return [settle(reply) for reply in replies]
 
     def load(self, request: Request) -> None:
@@ -200,4 +222,4 @@ class SyncDriver:
             for script in scripts.registry().values():
                 self.client.script_load(script.text)
         except CONNECTION_ERRORS as exc:
-            raise unavailable(self.where, exc) from exc
+            raise unavailable(self.client, self.where, exc) from exc

@@ -230,8 +230,8 @@ class Subscriber:
                         self.hub.dispatch(message["data"])
             except Exception as exc:
                 if not reported:
-                    error = unavailable(self.where, exc) if isinstance(exc, CONNECTION_ERRORS) \
-                        else exc
+                    error = (unavailable(self.client, self.where, exc)
+                             if isinstance(exc, CONNECTION_ERRORS) else exc)
                     log.warning("events from %s stopped (%s); re-subscribing", self.channel,
                                 error, exc_info=not isinstance(exc, CONNECTION_ERRORS))
                     self.hub.emit("error", error)

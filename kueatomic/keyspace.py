@@ -37,13 +37,24 @@ def check_prefix(prefix: object) -> str:
     return prefix
 
 
+KUE_PROMOTION_LOCK = "promotion:lock"  # Node Kue's lock key: unprefixed (kue-wire.md §1)
+
+
 class Keys:
-    """Key names of one queue. A prefix like ``{q}`` keeps a queue in one cluster slot."""
+    """Key names of one queue. A prefix like ``{q}`` keeps a queue in one cluster slot;
+    ``cluster`` says the queue is on a Redis Cluster, where Node Kue does not run."""
 
-    __slots__ = ("prefix",)
+    __slots__ = ("cluster", "prefix")
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, *, cluster: bool = False) -> None:
         self.prefix = check_prefix(prefix)
+        self.cluster = cluster
+
+    @property
+    def kue_locks(self) -> tuple[str, ...]:
+        """Node Kue's promotion lock, which the promotion script respects; none on a
+        cluster (the key would be in another slot, and Kue cannot share the queue there)."""
+        return () if self.cluster else (KUE_PROMOTION_LOCK,)
 
     @property
     def ids(self) -> str:

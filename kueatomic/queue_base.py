@@ -8,12 +8,13 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+from .cluster import require_hash_tag
 from .codec import dumps
 from .connection import Connection
 from .errors import InvalidArgument, JobNotFound, KueError
 from .events import EventHub, Listener, Subscriber
 from .job import JobBase
-from .keyspace import Keys
+from .keyspace import Keys, check_prefix
 from .states import parse_state
 
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
@@ -82,12 +83,16 @@ class QueueBase:
         disable_search: bool = True,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
     ) -> None:
-        self.keys = Keys(prefix)  # checks the prefix (keyspace.check_prefix)
+        check_prefix(prefix)
+        self.connection = Connection(redis, client_factory)
+        on_cluster = self.connection.route is not None
+        if on_cluster:
+            require_hash_tag(prefix)
+        self.keys = Keys(prefix, cluster=on_cluster)
         self.prefix = prefix
         self.disable_search = disable_search
         self.max_payload_bytes = max_payload_bytes
         self.test_mode = TestMode()
-        self.connection = Connection(redis, client_factory)
         self.events = EventHub()
         self._subscriber: Subscriber | None = None
         self._subscriber_lock = threading.Lock()

@@ -1,5 +1,5 @@
 -- name: promote_delayed_jobs
--- version: 6
+-- version: 7
 -- transition: delayed -> inactive
 -- purpose: Move delayed jobs whose promote_at has come (score <= now in <prefix>:jobs:delayed)
 --   to inactive, at most `limit` per call, publishing promotion and enqueue for each, as Kue's
@@ -11,7 +11,9 @@
 --   could interleave with (leaving a job in two states).
 -- KEYS:
 --   1 delayed: <prefix>:jobs:delayed, delayed jobs scored by promote_at (ms)
---   2 kue_lock: promotion:lock, Node Kue's promotion lock (unprefixed, as Kue names it; read only)
+--   2.. kue_lock: promotion:lock, Node Kue's promotion lock (unprefixed, as Kue names it; read
+--     only). Passed only where Node Kue can run: never on a Redis Cluster, where the key
+--     would be in another slot (and Kue does not run on one)
 -- ARGV:
 --   1 prefix: the queue prefix
 --   2 limit: how many jobs to promote at most (> 0)
@@ -28,10 +30,12 @@ local prefix, limit = ARGV[1], int_arg(ARGV[2], 1, 100000)
 local e = check_prefix(prefix)
 if e then return e end
 if not limit or #ARGV ~= 2 then return bad_args('limit must be an integer 1..100000') end
-e = check_keys({ state_key(prefix, 'delayed'), 'promotion:lock' })
+local kue_lock = #KEYS ~= 1
+e = check_keys(kue_lock and { state_key(prefix, 'delayed'), 'promotion:lock' }
+                         or { state_key(prefix, 'delayed') })
 if e then return e end
 local FROM = moves_from('promote_delayed_jobs')
-if redis.call('EXISTS', KEYS[2]) == 1 then return { 0, 100 } end
+if kue_lock and redis.call('EXISTS', KEYS[2]) == 1 then return { 0, 100 } end
 local now = now_ms()
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
 local promoted = 0

@@ -157,12 +157,12 @@ def test_python_calls_match_headers(monkeypatch: pytest.MonkeyPatch) -> None:
         "set_job_state", "search_jobs", "remove_job"}
     for call in seen:
         header = REGISTRY[call.script].header
-        assert len(call.keys) == len(header.keys), call.script
-        fixed = [p for p in header.argv if not p.variadic]
-        if any(p.variadic for p in header.argv):
-            assert len(call.args) >= len(fixed), call.script
-        else:
-            assert len(call.args) == len(fixed), call.script
+        for given, params in ((call.keys, header.keys), (call.args, header.argv)):
+            fixed = [p for p in params if not p.variadic]
+            if any(p.variadic for p in params):
+                assert len(given) >= len(fixed), call.script
+            else:
+                assert len(given) == len(fixed), call.script
 
 
 def test_states_lua_is_generated_from_states_py() -> None:

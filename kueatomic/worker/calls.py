@@ -71,11 +71,8 @@ def renew(keys: Keys, lease_ms: int, pairs: Iterable[tuple[int, str]]) -> Call:
     return Call("renew_leases", (keys.leases,), tuple(args))
 
 
-KUE_PROMOTION_LOCK = "promotion:lock"  # Node Kue's lock key: unprefixed (kue-wire.md §1)
-
-
 def promote(keys: Keys, limit: int) -> Call:
-    return Call("promote_delayed_jobs", (keys.state("delayed"), KUE_PROMOTION_LOCK),
+    return Call("promote_delayed_jobs", (keys.state("delayed"), *keys.kue_locks),
                 (keys.prefix, limit))
 
 
