@@ -62,8 +62,9 @@ def require_hash_tag(prefix: str) -> None:
     if hash_tag(prefix) is None:
         raise ConfigError(
             f"prefix {prefix!r} has no hash tag, so its keys would spread over the cluster's "
-            f"slots and no script could run; name the queue {{{prefix}}} (Queue('{{{prefix}}}', "
-            "...)) so that every key of it lives in one slot")
+            f"slots and no script could run; use the prefix '{{{prefix}}}' (Queue('{{{prefix}}}'"
+            f", ...), or -q '{{{prefix}}}' on the command line) so every key of the queue lives "
+            "in one slot")
 
 
 @dataclass

@@ -25,6 +25,7 @@ import threading
 import time
 from typing import Any
 
+from ..cluster import is_cluster_url
 from ..errors import KueError
 from .credentials import add_redis_options, redis_url, shown_url
 
@@ -229,8 +230,9 @@ def run(args: argparse.Namespace) -> int:
         random.seed(args.seed)
     quiet_worker_logs()
     url, how = choose_redis(redis_url(args, env=False))
-    print(f"kueatomic demo: using {how}: {shown_url(url)} (prefix {PREFIX!r})", flush=True)
-    queue = Queue(PREFIX, url)
+    prefix = f"{{{PREFIX}}}" if is_cluster_url(url) else PREFIX  # one slot on a cluster
+    print(f"kueatomic demo: using {how}: {shown_url(url)} (prefix {prefix!r})", flush=True)
+    queue = Queue(prefix, url)
     queue.ping()
     earlier = queue.state("complete") + queue.state("failed") + queue.state("inactive") + \
         queue.state("delayed") + queue.state("active")
@@ -240,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
         except KueError:
             pass
     if earlier:
-        print(f"removed {len(earlier)} jobs left by an earlier demo run (prefix {PREFIX!r} only)")
+        print(f"removed {len(earlier)} jobs left by an earlier demo run (prefix {prefix!r} only)")
     dashboard, server = start_dashboard(queue, args.port)
     if dashboard:
         print(f"dashboard (live): {dashboard}", flush=True)
