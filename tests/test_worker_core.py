@@ -64,6 +64,12 @@ class Slow:  # the script runs, its reply comes `seconds` later
     seconds: float
 
 
+@dataclass(frozen=True)
+class LateDown:  # nothing ran, and the whole batch raises exc only `seconds` later
+    seconds: float
+    exc: BaseException
+
+
 def unavailable() -> RedisUnavailable:
     return RedisUnavailable("Redis at memory://x is unreachable (Connection reset by peer)")
 
@@ -234,8 +240,9 @@ class World:
                 continue
             queued = self.faults.get(request.script)
             fault = queued.pop(0) if queued else None
-            if isinstance(fault, Down):
+            if isinstance(fault, (Down, LateDown)):
                 crash = crash or fault.exc
+                latency = max(latency, getattr(fault, "seconds", 0.0))
             elif isinstance(fault, BaseException):  # refused in place: did nothing
                 replies.append(fault)
             else:
@@ -290,6 +297,7 @@ class World:
             return
         self.tasks.append(task)
         task.value, task.error, task.claiming, task.at = None, None, False, self.now
+        task.topic = None  # a call on its way is no Wait: no signal cuts it short
         if isinstance(action, Send):
             task.value, task.error, latency = self.execute(action.batch)
             task.value = None if task.error else task.value
@@ -584,11 +592,27 @@ CASES: list[Any] = [
          faults={"complete_jobs": [Down(unavailable())] * 3},
          got=lambda w: (w.ended["stop"], w.times("complete_jobs")),
          want=(0.35, [0.0, 0.05, 0.15, 0.35])),
-    Case(id="stop: gives up waiting for the flush after FLUSH_WAIT_S", loops=("flush",),
-         held=((1, "ok"),), stop=(0.0, 0, False), until=FLUSH_WAIT_S + 0.5,
+    Case(id="stop: gives up waiting for the flush after FLUSH_WAIT_S, then the flush loop "
+            "gives the outcomes up and ends", loops=("flush",),
+         held=((1, "ok"),), stop=(0.0, 0, False), until=FLUSH_WAIT_S + 5,
          faults={"complete_jobs": [Down(unavailable())] * 100},
-         got=lambda w: (int(w.ended["stop"]), w.outcomes()),
-         want=(int(FLUSH_WAIT_S), [("complete", 1)])),
+         got=lambda w: (int(w.ended["stop"]), w.ended["flush"] - w.ended["stop"], w.outcomes(),
+                        w.inflight(), max(w.times("complete_jobs")) < FLUSH_WAIT_S),
+         want=(int(FLUSH_WAIT_S), 0.0, [], [], True)),
+    Case(id="stop: a release on its way when the worker stops, then refused: given up at "
+            "once, the flush loop ends", loops=("flush",), held=((1, "running"),),
+         stop=(0.0, 0, False), until=FLUSH_WAIT_S + 5,
+         faults={"release_jobs": [Down(unavailable())] * 5 + [LateDown(10, unavailable())]
+                 + [Down(unavailable())] * 100},
+         got=lambda w: (w.ended["stop"], len(w.calls("release_jobs")), w.outcomes(),
+                        w.inflight(), w.ended["flush"]),
+         want=(FLUSH_WAIT_S, 6, [], [], 11.55)),
+    Case(id="stop: a release on its way when the worker stops is still read if it comes",
+         loops=("flush",), held=((1, "running"),), stop=(0.0, 0, False), until=FLUSH_WAIT_S + 5,
+         faults={"release_jobs": [Down(unavailable())] * 5 + [Slow(10)]},
+         got=lambda w: (w.ended["stop"], w.pairs("release_jobs")[-1], w.inflight(),
+                        w.ended["flush"]),
+         want=(FLUSH_WAIT_S, (1, "claim1"), [], 11.55)),
     # --- error classes: outage (kept, retried) or bug (reported, given up) -----------------
     *[error_class(text, refused(text.split()[0])) for text in (
         OOM, "READONLY You can't write against a read only replica.",

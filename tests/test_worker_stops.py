@@ -5,9 +5,12 @@ a final stop, and an outage at shutdown."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from kueatomic import Queue, aio
 
@@ -132,3 +135,36 @@ def test_a_final_stop_ends_every_slot_thread_even_after_an_abandon_race(
     assert len(slot_threads("leak")) == 3
     queue.shutdown()
     wait_for(lambda: not slot_threads("leak"), timeout=5, what="every slot thread to end")
+
+
+# --- an outage at shutdown: the outcomes are given up, the flush thread ends -------------------
+
+def test_an_outage_at_shutdown_gives_up_the_releases_and_ends_the_flush_thread(
+        proxy: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from kueatomic.worker import core
+
+    monkeypatch.setattr(core, "FLUSH_WAIT_S", 0.5)  # how long a stop waits for its outcomes
+    queue = Queue("stops", proxy.url)
+    queue.configure_workers(**{**FAST, "reply_timeout_ms": 300})
+    started, release = threading.Event(), threading.Event()
+
+    def work(job: Any) -> None:
+        started.set()
+        release.wait(10)
+
+    queue.create("email").save()
+    queue.process("email", work)
+    try:
+        assert started.wait(10)
+        threads = list(queue.worker._threads)  # the flush and housekeeping threads
+        assert len(threads) == 2
+        proxy.black_hole(True)  # Redis gone: the release cannot be written
+        with caplog.at_level(logging.WARNING, "kueatomic.worker"):
+            queue.shutdown(timeout=0)
+            wait_for(lambda: not any(t.is_alive() for t in threads), timeout=3,
+                     what="the flush thread to end")
+        assert "lease recovery returns the jobs to inactive" in caplog.text
+    finally:
+        release.set()
+        proxy.black_hole(False)
+        queue.close()

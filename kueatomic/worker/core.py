@@ -402,7 +402,11 @@ class WorkerCore(HousekeepingRules):
                 level=logging.WARNING)
 
     def _retry(self, group: list[Outcome]) -> None:
-        """Put outcomes back in front, except those retried for longer than the bound."""
+        """Put outcomes back in front, except those retried for longer than the bound, and
+        all of them once the worker has stopped (see ``stop``). Call under the lock."""
+        if self.stopped:
+            self._let_go(group)
+            return
         now = self.clock()
         bound = self.settings.result_retry_ms / 1000
         keep = []
@@ -416,6 +420,16 @@ class WorkerCore(HousekeepingRules):
             else:
                 keep.append(outcome)
         self.outcomes.extendleft(reversed(keep))
+
+    def _let_go(self, group: list[Outcome]) -> None:
+        """Outcomes a stopped worker could not write: given up (their leases run out)."""
+        if not group:
+            return
+        self._forget(group)
+        ids = ", ".join(str(o.record.id) for o in group[:10])
+        log.warning("stopped with %d outcomes unwritten (Redis unavailable; jobs %s%s): given "
+                    "up, so their leases expire and lease recovery returns the jobs to inactive",
+                    len(group), ids, "..." if len(group) > 10 else "")
 
     def _forget(self, group: Iterable[Outcome]) -> None:
         for outcome in group:
@@ -494,9 +508,15 @@ class WorkerCore(HousekeepingRules):
         return running
 
     def stop(self) -> None:
-        """Everything stops: upkeep and housekeeping end (call after the last settle)."""
+        """Everything stops: upkeep and housekeeping end (call after the last settle). The
+        outcomes a shutdown could not write within its wait (an outage) are given up now,
+        and those of a flush on its way when it fails, so the flush loop ends too instead of
+        retrying until Redis returns."""
         with self.lock:
             self.stopped = True
             self.upkeep_interval_ms = None
+            left = list(self.outcomes)
+            self.outcomes.clear()
+            self._let_go(left)
         for topic in (WAKE, RESULTS, STOP, FLUSHED):
             self.signal(topic)

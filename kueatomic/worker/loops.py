@@ -89,7 +89,8 @@ def claim_loop(core: WorkerCore, reg: Registration, generation: int, make_job: M
 def flush_loop(core: WorkerCore) -> Loop:
     """Write outcomes as they pile up: complete/fail/release calls in one pipeline. Through
     an outage the outcomes are kept and retried with backoff. Ends after a stop, once every
-    outcome is written or given up."""
+    outcome is written or given up (a stop gives up the ones an outage holds back, and
+    ends the backoff at once)."""
     while True:
         flush = core.next_flush()
         if flush is None:
@@ -100,11 +101,11 @@ def flush_loop(core: WorkerCore) -> Loop:
         try:
             replies = yield Send(list(flush.requests))
         except Exception as exc:  # noqa: BLE001
-            yield Wait(c.NEVER, core.flush_failed(flush, exc))
+            yield Wait(c.STOP, core.flush_failed(flush, exc))
             continue
         pause = core.flushed(flush, replies)
         if pause:
-            yield Wait(c.NEVER, pause)
+            yield Wait(c.STOP, pause)
 
 
 def housekeeping_loop(core: WorkerCore) -> Loop:
