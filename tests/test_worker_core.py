@@ -662,20 +662,28 @@ def test_core(case: Case, runtime: str) -> None:
 
 
 
-def test_no_new_claims_while_lease_renewals_are_refused() -> None:
-    """Under OOM a claim (it starts with a read) can succeed where renewals are refused:
-    the core stops claiming until a renewal goes through again."""
-    clock = [0.0]
-    core = WorkerCore(Keys("q"), WorkerSettings(lease_ms=3000), lambda *a: None,
+def held_core(clock: list[float], **settings: Any) -> tuple[WorkerCore, Registration, InFlight]:
+    """A core holding one running job (id 7), claimed at ``clock[0]``."""
+    core = WorkerCore(Keys("q"), WorkerSettings(lease_ms=3000, **settings), lambda *a: None,
                       clock=lambda: clock[0], upkeep=False)
     reg = Registration("email", 4, lambda job: None, 3000, 2)
     core.add(reg)
     generation = core.resume(reg)
     assert generation is not None
-    first = core.next_claim(reg, generation)
-    assert not isinstance(first, bool)
-    (record,) = core.claimed(first, ["1", "7", ["type", "email", "state", "inactive"]],
+    claim = core.next_claim(reg, generation)
+    assert not isinstance(claim, bool)
+    (record,) = core.claimed(claim, ["1", "7", ["type", "email", "state", "inactive"]],
                              lambda r, i, f: object())
+    assert core.start(record)
+    return core, reg, record
+
+
+def test_no_new_claims_while_lease_renewals_are_refused() -> None:
+    """Under OOM a claim (it starts with a read) can succeed where renewals are refused:
+    the core stops claiming until a renewal goes through again."""
+    clock = [0.0]
+    core, reg, record = held_core(clock)
+    generation = reg.generation
     clock[0] = 1.0
     due = core.next_housekeeping()
     assert not isinstance(due, float) and due.renew_groups == [[record]]
@@ -686,3 +694,16 @@ def test_no_new_claims_while_lease_renewals_are_refused() -> None:
     assert not isinstance(again, float)
     core.housekept(again, [[1]])
     assert not isinstance(core.next_claim(reg, generation), bool)
+
+
+def test_a_flush_reply_that_cannot_be_read_still_settles_its_outcomes() -> None:
+    """A non-iterable status list (a bug somewhere): the error reaches the loop (which
+    reports it), and the outcomes are given up, not counted as on their way for ever (a
+    stop would wait FLUSH_WAIT_S for them)."""
+    core, _, record = held_core([0.0])
+    core.finished(record, True, "", 5)
+    flush = core.next_flush()
+    assert flush is not None and core.flushing == 1
+    with pytest.raises(TypeError):
+        core.flushed(flush, [7])
+    assert core.flushing == 0 and core.drained() and not core.inflight

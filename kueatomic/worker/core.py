@@ -340,37 +340,45 @@ class WorkerCore(HousekeepingRules):
         retry: list[Outcome] = []
         done: list[Outcome] = []
         delayed = False
-        for group, reply in zip(flush.groups, replies):
-            if isinstance(reply, BaseException):
-                if is_outage(reply):
-                    retry.extend(group)
-                else:
-                    self._give_up(group, reply)
-                    done.extend(group)
-                continue
-            if group and group[0].kind == RELEASE:
-                released = [o.record.id for o, status in zip(group, reply) if status == 1]
-                if released:
-                    log.info("Released at shutdown: jobs %s are back in inactive, no attempt "
-                             "used", ", ".join(map(str, released)))
-            for outcome, status in zip(group, reply):
-                if status != 1:  # 1: completed or released, the usual case
-                    status = to_text(status)  # a client without decode_responses: bytes
-                    self._read_status(outcome, status)
-                    delayed = delayed or status == "delayed"
-            done.extend(group)
-        with self.lock:
-            self.flushing -= len(retry) + len(done)
-            self._forget(done)
-            self._retry(retry)
-            if delayed:
-                self.poke_upkeep = True
+        # A reply that cannot be read raises to the loop, which reports it; the outcomes not
+        # read are given up in the finally, never left counted as on their way.
+        read = 0  # groups fully read
+        try:
+            for group, reply in zip(flush.groups, replies):
+                if isinstance(reply, BaseException):
+                    if is_outage(reply):
+                        retry.extend(group)
+                    else:
+                        self._give_up(group, reply)
+                        done.extend(group)
+                    read += 1
+                    continue
+                if group and group[0].kind == RELEASE:
+                    released = [o.record.id for o, status in zip(group, reply) if status == 1]
+                    if released:
+                        log.info("Released at shutdown: jobs %s are back in inactive, no "
+                                 "attempt used", ", ".join(map(str, released)))
+                for outcome, status in zip(group, reply):
+                    if status != 1:  # 1: completed or released, the usual case
+                        status = to_text(status)  # a client without decode_responses: bytes
+                        self._read_status(outcome, status)
+                        delayed = delayed or status == "delayed"
+                done.extend(group)
+                read += 1
+        finally:
+            unread = [outcome for group in flush.groups[read:] for outcome in group]
+            with self.lock:
+                self.flushing -= len(retry) + len(done) + len(unread)
+                self._forget(done + unread)
+                self._retry(retry)
+                if delayed:
+                    self.poke_upkeep = True
+            self.signal(FLUSHED)
         pause = 0.0
         if retry:
             pause = self.loop_failed("flush", next(r for r in replies if is_outage(r)))
         else:
             self.loop_ok("flush")
-        self.signal(FLUSHED)
         if delayed:
             self.signal(WAKE)
         return pause
