@@ -707,3 +707,18 @@ def test_a_flush_reply_that_cannot_be_read_still_settles_its_outcomes() -> None:
     with pytest.raises(TypeError):
         core.flushed(flush, [7])
     assert core.flushing == 0 and core.drained() and not core.inflight
+
+
+def test_a_registration_added_later_wakes_housekeeping_for_its_shorter_lease() -> None:
+    """With upkeep off the housekeeping loop sleeps until the next renewal: a registration
+    with a shorter lease added meanwhile must wake it, or its leases would run out first."""
+    clock, signals = [0.0], []
+    core = WorkerCore(Keys("q"), WorkerSettings(lease_ms=30000), lambda *a: None,
+                      clock=lambda: clock[0], signal=signals.append, upkeep=False)
+    core.add(Registration("slow", 1, lambda job: None, 30000, 1))
+    loop = housekeeping_loop(core)
+    assert next(loop) == Wait("wake", 10.0)
+    clock[0] = 1.0
+    core.add(Registration("fast", 1, lambda job: None, 600, 1))
+    assert "wake" in signals
+    assert loop.send(None) == Wait("wake", pytest.approx(0.2))

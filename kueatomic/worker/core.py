@@ -115,12 +115,15 @@ class WorkerCore(HousekeepingRules):
 
     # --- registrations ------------------------------------------------------------------
     def add(self, reg: Registration) -> None:
+        """A registration starts: its lease joins the renewal schedule at once (WAKE makes a
+        sleeping housekeeping loop look again, so a shorter lease is not renewed too late)."""
         with self.lock:
             self.regs.append(reg)
             self.stopped = False
             if self.upkeep_allowed and self.upkeep_interval_ms is None:
                 self.upkeep_interval_ms = self.settings.upkeep_interval_ms
             self.next_renew = min(self.next_renew, self.clock() + self.renew_every())
+        self.signal(WAKE)
 
     def enable_upkeep(self, interval_ms: int) -> None:
         with self.lock:
