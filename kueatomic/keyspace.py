@@ -42,13 +42,17 @@ KUE_PROMOTION_LOCK = "promotion:lock"  # Node Kue's lock key: unprefixed (kue-wi
 
 class Keys:
     """Key names of one queue. A prefix like ``{q}`` keeps a queue in one cluster slot;
-    ``cluster`` says the queue is on a Redis Cluster, where Node Kue does not run."""
+    ``cluster`` says the queue is on a Redis Cluster, where Node Kue does not run. A shard of
+    a sharded queue (kueatomic/shards.py) issues the ids ``id_offset + 1 + k * id_step``."""
 
-    __slots__ = ("cluster", "prefix")
+    __slots__ = ("cluster", "id_offset", "id_step", "prefix")
 
-    def __init__(self, prefix: str, *, cluster: bool = False) -> None:
+    def __init__(self, prefix: str, *, cluster: bool = False, id_step: int = 1,
+                 id_offset: int = 0) -> None:
         self.prefix = check_prefix(prefix)
         self.cluster = cluster
+        self.id_step = id_step
+        self.id_offset = id_offset
 
     @property
     def kue_locks(self) -> tuple[str, ...]:

@@ -229,7 +229,9 @@ def create_calls(keys: Keys, encoded_jobs: Iterable[Sequence[Any]], chunk: int) 
         args.extend(encoded)
         count += 1
         if count == chunk:
-            yield Call("create_jobs", script_keys, (keys.prefix, count, *args))
+            yield Call("create_jobs", script_keys,
+                       (keys.prefix, count, keys.id_step, keys.id_offset, *args))
             args, count = [], 0
     if count:
-        yield Call("create_jobs", script_keys, (keys.prefix, count, *args))
+        yield Call("create_jobs", script_keys,
+                   (keys.prefix, count, keys.id_step, keys.id_offset, *args))

@@ -1,17 +1,21 @@
 -- name: create_jobs
--- version: 8
+-- version: 9
 -- transition: new -> inactive | delayed
 -- purpose: Create one or many jobs in one call, each written exactly as Kue's save() writes a
 --   new job (hash fields, zsets, one wake-up token per inactive job, "enqueue" event), and index
 --   them for search when asked. All jobs of the call are created or none are.
 -- KEYS:
---   1 ids: <prefix>:ids, the job id counter (one INCRBY per call: ids are consecutive)
+--   1 ids: <prefix>:ids, the job id counter (one INCRBY per call)
 --   2 types: <prefix>:job:types, the set of every job type
 --   3 all_jobs: <prefix>:jobs, every job scored by priority
 -- ARGV:
 --   1 prefix: the queue prefix, e.g. q
 --   2 count: how many jobs follow
---   3.. jobs: per job, in order: type, data (JSON text), priority (integer), max_attempts,
+--   3 id_step: 1 for Kue's ids (the counter's values, consecutive); N for shard `offset` of a
+--     queue sharded over N slots, whose ids are counter * N - N + offset + 1, so a job's id
+--     names its shard ((id - 1) % N) and no two shards issue the same id
+--   4 id_offset: 0..id_step - 1
+--   5.. jobs: per job, in order: type, data (JSON text), priority (integer), max_attempts,
 --     delay (ms, 0 = none), ttl (ms, 0 = none), backoff ("" = none, else Kue's text),
 --     remove_on_complete ("true" or ""), n_texts, then n_texts texts to index for search
 -- Derived keys: <prefix>:job:<id>, <prefix>:jobs:<state>, <prefix>:jobs:<type>:<state>,
@@ -23,13 +27,16 @@
 --@include lib/search.lua
 
 local prefix, count = ARGV[1], int_arg(ARGV[2], 0, 100000)
+local id_step = int_arg(ARGV[3], 1, 1024)
+local id_offset = id_step and int_arg(ARGV[4], 0, id_step - 1)
 local e = check_prefix(prefix)
 if e then return e end
 if not count then return bad_args('count must be an integer 0..100000') end
+if not id_offset then return bad_args('id_step must be 1..1024 and id_offset 0..id_step - 1') end
 e = check_keys({ prefix .. ':ids', prefix .. ':job:types', prefix .. ':jobs' })
 if e then return e end
 -- Check every job before writing anything: the call creates all of them or none.
-local cursor = 3
+local cursor = 5
 for n = 1, count do
   local backoff, remove_on_complete = ARGV[cursor + 6], ARGV[cursor + 7]
   local n_texts = int_arg(ARGV[cursor + 8], 0, 10000)
@@ -51,14 +58,14 @@ local now_text = int_text(now)
 -- Ids are consecutive, as Kue's INCR per job would give them; one INCRBY takes them all.
 local first_id = redis.call('INCRBY', KEYS[1], count) - count + 1
 local ids, inactive, delayed, all_jobs, types = {}, {}, {}, {}, {}
-cursor = 3
+cursor = 5
 for n = 1, count do
   local jtype, data = ARGV[cursor], ARGV[cursor + 1]
   local priority, max_attempts = tonumber(ARGV[cursor + 2]), ARGV[cursor + 3]
   local delay, ttl = tonumber(ARGV[cursor + 4]), tonumber(ARGV[cursor + 5])
   local backoff, remove_on_complete = ARGV[cursor + 6], ARGV[cursor + 7]
   local n_texts = tonumber(ARGV[cursor + 8])
-  local number = first_id + n - 1
+  local number = (first_id + n - 2) * id_step + id_offset + 1
   local id = int_text(number)
   -- Kue's first-save fields; move_many adds state and updated_at in the same HSET.
   local priority_text = int_text(priority)

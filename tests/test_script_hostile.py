@@ -75,7 +75,9 @@ def hand_calls(draw: st.DrawFn) -> tuple[str, list[str], list[str]]:
     name = draw(st.sampled_from(sorted(registry())))
     prefix = draw(st.sampled_from(PREFIXES))
     shapes: dict[str, Any] = {
-        "create_jobs": lambda: ["1", draw(st.sampled_from(TYPES)), draw(st.sampled_from(JSON)),
+        "create_jobs": lambda: ["1", *draw(st.sampled_from([("1", "0"), ("8", "7"), ("2", "2"),
+                                                             ("0", "0"), ("1", "")])),
+                                draw(st.sampled_from(TYPES)), draw(st.sampled_from(JSON)),
                                 draw(st.sampled_from(NUMBERS)), draw(st.sampled_from(NUMBERS)),
                                 draw(st.sampled_from(NUMBERS)), draw(st.sampled_from(NUMBERS)),
                                 draw(st.sampled_from(BACKOFFS)),
