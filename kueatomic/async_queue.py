@@ -30,6 +30,8 @@ from .events import Listener, call_on
 from .job import JobBase
 from .ops import Batch, Plan, Request, T
 from .queue_base import J, QueueBase, parse_job_id
+from .routing import AsyncRoutedDriver
+from .states import parse_state
 
 
 class AsyncDriver:
@@ -147,34 +149,35 @@ class Job(JobBase):
         return await self.queue._save(self)
 
     async def remove(self) -> Job:
-        await self.queue._run(ops.remove(self.queue.keys, self._require_id()))
+        await self.queue._run(ops.remove(*self._located()))
         return self
 
     async def log(self, message: Any, *args: Any) -> Job:
         line = format_log(message, *args)
-        await self.queue._run(ops.add_log(self.queue.keys, self._require_id(), [line]))
+        await self.queue._run(ops.add_log(*self._located(), [line]))
         return self
 
     async def logs(self) -> list[str]:
-        return await self.queue._run(ops.logs(self.queue.keys, self._require_id()))
+        return await self.queue._run(ops.logs(*self._located()))
 
     async def progress(self, completed: float, total: float, data: Any = None) -> Job:
         args = self.queue._progress_args(completed, total, data)
-        plan = ops.set_progress(self.queue.keys, self._require_id(), *args)
+        keys, job_id = self._located()
+        plan = ops.set_progress(keys, job_id, *args)
         self.progress_percent = await self.queue._run(plan)
         self.progress_data = data
         return self
 
     async def set_state(self, state: str, *, job_method: bool = False) -> Job:
         """Kue's ``job.state(state)``; ``job_method`` as in ``ops.set_state``."""
-        plan = ops.set_state(self.queue.keys, self._require_id(), state, job_method)
+        plan = ops.set_state(*self._located(), state, job_method)
         await self.queue._run(plan)
         self.state = state
         return self
 
     async def set_priority(self, level: str | int) -> Job:
         self.priority(level)
-        plan = ops.set_priority(self.queue.keys, self._require_id(), self.priority_value)
+        plan = ops.set_priority(*self._located(), self.priority_value)
         await self.queue._run(plan)
         return self
 
@@ -206,7 +209,11 @@ class AsyncQueue(QueueBase):
 
     def _connect(self) -> None:
         self.client = self.connection.client(ASYNC, primary=True)
-        self.driver = AsyncDriver(self.client, self.connection.where)
+        self.driver: AsyncDriver | AsyncRoutedDriver = AsyncDriver(self.client,
+                                                                   self.connection.where)
+        if self.shards is not None:
+            self.driver = AsyncRoutedDriver(self.shard_drivers(ASYNC, AsyncDriver, self.driver),
+                                            self.connection.where)
         self._listener_loop: asyncio.AbstractEventLoop | None = None
 
     def on(self, event: str, listener: Listener | None = None) -> Any:
@@ -242,6 +249,9 @@ class AsyncQueue(QueueBase):
         hub.set_caller(call)
 
     async def _run(self, plan: Plan[T]) -> T:
+        if self._layout_unchecked:
+            await self.driver.run(self.plans.check_format(self.keys))
+            self._layout_unchecked = False
         return await self.driver.run(plan)
 
     def create(self, job_type: str, data: Any = None) -> Job:
@@ -251,21 +261,21 @@ class AsyncQueue(QueueBase):
         if self.test_mode.record(job):
             return job
         if job.id is None:
-            (job.id,) = await self._run(ops.create(self.keys, [job.encode_create()]))
+            (job.id,) = await self._run(self.plans.create(self.keys, [self.create_block(job)]))
             job.state = "delayed" if job.delay_ms else "inactive"
         else:
-            call = ops.job_call(self.keys, "update_job", job.id, *job.encode_update())
+            call = ops.job_call(self.keys.for_job(job.id), "update_job", job.id, *job.encode_update())
             job.state = await self._run(ops.single(call))
         return job
 
     async def create_bulk(self, specs: list[Any]) -> list[Job | KueError]:
         results, todo, encoded = self.prepare_bulk(specs)
-        ids = await self._run(ops.create(self.keys, encoded))
+        ids = await self._run(self.plans.create(self.keys, encoded))
         return self.finish_bulk(results, todo, ids)
 
     async def get_job(self, job_id: int | str, into: Job | None = None) -> Job:
         number = parse_job_id(job_id)
-        fields = await self._run(ops.get_hash(self.keys, number))
+        fields = await self._run(ops.get_hash(self.keys.for_job(number), number))
         if fields is None:
             raise JobNotFound(f'job "{job_id}" doesnt exist')
         return into.load_fields(number, fields) if into else Job.from_hash(self, number, fields)
@@ -274,10 +284,10 @@ class AsyncQueue(QueueBase):
         return [Job.from_hash(self, i, f) for i, f in pairs]
 
     async def card(self, state: str, job_type: str | None = None) -> int:
-        return await self._run(ops.count(self.state_key(state, job_type)))
+        return await self._run(self.plans.card(self.keys, parse_state(state), job_type))
 
     async def counts(self, job_type: str | None = None) -> dict[str, int]:
-        return await self._run(ops.counts(self.keys, job_type))
+        return await self._run(self.plans.counts(self.keys, job_type))
 
     async def inactive_count(self, job_type: str | None = None) -> int:
         return await self.card("inactive", job_type)
@@ -295,7 +305,7 @@ class AsyncQueue(QueueBase):
         return await self.card("delayed", job_type)
 
     async def state(self, state: str, job_type: str | None = None) -> list[int]:
-        return await self._run(ops.ids_in(self.state_key(state, job_type)))
+        return await self._run(self.plans.state_ids(self.keys, parse_state(state), job_type))
 
     async def inactive(self, job_type: str | None = None) -> list[int]:
         return await self.state("inactive", job_type)
@@ -313,35 +323,36 @@ class AsyncQueue(QueueBase):
         return await self.state("delayed", job_type)
 
     async def range(self, start: int, stop: int, order: str = "asc") -> list[Job]:
-        plan = ops.ranged_hashes(self.keys, self.keys.all_jobs, start, stop, order)
+        plan = self.plans.ranged(self.keys, None, None, start, stop, order)
         return self._jobs(await self._run(plan))
 
     async def range_by_state(self, state: str, start: int, stop: int, order: str = "asc") -> list[Job]:
-        plan = ops.ranged_hashes(self.keys, self.state_key(state), start, stop, order)
+        plan = self.plans.ranged(self.keys, parse_state(state), None, start, stop, order)
         return self._jobs(await self._run(plan))
 
     async def range_by_type(
         self, job_type: str, state: str, start: int, stop: int, order: str = "asc"
     ) -> list[Job]:
-        plan = ops.ranged_hashes(self.keys, self.state_key(state, job_type), start, stop, order)
+        plan = self.plans.ranged(self.keys, parse_state(state), job_type, start, stop, order)
         return self._jobs(await self._run(plan))
 
     async def types(self) -> list[str]:
-        return await self._run(ops.types(self.keys))
+        return await self._run(self.plans.types(self.keys))
 
     async def work_time(self) -> int | None:
-        return await self._run(ops.work_time(self.keys))
+        return await self._run(self.plans.work_time(self.keys))
 
     async def search(self, query: str) -> list[str]:
-        return await self._run(ops.search(self.keys, query))
+        return await self._run(self.plans.search(self.keys, query))
 
     async def job_logs(self, job_id: int | str) -> list[str]:
-        return await self._run(ops.logs(self.keys, parse_job_id(job_id)))
+        number = parse_job_id(job_id)
+        return await self._run(ops.logs(self.keys.for_job(number), number))
 
     async def check_format(self) -> int:
         """The queue's data-format version (``<prefix>:meta``, recorded on first use); raises
         ``IncompatibleFormat`` when it is newer than this kueatomic reads."""
-        return await self._run(ops.check_format(self.keys))
+        return await self._run(self.plans.check_format(self.keys))
 
     async def ping(self) -> bool:
         await self._run(ops.single(ops.Read(("PING",))))

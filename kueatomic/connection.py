@@ -252,6 +252,15 @@ class Connection:
         return _client(option, _module(kind), "FakeAsyncRedis" if kind == ASYNC else "FakeRedis",
                        {} if primary else overrides)
 
+    def with_new_route(self) -> Connection:
+        """This description for another slot (a shard of a sharded queue): on a cluster
+        its clients follow their own slot's master; elsewhere it is this one."""
+        if self.route is None:
+            return self
+        other = Connection(self)
+        other.route = cluster.SlotRoute(self.route.seeds)
+        return other
+
     def sync_client(self, **options: Any) -> Any:
         return self.client(SYNC, **options)
 

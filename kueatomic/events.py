@@ -184,11 +184,13 @@ class Subscriber:
     """A thread holding the SUBSCRIBE to ``<prefix>:events``; re-subscribes after Redis
     restarts or the connection drops, reporting the outage once as an "error" event."""
 
-    def __init__(self, client: Any, channel: str, hub: EventHub, where: str,
+    def __init__(self, client: Any, channel: str | list[str], hub: EventHub, where: str,
                  owns_client: bool = False) -> None:
         self.client = client
         self.owns_client = owns_client
-        self.channel = channel
+        # A sharded queue has a channel per shard; on a cluster PUBLISH reaches every node.
+        self.channels = [channel] if isinstance(channel, str) else list(channel)
+        self.channel = ", ".join(self.channels)
         self.hub = hub
         self.where = where
         self.ready = threading.Event()
@@ -215,7 +217,7 @@ class Subscriber:
             pubsub = None
             try:
                 pubsub = self.client.pubsub()
-                pubsub.subscribe(self.channel)
+                pubsub.subscribe(*self.channels)
                 while not self._stop.is_set():  # wait for the server's confirmation
                     message = pubsub.get_message(timeout=0.2)
                     if message and message.get("type") == "subscribe":

@@ -74,6 +74,7 @@ class JobBase:
         self.backoff_spec: Any = None
         self.remove_on_complete_flag = False
         self.search_key_paths: list[str] | None = None
+        self.shard_key_value: str | None = None
         self.state: str | None = None
         self.progress_percent: int | None = None
         self.progress_data: Any = None
@@ -120,6 +121,15 @@ class JobBase:
         if ms <= 0 or ms > MAX_EXACT_INT:
             raise InvalidArgument(f"ttl must be 1..{MAX_EXACT_INT} ms, not {ms}")
         self.ttl_ms = ms
+        return self
+
+    def shard_key(self, key: str) -> Self:
+        """On a sharded queue, put this job in the shard of ``key``: jobs with the same key
+        share a shard, so they keep their order (priority, then FIFO) among themselves.
+        Without one, new jobs go round robin. Ignored by a queue of one shard."""
+        if not isinstance(key, str) or not key:
+            raise InvalidArgument(f"shard_key must be a non-empty string, not {key!r}")
+        self.shard_key_value = key
         return self
 
     def remove_on_complete(self, flag: bool = True) -> Self:
@@ -188,6 +198,11 @@ class JobBase:
             return ""
         return _backoff.encode(self.backoff_spec)
 
+    def _located(self) -> tuple[Any, int]:
+        """(the keys this job lives under, its id): its shard's, on a sharded queue."""
+        job_id = self._require_id()
+        return self.queue.keys.for_job(job_id), job_id
+
     def _require_id(self) -> int:
         if self.id is None:
             raise InvalidArgument("save() the job first: it has no id yet")
@@ -200,6 +215,7 @@ class JobBase:
         job = cls.__new__(cls)
         job.queue = queue
         job.search_key_paths = None
+        job.shard_key_value = None
         return job.load_fields(job_id, fields)
 
     def load_fields(self, job_id: int, fields: dict[str, str]) -> Self:
@@ -284,29 +300,28 @@ class Job(JobBase):
         return self.queue._save(self)
 
     def remove(self) -> Job:
-        self.queue._run(ops.remove(self.queue.keys, self._require_id()))
+        self.queue._run(ops.remove(*self._located()))
         return self
 
     def log(self, message: Any, *args: Any) -> Job:
         """Append a line formatted like Node's util.format (``%s``, ``%d``, ``%j``...)."""
-        self.queue._run(ops.add_log(self.queue.keys, self._require_id(), [format_log(message, *args)]))
+        self.queue._run(ops.add_log(*self._located(), [format_log(message, *args)]))
         return self
 
     def logs(self) -> list[str]:
-        return self.queue._run(ops.logs(self.queue.keys, self._require_id()))
+        return self.queue._run(ops.logs(*self._located()))
 
     def progress(self, completed: float, total: float, data: Any = None) -> Job:
         """Set progress to min(100, completed*100/total) and publish a progress event."""
         args = self.queue._progress_args(completed, total, data)
-        self.progress_percent = self.queue._run(
-            ops.set_progress(self.queue.keys, self._require_id(), *args)
-        )
+        keys, job_id = self._located()
+        self.progress_percent = self.queue._run(ops.set_progress(keys, job_id, *args))
         self.progress_data = data
         return self
 
     def set_state(self, state: str, *, job_method: bool = False) -> Job:
         """Kue's ``job.state(state)``; ``job_method`` as in ``ops.set_state``."""
-        plan = ops.set_state(self.queue.keys, self._require_id(), state, job_method)
+        plan = ops.set_state(*self._located(), state, job_method)
         self.queue._run(plan)
         self.state = state
         return self
@@ -314,7 +329,7 @@ class Job(JobBase):
     def set_priority(self, level: str | int) -> Job:
         """Change the priority in Redis now (re-scores the job atomically)."""
         self.priority(level)
-        self.queue._run(ops.set_priority(self.queue.keys, self._require_id(), self.priority_value))
+        self.queue._run(ops.set_priority(*self._located(), self.priority_value))
         return self
 
     def refresh(self) -> Job:
@@ -344,6 +359,8 @@ _OPTION_SETTERS = {
     "ttl": "ttl",
     "backoff": "backoff",
     "searchKeys": "search_keys",
+    "shardKey": "shard_key",
+    "shard_key": "shard_key",
     "search_keys": "search_keys",
     "removeOnComplete": "remove_on_complete",
     "remove_on_complete": "remove_on_complete",

@@ -104,6 +104,16 @@ class Keys:
     def state(self, state: str) -> str:
         return f"{self.prefix}:jobs:{state}"
 
+    def zset(self, state: str | None, job_type: str | None = None) -> str:
+        """The sorted set of every job (state None), of a state, or of a type in a state."""
+        if state is None:
+            return self.all_jobs
+        return self.type_state(job_type, state) if job_type else self.state(state)
+
+    def for_job(self, job_id: int | str) -> Keys:
+        """The keys a job lives under: this queue's (a sharded queue picks the shard)."""
+        return self
+
     def type_state(self, job_type: str, state: str) -> str:
         return f"{self.prefix}:jobs:{job_type}:{state}"
 

@@ -104,6 +104,21 @@ def counts(keys: Keys, job_type: str | None = None) -> Plan[dict[str, int]]:
     return {state: int(unwrap(r)) for state, r in zip(STATES, replies)}
 
 
+def card(keys: Keys, state: str, job_type: str | None = None) -> Plan[int]:
+    return (yield from count(keys.zset(state, job_type)))
+
+
+def state_ids(keys: Keys, state: str, job_type: str | None = None) -> Plan[list[int]]:
+    """Ids in a state (of a type), in zset order: priority, then FIFO."""
+    return (yield from ids_in(keys.zset(state, job_type)))
+
+
+def ranged(keys: Keys, state: str | None, job_type: str | None, start: Any, stop: Any,
+           order: str) -> Plan[list[tuple[int, dict[str, str]]]]:
+    """``ranged_hashes`` of every job (state None), a state's, or a type's in a state."""
+    return (yield from ranged_hashes(keys, keys.zset(state, job_type), start, stop, order))
+
+
 def ids_in(key: str, start: int = 0, stop: int = -1) -> Plan[list[int]]:
     replies = yield [Read(("ZRANGE", key, start, stop))]
     return [id_from_zid(member) for member in unwrap(replies[0])]
@@ -150,12 +165,17 @@ def job_call(keys: Keys, script: str, job_id: int | str, *args: Any) -> Call:
 def check_format(keys: Keys) -> Plan[int]:
     """Record this version's data format in ``<prefix>:meta`` (first caller wins) and refuse
     a queue whose stored format is newer than this version reads."""
-    stored = int((yield from single(Call("open_queue", (keys.meta,), (keys.prefix, DATA_FORMAT)))))
+    reply = yield from single(Call("open_queue", (keys.meta,), (keys.prefix, DATA_FORMAT)))
+    stored = int(reply[0])
+    refuse_newer_format(keys, stored)
+    return stored
+
+
+def refuse_newer_format(keys: Keys, stored: int) -> None:
     if stored > DATA_FORMAT:
         raise IncompatibleFormat(
             f"queue {keys.prefix!r} holds data format {stored} ({keys.meta}), newer than the "
             f"{DATA_FORMAT} this kueatomic reads: upgrade kueatomic on this host")
-    return stored
 
 
 # How long a job moved to active by hand is left alone before recovery returns it (nobody

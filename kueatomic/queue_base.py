@@ -8,6 +8,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+from . import ops
+from . import shards as shard_plans
 from .cluster import require_hash_tag
 from .codec import dumps
 from .connection import Connection
@@ -15,7 +17,7 @@ from .errors import InvalidArgument, JobNotFound, KueError
 from .events import EventHub, Listener, Subscriber
 from .job import JobBase
 from .keyspace import Keys, check_prefix
-from .states import parse_state
+from .shards import ShardedKeys
 
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
 J = TypeVar("J", bound=JobBase)
@@ -82,13 +84,22 @@ class QueueBase:
         client_factory: Callable[[], Any] | None = None,
         disable_search: bool = True,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
+        shards: int | None = None,
     ) -> None:
         check_prefix(prefix)
         self.connection = Connection(redis, client_factory)
         on_cluster = self.connection.route is not None
-        if on_cluster:
-            require_hash_tag(prefix)
-        self.keys = Keys(prefix, cluster=on_cluster)
+        # The plans the queue runs: one layout's (kueatomic.ops), or merged over the shards.
+        self.plans: Any = ops
+        self.keys: Any
+        if shards is not None:
+            self.keys = ShardedKeys(prefix, shards, cluster=on_cluster)  # hash-tagged names
+            self.plans = shard_plans
+        else:
+            if on_cluster:
+                require_hash_tag(prefix)
+            self.keys = Keys(prefix, cluster=on_cluster)
+        self._layout_unchecked = shards is not None  # N is recorded and checked on first use
         self.prefix = prefix
         self.disable_search = disable_search
         self.max_payload_bytes = max_payload_bytes
@@ -102,10 +113,27 @@ class QueueBase:
         """Set ``self.client`` and ``self.driver`` (sync or asyncio) from ``self.connection``."""
         raise NotImplementedError
 
+    @property
+    def shards(self) -> int | None:
+        """How many shards the queue is spread over; None for a queue of one layout."""
+        return self.keys.count if isinstance(self.keys, ShardedKeys) else None
+
+    def shard_connections(self) -> dict[str, Connection]:
+        """Each shard prefix's connection: on a cluster each follows its own slot."""
+        return {keys.prefix: self.connection.with_new_route() for keys in self.keys.shards}
+
+    def shard_drivers(self, kind: str, driver_class: Any, own: Any) -> dict[str, Any]:
+        """A driver per shard prefix: the queue's own where every shard is on its Redis,
+        else one per shard on a client that follows that shard's slot."""
+        if self.connection.route is None:
+            return {keys.prefix: own for keys in self.keys.shards}
+        return {prefix: driver_class(connection.client(kind, primary=True), connection.where)
+                for prefix, connection in self.shard_connections().items()}
+
     def like(self, cls: type[Q]) -> Q:
         """A queue of class ``cls`` (the other kind) on the same Redis, prefix and options."""
         return cls(self.prefix, self.connection, disable_search=self.disable_search,
-                   max_payload_bytes=self.max_payload_bytes)
+                   max_payload_bytes=self.max_payload_bytes, shards=self.shards)
 
     # --- events (Kue's queue.on / job.on) --------------------------------------------------
     def on(self, event: str, listener: Listener | None = None) -> Any:
@@ -190,7 +218,7 @@ class QueueBase:
             for index, spec in enumerate(specs):
                 try:
                     job = self.job_from_spec(spec)
-                    block = job.encode_create()
+                    block = self.create_block(job)
                 except KueError as exc:
                     results[index] = exc
                     continue
@@ -199,6 +227,13 @@ class QueueBase:
                 yield block
 
         return results, todo, encoded()
+
+    def create_block(self, job: JobBase) -> Any:
+        """A new job's arguments for ``plans.create``; on a sharded queue, with its shard."""
+        block = job.encode_create()
+        if isinstance(self.keys, ShardedKeys):
+            return self.keys.pick(job.shard_key_value), block
+        return block
 
     @staticmethod
     def finish_bulk(results: list[Any], todo: list[int], ids: list[int]) -> list[Any]:
@@ -218,7 +253,3 @@ class QueueBase:
         if completed < 0:
             raise InvalidArgument(f"progress completed must be >= 0, not {completed!r}")
         return completed, total, "" if data is None else dumps(data, "progress data")
-
-    def state_key(self, state: str, job_type: str | None = None) -> str:
-        parse_state(state)
-        return self.keys.type_state(job_type, state) if job_type else self.keys.state(state)

@@ -17,6 +17,8 @@ from .errors import JobNotFound, KueError
 from .job import Job
 from .ops import Plan, T
 from .queue_base import J, QueueBase, parse_job_id
+from .routing import SyncRoutedDriver
+from .states import parse_state
 
 
 class SyncQueue(QueueBase):
@@ -31,9 +33,15 @@ class SyncQueue(QueueBase):
 
     def _connect(self) -> None:
         self.client = self.connection.client(SYNC, primary=True)
-        self.driver = SyncDriver(self.client, self.connection.where)
+        self.driver: SyncDriver | SyncRoutedDriver = SyncDriver(self.client, self.connection.where)
+        if self.shards is not None:
+            self.driver = SyncRoutedDriver(self.shard_drivers(SYNC, SyncDriver, self.driver),
+                                           self.connection.where)
 
     def _run(self, plan: Plan[T]) -> T:
+        if self._layout_unchecked:
+            self.driver.run(self.plans.check_format(self.keys))
+            self._layout_unchecked = False
         return self.driver.run(plan)
 
     def create(self, job_type: str, data: Any = None) -> Job:
@@ -43,10 +51,10 @@ class SyncQueue(QueueBase):
         if self.test_mode.record(job):
             return job
         if job.id is None:
-            (job.id,) = self._run(ops.create(self.keys, [job.encode_create()]))
+            (job.id,) = self._run(self.plans.create(self.keys, [self.create_block(job)]))
             job.state = "delayed" if job.delay_ms else "inactive"
         else:
-            call = ops.job_call(self.keys, "update_job", job.id, *job.encode_update())
+            call = ops.job_call(self.keys.for_job(job.id), "update_job", job.id, *job.encode_update())
             job.state = self._run(ops.single(call))
         return job
 
@@ -55,13 +63,13 @@ class SyncQueue(QueueBase):
         ``{"type", "data", "options"}`` dict; the answer has, in order, the saved job or the
         ``KueError`` that element raised (the others are still created)."""
         results, todo, encoded = self.prepare_bulk(specs)
-        ids = self._run(ops.create(self.keys, encoded))
+        ids = self._run(self.plans.create(self.keys, encoded))
         return self.finish_bulk(results, todo, ids)
 
     def get_job(self, job_id: int | str, into: Job | None = None) -> Job:
         """Load a job; raises ``JobNotFound`` for an unknown id."""
         number = parse_job_id(job_id)
-        fields = self._run(ops.get_hash(self.keys, number))
+        fields = self._run(ops.get_hash(self.keys.for_job(number), number))
         if fields is None:
             raise JobNotFound(f'job "{job_id}" doesnt exist')
         return into.load_fields(number, fields) if into else Job.from_hash(self, number, fields)
@@ -71,11 +79,12 @@ class SyncQueue(QueueBase):
 
     # --- counts and ids -------------------------------------------------------------------
     def card(self, state: str, job_type: str | None = None) -> int:
-        return self._run(ops.count(self.state_key(state, job_type)))
+        count: int = self._run(self.plans.card(self.keys, parse_state(state), job_type))
+        return count
 
     def counts(self, job_type: str | None = None) -> dict[str, int]:
         """Every state's count in one round trip."""
-        return self._run(ops.counts(self.keys, job_type))
+        return self._run(self.plans.counts(self.keys, job_type))
 
     def inactive_count(self, job_type: str | None = None) -> int:
         return self.card("inactive", job_type)
@@ -94,7 +103,7 @@ class SyncQueue(QueueBase):
 
     def state(self, state: str, job_type: str | None = None) -> list[int]:
         """Ids in a state, in zset order (priority, then FIFO)."""
-        return self._run(ops.ids_in(self.state_key(state, job_type)))
+        return self._run(self.plans.state_ids(self.keys, parse_state(state), job_type))
 
     def inactive(self, job_type: str | None = None) -> list[int]:
         return self.state("inactive", job_type)
@@ -113,36 +122,39 @@ class SyncQueue(QueueBase):
 
     # --- ranges (Kue's ordering: slice by score, then sort the slice by id) ---------------
     def range(self, start: int, stop: int, order: str = "asc") -> list[Job]:
-        return self._jobs(self._run(ops.ranged_hashes(self.keys, self.keys.all_jobs, start, stop, order)))
+        return self._jobs(self._run(self.plans.ranged(self.keys, None, None, start, stop, order)))
 
     def range_by_state(self, state: str, start: int, stop: int, order: str = "asc") -> list[Job]:
-        key = self.state_key(state)
-        return self._jobs(self._run(ops.ranged_hashes(self.keys, key, start, stop, order)))
+        plan = self.plans.ranged(self.keys, parse_state(state), None, start, stop, order)
+        return self._jobs(self._run(plan))
 
     def range_by_type(
         self, job_type: str, state: str, start: int, stop: int, order: str = "asc"
     ) -> list[Job]:
-        key = self.state_key(state, job_type)
-        return self._jobs(self._run(ops.ranged_hashes(self.keys, key, start, stop, order)))
+        plan = self.plans.ranged(self.keys, parse_state(state), job_type, start, stop, order)
+        return self._jobs(self._run(plan))
 
     def types(self) -> list[str]:
-        return self._run(ops.types(self.keys))
+        return self._run(self.plans.types(self.keys))
 
     def work_time(self) -> int | None:
         """Total ms spent by completed jobs (``<prefix>:stats:work-time``), None if none yet."""
-        return self._run(ops.work_time(self.keys))
+        total: int | None = self._run(self.plans.work_time(self.keys))
+        return total
 
     def search(self, query: str) -> list[str]:
         """Ids (strings, best match first) of jobs whose indexed text has every query word."""
-        return self._run(ops.search(self.keys, query))
+        return self._run(self.plans.search(self.keys, query))
 
     def job_logs(self, job_id: int | str) -> list[str]:
-        return self._run(ops.logs(self.keys, parse_job_id(job_id)))
+        number = parse_job_id(job_id)
+        return self._run(ops.logs(self.keys.for_job(number), number))
 
     def check_format(self) -> int:
         """The queue's data-format version (``<prefix>:meta``, recorded on first use); raises
         ``IncompatibleFormat`` when it is newer than this kueatomic reads."""
-        return self._run(ops.check_format(self.keys))
+        stored: int = self._run(self.plans.check_format(self.keys))
+        return stored
 
     def ping(self) -> bool:
         """Raise ``RedisUnavailable`` if Redis cannot be reached."""

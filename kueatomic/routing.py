@@ -1,0 +1,103 @@
+"""Drivers of a sharded queue (kueatomic/shards.py): each batch is split by the shard its
+requests name, each part goes to that shard's driver (the shard's node on a cluster), and
+the replies come back in request order. On one Redis every shard shares one driver, so a
+batch stays one pipeline.
+
+A part that fails (its node unreachable) fails the whole batch, as a lost connection does
+on one Redis, although the other parts ran: a bulk create then reports an error for jobs
+that other shards created, the same "maybe created" a lost reply means everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any, cast
+
+from .ops import Batch, Call, Plan, Request, T
+
+
+def prefix_of(request: Request) -> str:
+    """The queue prefix a request is for: its first key's first segment (prefixes hold no
+    ':'), or a script's prefix argument when it declares no key."""
+    if isinstance(request, Call):
+        name = request.keys[0] if request.keys else request.args[0]
+    else:
+        name = request.command[1]
+    return str(name).split(":", 1)[0]
+
+
+def split(batch: Sequence[Request], drivers: dict[str, Any]) -> list[tuple[Any, list[int]]]:
+    """(driver, positions in the batch) for each driver the batch needs, in first-use order."""
+    parts: dict[int, tuple[Any, list[int]]] = {}
+    for position, request in enumerate(batch):
+        driver = drivers[prefix_of(request)]
+        parts.setdefault(id(driver), (driver, []))[1].append(position)
+    return list(parts.values())
+
+
+def join(size: int, parts: list[tuple[list[int], list[Any]]]) -> list[Any]:
+    replies: list[Any] = [None] * size
+    for positions, answers in parts:
+        for position, reply in zip(positions, answers):
+            replies[position] = reply
+    return replies
+
+
+class SyncRoutedDriver:
+    """Runs plans over the shards' sync drivers (``{shard prefix: SyncDriver}``)."""
+
+    def __init__(self, drivers: dict[str, Any], where: str) -> None:
+        self.drivers = drivers
+        self.where = where
+
+    def run(self, plan: Plan[T]) -> T:
+        try:
+            batch = next(plan)
+            while True:
+                batch = plan.send(self.execute(batch))
+        except StopIteration as stop:
+            return cast(T, stop.value)
+
+    def execute(self, batch: Batch) -> list[Any]:
+        requests = list(batch)
+        parts = split(requests, self.drivers)
+        if len(parts) <= 1:
+            return parts[0][0].execute(requests) if parts else []
+        return join(len(requests), [
+            (positions, driver.execute([requests[p] for p in positions]))
+            for driver, positions in parts])
+
+    def load_all(self) -> None:
+        for driver in {id(d): d for d in self.drivers.values()}.values():
+            driver.load_all()
+
+
+class AsyncRoutedDriver:
+    """``SyncRoutedDriver`` over asyncio drivers; the parts are sent concurrently."""
+
+    def __init__(self, drivers: dict[str, Any], where: str) -> None:
+        self.drivers = drivers
+        self.where = where
+
+    async def run(self, plan: Plan[T]) -> T:
+        try:
+            batch = next(plan)
+            while True:
+                batch = plan.send(await self.execute(batch))
+        except StopIteration as stop:
+            return cast(T, stop.value)
+
+    async def execute(self, batch: Batch) -> list[Any]:
+        requests = list(batch)
+        parts = split(requests, self.drivers)
+        if len(parts) <= 1:
+            return await parts[0][0].execute(requests) if parts else []
+        answers = await asyncio.gather(*(driver.execute([requests[p] for p in positions])
+                                         for driver, positions in parts))
+        return join(len(requests), [(positions, replies)
+                                    for (_, positions), replies in zip(parts, answers)])
+
+    async def load_all(self) -> None:
+        for driver in {id(d): d for d in self.drivers.values()}.values():
+            await driver.load_all()
