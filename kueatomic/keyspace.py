@@ -114,6 +114,11 @@ class Keys:
         """The keys a job lives under: this queue's (a sharded queue picks the shard)."""
         return self
 
+    @property
+    def layouts(self) -> tuple[Keys, ...]:
+        """Every Kue layout of the queue: this one (a sharded queue has one per shard)."""
+        return (self,)
+
     def type_state(self, job_type: str, state: str) -> str:
         return f"{self.prefix}:jobs:{job_type}:{state}"
 

@@ -68,6 +68,10 @@ class ShardedKeys:
             return next(self._next) % self.count
 
     @property
+    def layouts(self) -> tuple[Keys, ...]:
+        return tuple(self.shards)
+
+    @property
     def events(self) -> list[str]:
         return [keys.events for keys in self.shards]
 

@@ -56,14 +56,14 @@ def _range_args(request: Request) -> tuple[int, int, str]:
 
 async def job_range(request: Request) -> Response:
     gateway = _gateway(request)
-    return _json(await gateway.range(gateway.keys.all_jobs, *_range_args(request)))
+    return _json(await gateway.range(None, None, *_range_args(request)))
 
 
 async def job_type_range(request: Request) -> Response:
     gateway = _gateway(request)
     params = request.path_params
-    zset = gateway.keys.type_state(params["type"], parse_state(params["state"]))
-    return _json(await gateway.range(zset, *_range_args(request)))
+    return _json(await gateway.range(parse_state(params["state"]), params["type"],
+                                     *_range_args(request)))
 
 
 async def job_type_state_stats(request: Request) -> Response:
@@ -73,8 +73,8 @@ async def job_type_state_stats(request: Request) -> Response:
 
 async def job_state_range(request: Request) -> Response:
     gateway = _gateway(request)
-    zset = gateway.keys.state(parse_state(request.path_params["state"]))
-    return _json(await gateway.range(zset, *_range_args(request)))
+    state = parse_state(request.path_params["state"])
+    return _json(await gateway.range(state, None, *_range_args(request)))
 
 
 async def types(request: Request) -> Response:

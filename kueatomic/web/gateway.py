@@ -71,25 +71,31 @@ def job_number(text: str) -> int:
 
 # --- read plans the API needs beyond kueatomic.ops (each one round trip) ------------------
 
-def stats_plan(keys: Keys) -> Plan[dict[str, Any]]:
-    """Kue's /stats: the five counts and workTime, one pipelined round trip."""
-    replies = yield [*(Read(("ZCARD", keys.state(s))) for s in _STATS_ORDER),
-                     Read(("GET", keys.work_time))]
+def stats_plan(keys: Any) -> Plan[dict[str, Any]]:
+    """Kue's /stats: the five counts and workTime, one pipelined round trip (summed over
+    the shards of a sharded queue)."""
+    layouts = keys.layouts
+    replies = yield [*(Read(("ZCARD", k.state(s))) for s in _STATS_ORDER for k in layouts),
+                     *(Read(("GET", k.work_time)) for k in layouts)]
     values = [ops.unwrap(r) for r in replies]
-    out: dict[str, Any] = {f"{s}Count": int(v) for s, v in zip(_STATS_ORDER, values)}
-    work = values[-1]
-    out["workTime"] = None if work is None else int(to_text(work))
+    out: dict[str, Any] = {}
+    for index, state in enumerate(_STATS_ORDER):
+        out[f"{state}Count"] = sum(int(v) for v in values[index * len(layouts):][:len(layouts)])
+    works = [int(to_text(v)) for v in values[len(_STATS_ORDER) * len(layouts):] if v is not None]
+    out["workTime"] = sum(works) if works else None
     return out
 
 
-def type_stats_plan(keys: Keys) -> Plan[dict[str, dict[str, int]]]:
+def type_stats_plan(keys: Any, plans: Any) -> Plan[dict[str, dict[str, int]]]:
     """Counts per type and state: {"email": {"inactive": 2, ...}, ...} (two round trips)."""
-    job_types = sorted((yield from ops.types(keys)))
+    job_types = sorted((yield from plans.types(keys)))
     if not job_types:
         return {}
-    replies = yield [Read(("ZCARD", keys.type_state(t, s))) for t in job_types for s in STATES]
+    layouts = keys.layouts
+    replies = yield [Read(("ZCARD", k.type_state(t, s)))
+                     for t in job_types for s in STATES for k in layouts]
     counts = iter(int(ops.unwrap(r)) for r in replies)
-    return {t: {s: next(counts) for s in STATES} for t in job_types}
+    return {t: {s: sum(next(counts) for _ in layouts) for s in STATES} for t in job_types}
 
 
 def job_log_plan(keys: Keys, job_id: int) -> Plan[list[str] | None]:
@@ -106,7 +112,8 @@ class Gateway:
 
     def __init__(self, queue: Any) -> None:
         self.queue = queue
-        self.keys: Keys = queue.keys
+        self.keys: Any = queue.keys  # Keys, or ShardedKeys for a sharded queue
+        self.plans: Any = queue.plans
         self.is_async = isinstance(queue, AsyncQueue)
 
     @property
@@ -115,8 +122,8 @@ class Gateway:
 
     async def run(self, plan: Plan[T]) -> T:
         if self.is_async:
-            return await self.queue.driver.run(plan)  # type: ignore[no-any-return]
-        return await run_in_threadpool(self.queue.driver.run, plan)
+            return await self.queue._run(plan)  # type: ignore[no-any-return]
+        return await run_in_threadpool(self.queue._run, plan)
 
     def _job(self, job_id: int, fields: dict[str, str]) -> JobBase:
         return JobBase.from_hash(self.queue, job_id, fields)
@@ -126,50 +133,52 @@ class Gateway:
         return await self.run(stats_plan(self.keys))
 
     async def type_stats(self) -> dict[str, dict[str, int]]:
-        return await self.run(type_stats_plan(self.keys))
+        return await self.run(type_stats_plan(self.keys, self.plans))
 
     async def types(self) -> list[str]:
-        return await self.run(ops.types(self.keys))
+        return await self.run(self.plans.types(self.keys))
 
     async def count(self, job_type: str, state: str) -> int:
-        return await self.run(ops.count(self.keys.type_state(job_type, parse_state(state))))
+        return await self.run(self.plans.card(self.keys, parse_state(state), job_type))
 
-    async def range(self, zset: str, start: int, stop: int, order: str) -> list[dict[str, Any]]:
-        """Kue's Job.range ordering (slice by score, sort the slice by id), as toJSON dicts."""
-        pairs = await self.run(ops.ranged_hashes(self.keys, zset, start, stop, order))
+    async def range(self, state: str | None, job_type: str | None, start: int, stop: int,
+                    order: str) -> list[dict[str, Any]]:
+        """Kue's Job.range ordering (slice by score, sort the slice by id), as toJSON dicts,
+        of every job (state None), a state's, or a type's in a state."""
+        pairs = await self.run(self.plans.ranged(self.keys, state, job_type, start, stop, order))
         return [self._job(i, f).to_json() for i, f in pairs]
 
     async def job(self, job_id: int, as_text: str) -> dict[str, Any]:
-        fields = await self.run(ops.get_hash(self.keys, job_id))
+        fields = await self.run(ops.get_hash(self.keys.for_job(job_id), job_id))
         if fields is None:
             raise JobNotFound(f'job "{as_text}" doesnt exist')
         return self._job(job_id, fields).to_json(id_as_string=True)
 
     async def log(self, job_id: int, as_text: str) -> list[str]:
-        lines = await self.run(job_log_plan(self.keys, job_id))
+        lines = await self.run(job_log_plan(self.keys.for_job(job_id), job_id))
         if lines is None:
             raise JobNotFound(f'job "{as_text}" doesnt exist')
         return lines
 
     async def search(self, query: str) -> list[str]:
-        return await self.run(ops.search(self.keys, query))
+        return await self.run(self.plans.search(self.keys, query))
 
     # --- writes (one Lua script each) ------------------------------------------------------
     async def set_state(self, job_id: int, state: str) -> None:
-        await self.run(ops.set_state(self.keys, job_id, state))
+        await self.run(ops.set_state(self.keys.for_job(job_id), job_id, state))
 
     async def set_priority(self, job_id: int, priority: int) -> None:
-        await self.run(ops.set_priority(self.keys, job_id, priority))
+        await self.run(ops.set_priority(self.keys.for_job(job_id), job_id, priority))
 
     async def remove(self, job_id: int) -> None:
-        await self.run(ops.remove(self.keys, job_id))
+        await self.run(ops.remove(self.keys.for_job(job_id), job_id))
 
     async def create(self, specs: list[Any]) -> list[Any]:
         """Bulk create: each element the new id or the KueError it raised, in order; all the
         valid jobs are created in one round trip."""
         results: list[Any]
         results, todo, encoded = self.queue.prepare_bulk(specs)
-        ids = await self.run(ops.create(self.keys, encoded))
+        ids = await self.run(self.plans.create(self.keys, encoded))
         for index, job_id in zip(todo, ids):
             results[index] = job_id
         return results
