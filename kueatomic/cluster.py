@@ -246,6 +246,36 @@ class AsyncSlotPool(_FollowsRoute, redis_async.ConnectionPool):
             raise
 
 
+class SyncSlotClient(redis_sync.Redis):
+    """A client of the slot's master that follows a MOVED reply to a command sent directly
+    (``queue.client.hgetall(...)``); the drivers handle MOVED for scripts themselves."""
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        try:
+            return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        except redis_sync.exceptions.MovedError as moved:
+            _follow(self, moved)
+            return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+
+
+class AsyncSlotClient(redis_async.Redis):
+    """``SyncSlotClient`` for asyncio."""
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        except redis_sync.exceptions.MovedError as moved:
+            _follow(self, moved)
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+
+
+def _follow(client: Any, moved: redis_sync.exceptions.MovedError) -> None:
+    route = route_of(client)
+    if route is None:
+        raise moved
+    route.moved(moved.host, moved.port)
+
+
 def slot_client(route: SlotRoute, asynchronous: bool, overrides: dict[str, Any]) -> Any:
     """A client of the master that owns the route's slot (replies decoded as elsewhere)."""
     module = redis_async if asynchronous else redis_sync
@@ -257,9 +287,11 @@ def slot_client(route: SlotRoute, asynchronous: bool, overrides: dict[str, Any])
     max_connections = kwargs.pop("max_connections", None)
     if route.seeds.tls:
         kwargs["connection_class"] = module.SSLConnection
-    pool_class = AsyncSlotPool if asynchronous else SyncSlotPool
-    pool = pool_class(route, max_connections=max_connections, **kwargs)
-    return module.Redis(connection_pool=pool)
+    if asynchronous:
+        return AsyncSlotClient(connection_pool=AsyncSlotPool(
+            route, max_connections=max_connections, **kwargs))
+    return SyncSlotClient(connection_pool=SyncSlotPool(
+        route, max_connections=max_connections, **kwargs))
 
 
 def route_of(client: Any) -> SlotRoute | None:

@@ -17,6 +17,7 @@ from kueatomic import Queue, aio
 
 from .fault_proxy import FaultProxy
 from .kue_node import KueNode, kue_node_modules
+from .redis_cluster import RedisCluster, missing_binaries
 from .redis_server import INSTALL_HINT, RedisServer, redis_server_binary, require_redis
 
 
@@ -48,12 +49,58 @@ def real_redis_url(redis_server: RedisServer) -> str:
     return redis_server.url
 
 
-@pytest.fixture(params=["fake", "real"])
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """The session's private 3-master Redis Cluster (started on first use)."""
+    missing = missing_binaries()
+    if missing:
+        _skip_or_fail(missing)
+    cluster = RedisCluster(masters=3).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: RedisCluster) -> str:
+    """The session cluster's redis+cluster:// URL, every master flushed (ours, never 6379)."""
+    redis_cluster.flushall(scripts=True)
+    return redis_cluster.url
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``backend`` runs each test on fakeredis and the real server; in a module that sets
+    ``ON_CLUSTER = True`` also on the session's cluster (a test marked ``no_cluster`` not),
+    unless the test parametrizes ``backend`` itself."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    for marker in metafunc.definition.iter_markers("parametrize"):
+        names = marker.args[0]
+        if "backend" in ([n.strip() for n in names.split(",")] if isinstance(names, str) else names):
+            return
+    params = ["fake", "real"]
+    if getattr(metafunc.module, "ON_CLUSTER", False) and \
+            metafunc.definition.get_closest_marker("no_cluster") is None:
+        params.append("cluster")
+    metafunc.parametrize("backend", params, indirect=True)
+
+
+@pytest.fixture
 def backend(request: pytest.FixtureRequest) -> str:
-    """A Redis URL for an empty keyspace on fakeredis[lua] or on the real redis-server."""
+    """A Redis URL for an empty keyspace on fakeredis[lua], the real redis-server or the
+    session's Redis Cluster (``redis+cluster://``; queues there need a hash-tagged prefix,
+    which ``make_queue`` / ``make_aqueue`` / ``queue_prefix`` give them)."""
     if request.param == "fake":
         return f"memory://test-{uuid.uuid4().hex}"
+    if request.param == "cluster":
+        return str(request.getfixturevalue("cluster_url"))
     return str(request.getfixturevalue("real_redis_url"))
+
+
+def queue_prefix(backend: str, prefix: str = "q") -> str:
+    """``prefix``, or ``{prefix}`` on a cluster, where a queue must live in one slot."""
+    if backend.startswith("redis+cluster://") and "{" not in prefix:
+        return f"{{{prefix}}}"
+    return prefix
 
 
 @pytest.fixture
@@ -62,6 +109,8 @@ def make_queue(backend: str) -> Iterator[Callable[..., Queue]]:
 
     def make(**options: Any) -> Queue:
         options.setdefault("redis", backend)
+        if isinstance(options["redis"], str) and options.get("shards") is None:
+            options["prefix"] = queue_prefix(options["redis"], options.get("prefix", "q"))
         queue = Queue(**options)
         made.append(queue)
         return queue
@@ -80,6 +129,8 @@ def queue(make_queue: Callable[..., Queue]) -> Queue:
 def make_aqueue(backend: str) -> Callable[..., aio.Queue]:
     def make(**options: Any) -> aio.Queue:
         options.setdefault("redis", backend)
+        if isinstance(options["redis"], str) and options.get("shards") is None:
+            options["prefix"] = queue_prefix(options["redis"], options.get("prefix", "q"))
         return aio.Queue(**options)
 
     return make

@@ -26,7 +26,10 @@ from kueatomic import (
 )
 from kueatomic.keyspace import zid
 
+from .conftest import queue_prefix
 from .keydump import dump_keys
+
+ON_CLUSTER = True  # the backend fixture also runs these tests on a Redis Cluster
 
 
 def test_create_and_get_round_trip(queue: Queue) -> None:
@@ -60,7 +63,7 @@ def test_to_json_has_kues_shape(queue: Queue) -> None:
                                          ("high", -10), ("critical", -15), (7, 7), ("-3", -3)])
 def test_priorities(queue: Queue, level: Any, score: int) -> None:
     job = queue.create("t").priority(level).save()
-    assert queue.client.zscore("q:jobs:t:inactive", zid(job.id)) == score
+    assert queue.client.zscore(f"{queue.prefix}:jobs:t:inactive", zid(job.id)) == score
 
 
 @pytest.mark.parametrize("build,error", [
@@ -137,20 +140,20 @@ def test_unknown_state_is_refused(queue: Queue) -> None:
 
 def test_state_changes_move_every_set_and_tokens(queue: Queue) -> None:
     job = queue.create("email", {}).priority("high").save()
-    assert queue.client.lrange("q:email:jobs", 0, -1) == ["1"]
+    assert queue.client.lrange(f"{queue.prefix}:email:jobs", 0, -1) == ["1"]
     job.active()
-    assert queue.client.llen("q:email:jobs") == 0
-    assert queue.client.zscore("q:jobs:active", zid(1)) == -10  # -|priority| without ttl
+    assert queue.client.llen(f"{queue.prefix}:email:jobs") == 0
+    assert queue.client.zscore(f"{queue.prefix}:jobs:active", zid(1)) == -10  # -|priority| without ttl
     job.complete()
     assert queue.get_job(1).progress_percent == 100
     job.failed()
     assert queue.get_job(1).failed_at is not None
     job.delayed()
     created = queue.get_job(1).created_at
-    assert queue.client.zscore("q:jobs:delayed", zid(1)) == created  # promote_at = created_at
+    assert queue.client.zscore(f"{queue.prefix}:jobs:delayed", zid(1)) == created  # promote_at = created_at
     job.inactive()
     job.inactive()  # re-entering inactive keeps exactly one token
-    assert queue.client.llen("q:email:jobs") == 1
+    assert queue.client.llen(f"{queue.prefix}:email:jobs") == 1
     for state in kueatomic.STATES:
         expected = 1 if state == "inactive" else 0
         assert queue.card(state) == expected and queue.card(state, "email") == expected
@@ -160,7 +163,7 @@ def test_state_changes_move_every_set_and_tokens(queue: Queue) -> None:
 def test_active_score_uses_ttl_deadline(queue: Queue) -> None:
     job = queue.create("t").ttl(5000).save()
     job.active()
-    score = queue.client.zscore("q:jobs:active", zid(job.id))
+    score = queue.client.zscore(f"{queue.prefix}:jobs:active", zid(job.id))
     assert score >= queue.get_job(job.id).updated_at + 5000
 
 
@@ -170,7 +173,7 @@ def test_priority_change_reorders_dequeue(queue: Queue) -> None:
     jobs[2].set_priority("critical")
     assert queue.inactive("t") == [3, 1, 2]
     assert queue.get_job(3).priority_value == -15
-    assert queue.client.zscore("q:jobs", zid(3)) == -15
+    assert queue.client.zscore(f"{queue.prefix}:jobs", zid(3)) == -15
 
 
 def test_fifo_within_a_priority_across_digit_counts(queue: Queue) -> None:
@@ -185,7 +188,7 @@ def test_update_resaves_data_priority_and_delay(queue: Queue) -> None:
     loaded = queue.get_job(job.id)
     assert loaded.data == {"v": 2} and loaded.priority_value == 10
     assert loaded.promote_at == loaded.created_at + 3000
-    assert loaded.state == "inactive" and queue.client.llen("q:t:jobs") == 1
+    assert loaded.state == "inactive" and queue.client.llen(f"{queue.prefix}:t:jobs") == 1
 
 
 def test_remove_deletes_every_trace(make_queue: Callable[..., Queue]) -> None:
@@ -195,10 +198,10 @@ def test_remove_deletes_every_trace(make_queue: Callable[..., Queue]) -> None:
     other = queue.create("email", {"title": "other"}).save()
     job.remove()
     keys = dump_keys(queue.client)
-    assert "q:job:1" not in keys and "q:job:1:log" not in keys
-    assert "q:search:object:1" not in keys
+    assert f"{queue.prefix}:job:1" not in keys and f"{queue.prefix}:job:1:log" not in keys
+    assert f"{queue.prefix}:search:object:1" not in keys
     assert all("01|1" not in json.dumps(v["value"]) for v in keys.values())
-    assert queue.client.lrange("q:email:jobs", 0, -1) == ["1"]  # only other's token
+    assert queue.client.lrange(f"{queue.prefix}:email:jobs", 0, -1) == ["1"]  # only other's token
     assert queue.inactive() == [other.id]
 
 
@@ -269,13 +272,13 @@ def test_bulk_reports_per_job_errors(queue: Queue) -> None:
         1, "InvalidArgument", 2, 3, "InvalidArgument", "InvalidArgument"]
     assert "Must provide job type" in str(results[1])
     assert queue.get_job(2).max_attempts == 3 and queue.get_job(2).priority_value == -10
-    assert queue.inactive_count() == 3 and queue.client.llen("q:email:jobs") == 2
+    assert queue.inactive_count() == 3 and queue.client.llen(f"{queue.prefix}:email:jobs") == 2
 
 
 def test_bulk_of_many_spans_several_script_calls(queue: Queue) -> None:
     results = queue.create_bulk([{"type": "t", "data": {"n": n}} for n in range(2500)])
     assert [r.id for r in results] == list(range(1, 2501))
-    assert queue.inactive_count("t") == 2500 and queue.client.llen("q:t:jobs") == 2500
+    assert queue.inactive_count("t") == 2500 and queue.client.llen(f"{queue.prefix}:t:jobs") == 2500
 
 
 def test_bulk_is_streamed_in_chunks_and_reloads_flushed_scripts(
@@ -292,7 +295,7 @@ def test_bulk_is_streamed_in_chunks_and_reloads_flushed_scripts(
     assert len(loads) == 1  # three refused calls, one SCRIPT LOAD
     assert [r.id for r in results if isinstance(r, kueatomic.Job)] == list(range(2, 251))
     assert isinstance(results[150], InvalidArgument)
-    assert queue.inactive_count("t") == 250 and queue.client.llen("q:t:jobs") == 250
+    assert queue.inactive_count("t") == 250 and queue.client.llen(f"{queue.prefix}:t:jobs") == 250
 
 
 class _ExplodingSpec(dict):  # type: ignore[type-arg]
@@ -307,7 +310,7 @@ def test_bulk_stream_broken_by_a_bug_leaves_the_connection_usable(queue: Queue) 
         queue.create_bulk(specs)  # two chunks were already sent, their replies unread
     job = queue.create("t").save()
     assert queue.get_job(job.id).type == "t"
-    assert queue.inactive_count("t") == queue.client.llen("q:t:jobs") == len(queue.inactive())
+    assert queue.inactive_count("t") == queue.client.llen(f"{queue.prefix}:t:jobs") == len(queue.inactive())
 
 
 def test_search_when_enabled(make_queue: Callable[..., Queue]) -> None:
@@ -340,6 +343,7 @@ def test_test_mode_records_without_writing(queue: Queue) -> None:
     assert len(queue.test_mode.jobs) == 1
 
 
+@pytest.mark.no_cluster  # a queue of its own, without a hash tag
 def test_create_queue_alias(backend: str) -> None:
     queue = kueatomic.create_queue(prefix="other", redis=backend)
     job = queue.create("t").save()
@@ -418,21 +422,22 @@ def backoff_for_test(attempts: int, delay: int) -> int:
 
 def test_backoff_specs_survive_a_reload_and_resave(queue: Queue) -> None:
     fn_job = queue.create("t").backoff(backoff_for_test).save()
-    stored = queue.client.hget(f"q:job:{fn_job.id}", "backoff")
+    stored = queue.client.hget(f"{queue.prefix}:job:{fn_job.id}", "backoff")
     assert json.loads(stored) == {"type": "function", "name": f"{__name__}:backoff_for_test"}
     assert kueatomic.backoff.lookup(f"{__name__}:backoff_for_test") is backoff_for_test
     loaded = queue.get_job(fn_job.id)
     loaded.update()
-    assert queue.client.hget(f"q:job:{fn_job.id}", "backoff") == stored
+    assert queue.client.hget(f"{queue.prefix}:job:{fn_job.id}", "backoff") == stored
     js_source = "function (attempts, delay) { return attempts * 1000; }"
     node_job = queue.create("t").save()
-    queue.client.hset(f"q:job:{node_job.id}", "backoff", js_source)  # as Node Kue stores one
+    queue.client.hset(f"{queue.prefix}:job:{node_job.id}", "backoff", js_source)  # as Node Kue stores one
     queue.get_job(node_job.id).update()
-    assert queue.client.hget(f"q:job:{node_job.id}", "backoff") == js_source
+    assert queue.client.hget(f"{queue.prefix}:job:{node_job.id}", "backoff") == js_source
     true_job = queue.create("t").backoff(True).save()
     assert queue.get_job(true_job.id).backoff_spec is True
 
 
+@pytest.mark.no_cluster  # a queue of its own, without a hash tag
 def test_client_factory_is_used(backend: str) -> None:
     from kueatomic.connection import sync_client
 
@@ -450,10 +455,11 @@ def test_client_factory_is_used(backend: str) -> None:
 def test_cli_stats_prints_counts(backend: str, capsys: Any) -> None:
     from kueatomic.cli import main
 
-    queue = Queue(redis=backend)
+    prefix = queue_prefix(backend)
+    queue = Queue(prefix, redis=backend)
     queue.create("email").save()
     queue.create("video").delay(10_000).save()
-    assert main(["stats", "-r", backend]) == 0
+    assert main(["stats", "-r", backend, "-q", prefix]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["counts"]["inactive"] == 1 and out["types"]["video"]["delayed"] == 1
     assert main(["stats", "-r", "redis://127.0.0.1:1/0"]) == 2
@@ -476,7 +482,7 @@ def test_absurd_numbers_are_refused(queue: Queue) -> None:
 
 def test_a_job_whose_type_has_a_colon_can_be_read(queue: Queue) -> None:
     job = queue.create("t").save()
-    queue.client.eval("redis.call('HSET', KEYS[1], 'type', 'node:made')", 1, f"q:job:{job.id}")
+    queue.client.eval("redis.call('HSET', KEYS[1], 'type', 'node:made')", 1, f"{queue.prefix}:job:{job.id}")
     assert queue.get_job(job.id).type == "node:made"
     assert [j.type for j in queue.range(0, -1)] == ["node:made"]
     with pytest.raises(InvalidArgument):
@@ -486,7 +492,7 @@ def test_a_job_whose_type_has_a_colon_can_be_read(queue: Queue) -> None:
 def test_a_job_from_its_hash_has_every_field_a_new_job_has(queue: Queue) -> None:
     """from_hash skips __init__: load_fields must set everything __init__ would."""
     saved = queue.create("t", {"x": 1}).save()
-    fields = queue.client.hgetall(f"q:job:{saved.id}")
+    fields = queue.client.hgetall(f"{queue.prefix}:job:{saved.id}")
     loaded = kueatomic.Job.from_hash(queue, saved.id, fields)
     assert set(vars(loaded)) == set(vars(queue.create("t")))
     assert (loaded.type, loaded.data, loaded.state) == ("t", {"x": 1}, "inactive")

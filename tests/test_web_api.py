@@ -19,6 +19,8 @@ from kueatomic.web import create_app
 
 from .web_helpers import TestClient, app_with_a_bug, client_for, make_app
 
+ON_CLUSTER = True  # the backend fixture also runs these tests on a Redis Cluster
+
 JSON_TYPE = "application/json; charset=utf-8"
 
 
@@ -137,7 +139,7 @@ def test_unknown_state_is_refused_not_created(client: TestClient, queue: Queue) 
     assert "unknown state" in error(client.get("/jobs/email/bogus/0..10"), 400)
     assert "unknown state" in error(client.get("/jobs/email/bogus/stats"), 400)
     assert "unknown state" in error(client.put(f"/job/{job_id}/state/bogus"), 400)
-    assert not queue.client.keys("q:jobs:*bogus*")
+    assert not queue.client.keys(f"{queue.prefix}:jobs:*bogus*")
     assert queue.get_job(job_id).state == "inactive"
 
 
@@ -163,7 +165,7 @@ def test_get_job_has_string_id(client: TestClient, queue: Queue) -> None:
 
 def test_a_job_node_kue_typed_with_a_colon_is_served(client: TestClient, queue: Queue) -> None:
     job_id = add(queue, title="hello")
-    queue.client.hset(f"q:job:{job_id}", "type", "node:made")  # Kue accepts any type name
+    queue.client.hset(f"{queue.prefix}:job:{job_id}", "type", "node:made")  # Kue accepts any type name
     assert ok(client.get(f"/job/{job_id}"))["type"] == "node:made"
     assert [job["type"] for job in ok(client.get("/jobs/0..-1"))] == ["node:made"]
 
@@ -200,7 +202,7 @@ def test_put_priority(client: TestClient, queue: Queue, given: str, stored: int)
     job_id = add(queue)
     assert ok(client.put(f"/job/{job_id}/priority/{given}")) == {"message": "updated priority"}
     assert queue.get_job(job_id).priority_value == stored
-    assert queue.client.zscore("q:jobs:email:inactive", f"01|{job_id}") == stored
+    assert queue.client.zscore(f"{queue.prefix}:jobs:email:inactive", f"01|{job_id}") == stored
 
 
 @pytest.mark.parametrize("given", ["abc", "1.5", "urgent", "9999999999999999999"])
@@ -214,7 +216,7 @@ def test_delete(client: TestClient, queue: Queue) -> None:
     job = queue.create("email", {}).save()
     job.log("a line")
     assert ok(client.delete(f"/job/{job.id}")) == {"message": f"job {job.id} removed"}
-    assert not queue.client.exists(f"q:job:{job.id}", f"q:job:{job.id}:log")
+    assert not queue.client.exists(f"{queue.prefix}:job:{job.id}", f"{queue.prefix}:job:{job.id}:log")
     assert queue.inactive_count() == 0
     error(client.delete(f"/job/{job.id}"), 404)
 
@@ -233,7 +235,7 @@ def test_post_one_job_with_options(client: TestClient, queue: Queue) -> None:
             "options": {"attempts": "5", "priority": "high", "delay": 60000, "ttl": 30000,
                         "backoff": {"delay": 1000, "type": "fixed"}, "removeOnComplete": True}}
     assert ok(client.post("/job", json=body)) == {"message": "job created", "id": 1}
-    fields = queue.client.hgetall("q:job:1")
+    fields = queue.client.hgetall(f"{queue.prefix}:job:1")
     assert {k: fields[k] for k in ("max_attempts", "priority", "delay", "ttl", "state",
                                    "removeOnComplete")} == {
         "max_attempts": "5", "priority": "-10", "delay": "60000", "ttl": "30000",
@@ -244,7 +246,7 @@ def test_post_one_job_with_options(client: TestClient, queue: Queue) -> None:
 
 def test_post_without_data_stores_empty_object(client: TestClient, queue: Queue) -> None:
     assert ok(client.post("/job", json={"type": "video"}))["id"] == 1
-    assert queue.client.hget("q:job:1", "data") == "{}"
+    assert queue.client.hget(f"{queue.prefix}:job:1", "data") == "{}"
 
 
 def test_post_bulk_in_order_with_errors(client: TestClient, queue: Queue) -> None:
@@ -259,7 +261,7 @@ def test_post_bulk_in_order_with_errors(client: TestClient, queue: Queue) -> Non
 
 
 def test_post_bulk_status_is_first_errors(client: TestClient, queue: Queue) -> None:
-    small = create_app(Queue(redis=queue.connection, max_payload_bytes=50))
+    small = create_app(Queue(queue.prefix, redis=queue.connection, max_payload_bytes=50))
     with client_for(small) as limited:
         response = limited.post("/job", json=[{"type": "a", "data": "x" * 100}, {"data": 1}])
     body = ok(response, 413)
@@ -319,7 +321,7 @@ def test_post_oversized_body_is_413(flavor: str, queue: Queue, backend: str) -> 
 
 
 def test_post_data_over_queue_limit_is_413(queue: Queue) -> None:
-    small = Queue(redis=queue.connection, max_payload_bytes=100)
+    small = Queue(queue.prefix, redis=queue.connection, max_payload_bytes=100)
     with client_for(create_app(small)) as limited:
         assert "limit" in error(limited.post("/job", json={"type": "a", "data": "x" * 200}), 413)
     small.close()
@@ -412,6 +414,7 @@ def test_mounted_inside_another_app_with_its_middleware(flavor: str, queue: Queu
         assert redirect.status_code in (307, 308) and redirect.headers["location"].endswith("/admin/kue/")
 
 
+@pytest.mark.no_cluster  # the app's default prefix q has no hash tag
 def test_mounted_app_from_a_url_closes_its_queue_through_the_outer_lifespan(backend: str) -> None:
     """Starlette skips a mounted app's lifespan; the README's recipe hands it to the outer app."""
     kue = create_app(backend)

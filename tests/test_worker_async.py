@@ -12,7 +12,10 @@ from typing import Any
 
 from kueatomic import Queue, aio
 
+from .conftest import queue_prefix
 from .test_worker_sync import FAST, wait_for
+
+ON_CLUSTER = True  # the backend fixture also runs these tests on a Redis Cluster
 
 
 async def until(fn: Callable[[], Awaitable[Any]], timeout: float = 10.0, what: str = "it") -> Any:
@@ -193,7 +196,7 @@ async def test_async_shutdown_with_fail_running_fails_them(make_aqueue: Callable
 
 
 def test_process_before_the_loop_runs_is_deferred(backend: str) -> None:
-    queue = aio.Queue(redis=backend)
+    queue = aio.Queue(queue_prefix(backend), redis=backend)
     queue.configure_workers(**FAST)
     results: list[int] = []
 

@@ -15,7 +15,10 @@ from kueatomic import Queue, aio
 from kueatomic.keyspace import zid
 from kueatomic.worker import calls
 
+from .conftest import queue_prefix
 from .test_worker_sync import FAST, wait_for
+
+ON_CLUSTER = True  # the backend fixture also runs these tests on a Redis Cluster
 
 
 class Halt(BaseException):
@@ -149,7 +152,7 @@ def test_the_library_adds_no_log_handlers() -> None:
 
 def test_an_aio_queue_with_handlers_but_no_loop_says_so(
         backend: str, caplog: pytest.LogCaptureFixture) -> None:
-    queue = aio.Queue(redis=backend)
+    queue = aio.Queue(queue_prefix(backend), redis=backend)
     with caplog.at_level(logging.WARNING, logger="kueatomic"):
         queue.process("email", lambda job: None)
         queue.process("sms", lambda job: None)

@@ -16,6 +16,8 @@ from kueatomic import InvalidArgument, LeaseLost, Queue, backoff_function
 
 from .invariants import check_invariants
 
+ON_CLUSTER = True  # the backend fixture also runs these tests on a Redis Cluster
+
 FAST = {"lease_ms": 600, "upkeep_interval_ms": 50, "block_timeout_ms": 100}
 
 
