@@ -17,10 +17,13 @@ from .connection import ASYNC
 from .driver import (
     CONNECTION_ERRORS,
     RESEND_ROUNDS,
+    Replication,
     closed_socket,
     command_of,
     direct,
     merge_resent,
+    needs_wait,
+    not_replicated,
     settle,
     to_resend,
     unavailable,
@@ -37,9 +40,10 @@ from .states import parse_state
 class AsyncDriver:
     """Runs plans on one ``redis.asyncio.Redis`` client; see ``kueatomic.driver``."""
 
-    def __init__(self, client: Any, where: str) -> None:
+    def __init__(self, client: Any, where: str, replication: Replication | None = None) -> None:
         self.client = client
         self.where = where
+        self.replication = replication
 
     async def run(self, plan: Plan[T]) -> T:
         try:
@@ -51,6 +55,8 @@ class AsyncDriver:
 
     async def execute(self, batch: Batch) -> list[Any]:
         try:
+            if self.replication is not None and needs_wait(batch):
+                return await self._stream(iter(batch), waited=True)
             if not isinstance(batch, Sequence) or direct(batch):
                 return await self._stream(iter(batch))
             if len(batch) == 1:
@@ -82,12 +88,21 @@ class AsyncDriver:
             pipe.execute_command(*command_of(request))
         return list(await pipe.execute(raise_on_error=False))
 
-    async def _stream(self, requests: Iterator[Request]) -> list[Any]:
-        """``SyncDriver._stream``: send each request as soon as it is built, read at the end."""
-        sent, replies = await self._send(requests)
-        return await self._settle(sent, replies)
+    async def _stream(self, requests: Iterator[Request], waited: bool = False) -> list[Any]:
+        """``SyncDriver._stream``: send each request as soon as it is built, read at the end
+        (``waited``: then WAIT, on the same connection)."""
+        acks: list[Any] | None = [] if waited else None
+        sent, replies = await self._send(requests, acks)
+        settled = await self._settle(sent, replies, acks)
+        if acks is not None and self.replication is not None:
+            error = not_replicated(acks, self.replication, self.where)
+            if error is not None:
+                await self.client.connection_pool.disconnect()  # behind Sentinel: ask again
+                raise error
+        return settled
 
-    async def _send(self, requests: Iterator[Request]) -> tuple[list[Request], list[Any]]:
+    async def _send(self, requests: Iterator[Request],
+                    acks: list[Any] | None = None) -> tuple[list[Request], list[Any]]:
         """``SyncDriver._send``: one pooled connection, never resent."""
         pool = getattr(self.client, "connection_pool", None)
         if pool is None:
@@ -100,11 +115,18 @@ class AsyncDriver:
             for request in requests:
                 await conn.send_command(*command_of(request))
                 sent.append(request)
+            if acks is not None and self.replication is not None:
+                await conn.send_command(*self.replication.request().command)
             for _ in sent:
                 try:
                     replies.append(await conn.read_response())
                 except redis.ResponseError as exc:
                     replies.append(exc)
+            if acks is not None and self.replication is not None:
+                try:
+                    acks.append(await conn.read_response())
+                except redis.ResponseError as exc:
+                    acks.append(exc)
         except BaseException:
             await conn.disconnect()  # replies left unread would reach the next user
             raise
@@ -112,7 +134,8 @@ class AsyncDriver:
             await pool.release(conn)
         return sent, replies
 
-    async def _settle(self, batch: Sequence[Request], replies: list[Any]) -> list[Any]:
+    async def _settle(self, batch: Sequence[Request], replies: list[Any],
+                      acks: list[Any] | None = None) -> list[Any]:
         """``SyncDriver._settle``: refused requests sent again (``driver.to_resend``)."""
         for _ in range(RESEND_ROUNDS):
             again_at, load = to_resend(batch, replies, self.client)
@@ -120,7 +143,7 @@ class AsyncDriver:
                 break
             for name in load:
                 await self.client.script_load(scripts.get(name).text)
-            _, again = await self._send(iter([batch[i] for i in again_at]))
+            _, again = await self._send(iter([batch[i] for i in again_at]), acks)
             replies = merge_resent(replies, again_at, again)
         return [settle(reply) for reply in replies]
 
@@ -209,8 +232,8 @@ class AsyncQueue(QueueBase):
 
     def _connect(self) -> None:
         self.client = self.connection.client(ASYNC, primary=True)
-        self.driver: AsyncDriver | AsyncRoutedDriver = AsyncDriver(self.client,
-                                                                   self.connection.where)
+        self.driver: AsyncDriver | AsyncRoutedDriver = AsyncDriver(
+            self.client, self.connection.where, self.replication)
         if self.shards is not None:
             self.driver = AsyncRoutedDriver(self.shard_drivers(ASYNC, AsyncDriver, self.driver),
                                             self.connection.where)

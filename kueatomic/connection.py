@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import redis as redis_sync
 import redis.asyncio as redis_async
 
-from . import cluster
+from . import cluster, sentinel
 from .errors import ConfigError
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
@@ -41,6 +41,8 @@ def describe(option: Any) -> str:
         return DEFAULT_URL
     if cluster.is_cluster_url(option) or cluster.is_cluster_client(option):
         return cluster_seeds(option).describe()
+    if sentinel.is_sentinel_url(option) or sentinel.is_sentinel_dict(option):
+        return sentinel_target(option).describe()
     if isinstance(option, str):
         parsed = urlparse(option)
         host = parsed.hostname or ""
@@ -66,16 +68,25 @@ def cluster_seeds(option: Any) -> cluster.ClusterSeeds:
     return cluster.parse_url(option) if isinstance(option, str) else cluster.seeds_of(option)
 
 
+def sentinel_target(option: Any) -> sentinel.SentinelTarget:
+    """The sentinels and service of a ``redis+sentinel://`` URL or a dict with
+    ``sentinels``."""
+    return sentinel.parse_url(option) if isinstance(option, str) else sentinel.from_dict(option)
+
+
 def check_url(url: str) -> str:
     parsed = urlparse(url)
     if parsed.scheme in cluster.SCHEMES:
         cluster.parse_url(url)
         return url
+    if parsed.scheme in sentinel.SCHEMES:
+        sentinel.parse_url(url)
+        return url
     if parsed.scheme not in _SCHEMES:
         raise ConfigError(
             f"Redis URL {url!r} has scheme {parsed.scheme!r}; use redis://host:port/db, "
-            "rediss://, unix:///path/to/socket, redis+cluster://host:port[,host:port...] "
-            "or memory://"
+            "rediss://, unix:///path/to/socket, redis+cluster://host:port[,host:port...], "
+            "redis+sentinel://host:port[,host:port...]/<service> or memory://"
         )
     if parsed.scheme in ("redis", "rediss"):
         if parsed.netloc and _safe_port(parsed) is None and parsed.netloc.rsplit("@", 1)[-1].count(":"):
@@ -87,7 +98,8 @@ def check_url(url: str) -> str:
 
 
 def _check_dict(option: dict[str, Any]) -> None:
-    unknown = set(option) - _DICT_KEYS
+    allowed = _DICT_KEYS | sentinel.DICT_KEYS if sentinel.is_sentinel_dict(option) else _DICT_KEYS
+    unknown = set(option) - allowed
     if unknown:
         raise ConfigError(f"unknown Redis option(s) {sorted(unknown)}; use {sorted(_DICT_KEYS)}")
 
@@ -229,6 +241,11 @@ class Connection:
         if client_factory is None and (cluster.is_cluster_url(option)
                                        or cluster.is_cluster_client(option)):
             self.route = cluster.SlotRoute(cluster_seeds(option))
+        # Behind Sentinel every client asks the sentinels for the master (sentinel.py).
+        self.sentinel: sentinel.SentinelTarget | None = None
+        if client_factory is None and (sentinel.is_sentinel_url(option)
+                                       or sentinel.is_sentinel_dict(option)):
+            self.sentinel = sentinel_target(option)
 
     def client(self, kind: str, *, primary: bool = False, socket_timeout: float | None = None) -> Any:
         """A client of ``kind`` (SYNC or ASYNC). ``primary`` is the queue's own client: a
@@ -237,6 +254,9 @@ class Connection:
         overrides = {"socket_timeout": socket_timeout}
         if self.route is not None:
             return cluster.slot_client(self.route, kind == ASYNC, {} if primary else overrides)
+        if self.sentinel is not None:
+            return sentinel.master_client(self.sentinel, kind == ASYNC,
+                                          {} if primary else overrides)
         if self.factory is not None:
             made = self.factory()
             if client_kind(made) == kind:

@@ -9,14 +9,21 @@ safe because a refused EVALSHA did nothing.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import redis
 
 from . import scripts
 from .cluster import connection_lost, route_of
-from .errors import KueError, RedisUnavailable, ScriptError, from_script_error, refused
-from .ops import Batch, Call, Plan, Request, T
+from .errors import (
+    KueError,
+    NotReplicated,
+    RedisUnavailable,
+    ScriptError,
+    from_script_error,
+    refused,
+)
+from .ops import Batch, Call, Plan, Read, Request, T
 
 CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, ConnectionError, OSError)
 
@@ -112,6 +119,53 @@ def direct(batch: Sequence[Request]) -> bool:
     return len(batch) == 1 and (isinstance(batch[0], Call) or raw_reply(batch[0]))
 
 
+class Replication(NamedTuple):
+    """``Queue(wait_replicas=..., wait_timeout_ms=...)``: how many replicas must have a
+    write before it counts as done."""
+
+    replicas: int
+    timeout_ms: int
+
+    def request(self) -> Read:
+        return Read(("WAIT", self.replicas, self.timeout_ms))
+
+
+# Scripts whose effect nobody is told about, so no WAIT follows them: claims and upkeep
+# (a claim lost in a failover runs again; upkeep is redone) and the read-only ones.
+UNWAITED_SCRIPTS = frozenset({"activate_jobs", "renew_leases", "reclaim_jobs",
+                              "promote_delayed_jobs", "recover_jobs", "search_jobs",
+                              "open_queue"})
+
+
+def needs_wait(batch: Batch) -> bool:
+    """A lazy batch is a bulk create; a list needs WAIT if it holds a write someone is
+    told about."""
+    if not isinstance(batch, Sequence):
+        return True
+    return any(isinstance(r, Call) and r.script not in UNWAITED_SCRIPTS for r in batch)
+
+
+def not_replicated(acks: Sequence[Any], replication: Replication,
+                   where: str) -> NotReplicated | None:
+    """The error when some WAIT of the batch saw fewer replicas than asked for."""
+    counts = [a if isinstance(a, int) else 0 for a in acks]
+    fewest = min(counts) if counts else 0
+    if fewest >= replication.replicas:
+        return None
+    return NotReplicated(
+        f"the write ran on the master at {where}, but {fewest} of the {replication.replicas} "
+        f"replicas asked for (wait_replicas) acknowledged it within {replication.timeout_ms} "
+        "ms, so a failover could lose it; it is not reported as done")
+
+
+def read_ack(read: Any) -> Any:
+    """A WAIT reply (the number of replicas), or the error Redis answered instead."""
+    try:
+        return read()
+    except redis.ResponseError as exc:
+        return exc
+
+
 def unavailable(client: Any, where: str, exc: BaseException) -> RedisUnavailable:
     """The error for a lost connection; a cluster client's route moves to the next node."""
     connection_lost(client)
@@ -123,9 +177,10 @@ def unavailable(client: Any, where: str, exc: BaseException) -> RedisUnavailable
 class SyncDriver:
     """Runs plans on one ``redis.Redis`` client (thread-safe: it uses the client's pool)."""
 
-    def __init__(self, client: Any, where: str) -> None:
+    def __init__(self, client: Any, where: str, replication: Replication | None = None) -> None:
         self.client = client
         self.where = where
+        self.replication = replication
 
     def run(self, plan: Plan[T]) -> T:
         try:
@@ -137,6 +192,8 @@ class SyncDriver:
 
     def execute(self, batch: Batch) -> list[Any]:
         try:
+            if self.replication is not None and needs_wait(batch):
+                return self._stream(iter(batch), waited=True)
             if not isinstance(batch, Sequence) or direct(batch):
                 return self._stream(iter(batch))
             if len(batch) == 1:
@@ -167,15 +224,26 @@ class SyncDriver:
             pipe.execute_command(*command_of(request))
         return list(pipe.execute(raise_on_error=False))
 
-    def _stream(self, requests: Iterator[Request]) -> list[Any]:
+    def _stream(self, requests: Iterator[Request], waited: bool = False) -> list[Any]:
         """Send each request as soon as the iterator builds it and read the replies at the
-        end: building request k+1 overlaps Redis running request k."""
-        sent, replies = self._send(requests)
-        return self._settle(sent, replies)
+        end: building request k+1 overlaps Redis running request k. ``waited``: a WAIT
+        follows on the same connection (it counts that connection's writes), and the batch
+        fails with NotReplicated when too few replicas have them."""
+        acks: list[Any] | None = [] if waited else None
+        sent, replies = self._send(requests, acks)
+        settled = self._settle(sent, replies, acks)
+        if acks is not None and self.replication is not None:
+            error = not_replicated(acks, self.replication, self.where)
+            if error is not None:
+                self.client.connection_pool.disconnect()  # behind Sentinel: ask again
+                raise error
+        return settled
 
-    def _send(self, requests: Iterator[Request]) -> tuple[list[Request], list[Any]]:
+    def _send(self, requests: Iterator[Request],
+              acks: list[Any] | None = None) -> tuple[list[Request], list[Any]]:
         """The requests and their raw replies, on one pooled connection and never resent:
-        a script call is not idempotent, so no retry of redis-py's may run it twice."""
+        a script call is not idempotent, so no retry of redis-py's may run it twice. With
+        ``acks`` a WAIT follows them, and its reply is appended there."""
         pool = getattr(self.client, "connection_pool", None)
         if pool is None:  # a client without one connection to stream on (e.g. a cluster)
             batch = list(requests)
@@ -187,11 +255,15 @@ class SyncDriver:
             for request in requests:
                 conn.send_command(*command_of(request))
                 sent.append(request)
+            if acks is not None and self.replication is not None:
+                conn.send_command(*self.replication.request().command)
             for _ in sent:
                 try:
                     replies.append(conn.read_response())
                 except redis.ResponseError as exc:
                     replies.append(exc)
+            if acks is not None and self.replication is not None:
+                acks.append(read_ack(conn.read_response))
         except BaseException:
             conn.disconnect()  # replies left unread would reach the connection's next user
             raise
@@ -199,16 +271,17 @@ class SyncDriver:
             pool.release(conn)
         return sent, replies
 
-    def _settle(self, batch: Sequence[Request], replies: list[Any]) -> list[Any]:
+    def _settle(self, batch: Sequence[Request], replies: list[Any],
+                acks: list[Any] | None = None) -> list[Any]:
         """Replies as values or KueErrors, after sending refused requests again, streamed
-        (``to_resend``)."""
+        (``to_resend``; followed by WAIT too when ``acks`` collects its replies)."""
         for _ in range(RESEND_ROUNDS):
             again_at, load = to_resend(batch, replies, self.client)
             if not again_at:
                 break
             for name in load:
                 self.client.script_load(scripts.get(name).text)
-            _, again = self._send(iter([batch[i] for i in again_at]))
+            _, again = self._send(iter([batch[i] for i in again_at]), acks)
             replies = merge_resent(replies, again_at, again)
         return [settle(reply) for reply in replies]
 

@@ -105,6 +105,15 @@ class RedisRefused(RedisUnavailable):
         self.reason = reason
 
 
+class NotReplicated(RedisUnavailable):
+    """With ``Queue(wait_replicas=n)``: the write ran on the master, but fewer than n
+    replicas acknowledged it within ``wait_timeout_ms``, so a failover could lose it. It is
+    not reported as done: a worker sends its results again (they are idempotent), and a
+    create raises this (a retried create may then exist twice, if the first one survives)."""
+
+    code = "KUE_NOT_REPLICATED"
+
+
 class ScriptError(KueError):
     """A script failed with an error that has no code word (a bug, or Redis out of memory)."""
 

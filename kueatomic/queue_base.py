@@ -13,7 +13,8 @@ from . import shards as shard_plans
 from .cluster import require_hash_tag
 from .codec import dumps
 from .connection import Connection
-from .errors import InvalidArgument, JobNotFound, KueError
+from .driver import Replication
+from .errors import ConfigError, InvalidArgument, JobNotFound, KueError
 from .events import EventHub, Listener, Subscriber
 from .job import JobBase
 from .keyspace import Keys, check_prefix
@@ -22,6 +23,16 @@ from .shards import ShardedKeys
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
 J = TypeVar("J", bound=JobBase)
 Q = TypeVar("Q", bound="QueueBase")
+
+
+def replication(replicas: Any, timeout_ms: Any) -> Replication | None:
+    """``wait_replicas`` / ``wait_timeout_ms``: None when no replica need acknowledge."""
+    for name, value in (("wait_replicas", replicas), ("wait_timeout_ms", timeout_ms)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{name} must be an integer >= 0, not {value!r}")
+    if timeout_ms == 0 and replicas:
+        raise ConfigError("wait_timeout_ms=0 would wait forever for the replicas; give a limit")
+    return Replication(replicas, timeout_ms) if replicas else None
 
 
 def parse_job_id(value: int | str) -> int:
@@ -85,8 +96,11 @@ class QueueBase:
         disable_search: bool = True,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
         shards: int | None = None,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
     ) -> None:
         check_prefix(prefix)
+        self.replication = replication(wait_replicas, wait_timeout_ms)
         self.connection = Connection(redis, client_factory)
         on_cluster = self.connection.route is not None
         # The plans the queue runs: one layout's (kueatomic.ops), or merged over the shards.
@@ -127,13 +141,16 @@ class QueueBase:
         else one per shard on a client that follows that shard's slot."""
         if self.connection.route is None:
             return {keys.prefix: own for keys in self.keys.shards}
-        return {prefix: driver_class(connection.client(kind, primary=True), connection.where)
+        return {prefix: driver_class(connection.client(kind, primary=True), connection.where,
+                                     self.replication)
                 for prefix, connection in self.shard_connections().items()}
 
     def like(self, cls: type[Q]) -> Q:
         """A queue of class ``cls`` (the other kind) on the same Redis, prefix and options."""
+        wait = self.replication or Replication(0, 1000)
         return cls(self.prefix, self.connection, disable_search=self.disable_search,
-                   max_payload_bytes=self.max_payload_bytes, shards=self.shards)
+                   max_payload_bytes=self.max_payload_bytes, shards=self.shards,
+                   wait_replicas=wait.replicas, wait_timeout_ms=wait.timeout_ms)
 
     # --- events (Kue's queue.on / job.on) --------------------------------------------------
     def on(self, event: str, listener: Listener | None = None) -> Any:

@@ -33,7 +33,8 @@ class SyncQueue(QueueBase):
 
     def _connect(self) -> None:
         self.client = self.connection.client(SYNC, primary=True)
-        self.driver: SyncDriver | SyncRoutedDriver = SyncDriver(self.client, self.connection.where)
+        self.driver: SyncDriver | SyncRoutedDriver = SyncDriver(
+            self.client, self.connection.where, self.replication)
         if self.shards is not None:
             self.driver = SyncRoutedDriver(self.shard_drivers(SYNC, SyncDriver, self.driver),
                                            self.connection.where)
