@@ -70,3 +70,29 @@ def test_an_asyncio_queue_is_served(tmp_path: Path, real_redis_url: str) -> None
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.parametrize("kind", ["sync", "asyncio"])
+def test_a_queue_a_newer_kueatomic_wrote_is_refused_with_a_clear_error(
+        tmp_path: Path, real_redis_url: str, kind: str) -> None:
+    """The workers' own check (before their first claim) stops the command: exit status 2
+    and the error on stderr, with no job claimed."""
+    (tmp_path / "fmt.py").write_text(textwrap.dedent(f'''
+        import os
+        from kueatomic import Queue, aio
+
+        queue = {"Queue" if kind == "sync" else "aio.Queue"}("cli-format", os.environ["REDIS_URL"])
+
+        @queue.process("work")
+        {"def" if kind == "sync" else "async def"} work(job):
+            return "ran"
+    '''))
+    queue = Queue("cli-format", real_redis_url)
+    queue.client.hset(queue.keys.meta, "format", 99)
+    job = queue.create("work").save()
+    result = worker(tmp_path, "fmt:queue", {"REDIS_URL": real_redis_url})
+    assert result.returncode == 2, result.stderr
+    assert "kueatomic worker: IncompatibleFormat: queue 'cli-format' holds data format 99" \
+        in result.stderr
+    assert queue.client.hget(queue.keys.job(job.id), "state") == "inactive"
+    queue.close()

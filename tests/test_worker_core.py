@@ -27,6 +27,7 @@ from kueatomic.driver import command_of, map_error
 from kueatomic.errors import RedisUnavailable, ScriptError, from_script_error
 from kueatomic.keyspace import Keys
 from kueatomic.ops import Call, Read
+from kueatomic.states import DATA_FORMAT
 from kueatomic.worker import calls
 from kueatomic.worker.core import FLUSH_WAIT_S, NEVER, STICKY, WorkerCore
 from kueatomic.worker.loops import (
@@ -70,6 +71,14 @@ class LateDown:  # nothing ran, and the whole batch raises exc only `seconds` la
     exc: BaseException
 
 
+class Stored(int):
+    """open_queue's reply, the stored format: read as ``int(reply)`` (version 3 of the script)
+    or as ``reply[0]`` of {format, shards} (version 4), so the fake fits either."""
+
+    def __getitem__(self, index: int) -> int:
+        return (int(self), 0)[index]
+
+
 def unavailable() -> RedisUnavailable:
     return RedisUnavailable("Redis at memory://x is unreachable (Connection reset by peer)")
 
@@ -96,6 +105,7 @@ class Case:
     concurrency: int = 4
     batch: int = 100
     upkeep: bool = False
+    check_format: bool = False  # the runtimes' data-format check before the first claim
     until: float = 1.0  # fake seconds
     setup: Callable[[World], Any] | None = None
 
@@ -161,7 +171,8 @@ class World:
         self.regs: list[Registration] = []
         self.lock = CheckedLock() if runtime == "threaded" else None
         self.core = WorkerCore(KEYS, self.settings, self.emit, clock=lambda: self.now,
-                               lock=self.lock, signal=self.signal, upkeep=case.upkeep)
+                               lock=self.lock, signal=self.signal, upkeep=case.upkeep,
+                               check_format=case.check_format)
         if case.upkeep:  # as both runtimes' _start_core
             self.core.enable_upkeep(self.settings.upkeep_interval_ms)
         self.reg = self.hold(self.register("email", case.concurrency, self.settings.lease_ms),
@@ -228,7 +239,8 @@ class World:
             return [1] * ((len(args) - 2) // 2)
         return {"complete_jobs": [1] * int(args[1]), "release_jobs": [1] * int(args[1]),
                 "fail_jobs": ["failed"] * int(args[1]),
-                "promote_delayed_jobs": [0, -1], "recover_jobs": [0, 0, 0]}[name]
+                "promote_delayed_jobs": [0, -1], "recover_jobs": [0, 0, 0],
+                "open_queue": Stored(DATA_FORMAT)}[name]
 
     def execute(self, batch: list[Any]) -> tuple[Any, BaseException | None, float]:
         replies, crash, latency = [], None, 0.0
@@ -563,6 +575,31 @@ CASES: list[Any] = [
          upkeep=True, faults={"promote_delayed_jobs": [Down(unavailable())]}, until=1.1,
          got=lambda w: (w.times("recover_jobs"), w.errors()),
          want=([0.0, 0.05, 1.05], ["RedisUnavailable"])),
+    # --- the data-format check -------------------------------------------------------------
+    Case(id="format: checked by the first housekeeping pass, alone, before any claim",
+         loops=("claim", "housekeeping"), check_format=True, upkeep=True, inactive=(1,),
+         run_s=None, until=0.5,
+         got=lambda w: (w.names()[0], w.norm(w.sends[0][1][0]), len(w.sends[0][1]), w.ran,
+                        w.times("activate_jobs")[:1], w.times("promote_delayed_jobs")[:1]),
+         want=("open_queue", ("EVALSHA", "open_queue", 1, "q:meta", "q", 1), 1, [1], [0.0],
+               [0.0])),
+    Case(id="format: a newer one refuses: no claim, no upkeep, claim loop ends, reported once",
+         loops=("claim", "housekeeping"), check_format=True, upkeep=True, inactive=(1,),
+         faults={"open_queue": [Stored(DATA_FORMAT + 1)]}, until=3.0,
+         got=lambda w: (w.names(), w.ran, "claim" in w.ended, w.errors(),
+                        type(w.core.fatal).__name__, w.core.resume(w.reg)),
+         want=(["open_queue"], [], True, ["IncompatibleFormat"], "IncompatibleFormat", None)),
+    Case(id="format: an outage or a refusal during the check is retried with backoff",
+         loops=("claim", "housekeeping"), check_format=True, inactive=(1,), run_s=None,
+         faults={"open_queue": [Down(unavailable()), from_script_error(OOM)]}, until=0.5,
+         got=lambda w: (w.times("open_queue"), w.times("activate_jobs")[:1], w.ran, w.errors(),
+                        w.core.fatal),
+         want=([0.0, 0.05, 0.15], [0.15], [1], ["RedisUnavailable"], None)),
+    Case(id="format: a bug in the check is reported and retried, claims still held",
+         loops=("claim", "housekeeping"), check_format=True, inactive=(1,),
+         faults={"open_queue": [from_script_error(NIL)] * 9}, until=0.5,
+         got=lambda w: (w.times("open_queue"), w.ran, w.errors()),
+         want=([0.0, 0.05, 0.15, 0.35], [], ["ScriptError"])),
     # --- shutdown -------------------------------------------------------------------------
     Case(id="stop: waits for running jobs until the timeout, then releases them",
          loops=("flush",), concurrency=2, held=((1, "running"), (2, "queued")),

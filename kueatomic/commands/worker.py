@@ -7,7 +7,9 @@ start. ATTR names the queue (``kueatomic.Queue`` or ``kueatomic.aio.Queue``), a 
 ``REDIS_URL``). With ``--processes P`` the command starts P child processes of itself (Kue's
 cluster example), replaces any that dies (backing off if they keep dying) and forwards signals
 to them. SIGTERM/SIGINT stop gracefully (running jobs get --shutdown-timeout, then are
-released back to inactive with no attempt used); a second one releases them at once.
+released back to inactive with no attempt used); a second one releases them at once. Each
+worker checks its queue's data format before its first claim; on a queue a newer kueatomic
+wrote, the command stops and exits with that error (IncompatibleFormat).
 """
 
 from __future__ import annotations
@@ -42,22 +44,6 @@ def register(subparsers: Any) -> None:
                         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                         help="same as kueatomic --log-level (given here, it wins)")
     parser.set_defaults(func=run)
-
-
-def _check_formats(workers: list[Any]) -> None:
-    """Refuse to start on a queue a newer kueatomic wrote (IncompatibleFormat). With Redis
-    down the workers start anyway (they wait out outages) and the check is skipped."""
-    from ..errors import RedisUnavailable
-    from ..sync_queue import SyncQueue
-
-    for worker in workers:
-        probe = worker.queue.like(SyncQueue)
-        try:
-            probe.check_format()
-        except RedisUnavailable as exc:
-            log.warning("data format of queue %r not checked: %s", probe.prefix, exc)
-        finally:
-            probe.close()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,7 +108,10 @@ def serve(args: argparse.Namespace) -> int:
     where = ", ".join(sorted({f"{w.queue.connection.where} (prefix {w.queue.prefix})"
                               for w in workers}))
     log.info("kueatomic worker %d: %s on %s", os.getpid(), served, where)
-    _check_formats(workers)
+
+    def refused() -> bool:  # a worker found a data format newer than it reads: stop them all
+        return any(w.error is not None for w in workers)
+
     sync_workers = [w for w in workers if not isinstance(w, AsyncWorker)]
     async_workers = [w for w in workers if isinstance(w, AsyncWorker)]
     timeout = args.shutdown_timeout
@@ -137,7 +126,7 @@ def serve(args: argparse.Namespace) -> int:
             for worker in sync_workers:
                 worker.abort()
 
-        run_until_signalled(graceful_sync, immediate_sync)
+        run_until_signalled(graceful_sync, immediate_sync, refused)
     else:
         async def main() -> None:
             for worker in async_workers:
@@ -151,7 +140,7 @@ def serve(args: argparse.Namespace) -> int:
                 await asyncio.gather(*(w.abort() for w in async_workers),
                                      *(asyncio.to_thread(w.abort) for w in sync_workers))
 
-            await serve_until_signalled(graceful, immediate)
+            await serve_until_signalled(graceful, immediate, refused)
             for worker in async_workers:
                 await worker.queue.close()
 
@@ -159,6 +148,9 @@ def serve(args: argparse.Namespace) -> int:
     for worker in sync_workers:
         worker.queue.close()
     log.info("kueatomic worker %d: stopped", os.getpid())
+    errors = [w.error for w in workers if w.error is not None]
+    if errors:  # "kueatomic worker: IncompatibleFormat: ...", exit status 2
+        raise errors[0]
     return 0
 
 

@@ -23,7 +23,7 @@ from ..events import call_on
 from ..sync_queue import SyncQueue
 from . import calls, loops
 from .base import WorkerBase, log
-from .core import STICKY, STOP, WorkerCore
+from .core import ENDED, STICKY, STOP, WorkerCore
 from .registration import ABANDONED, InFlight, Registration
 
 _background: set[asyncio.Task[Any]] = set()
@@ -33,7 +33,8 @@ class Worker(WorkerBase):
     """Runs handlers for a ``kueatomic.aio.Queue`` on the running event loop.
 
     ``w = Worker(queue)``; ``w.process("email", handler, concurrency=20)`` (or as a
-    decorator); ``await w.start()``; ``await w.shutdown(timeout=10000)``; ``await w.run()``."""
+    decorator); ``await w.start()``; ``await w.shutdown(timeout=10000)``; ``await w.run()``;
+    ``await w.join()``. It checks the queue's data format as ``kueatomic.Worker`` does."""
 
     def __init__(self, queue: Any, **options: Any) -> None:
         super().__init__(queue, **options)
@@ -46,7 +47,14 @@ class Worker(WorkerBase):
 
     # --- starting -------------------------------------------------------------------------
     async def start(self) -> Worker:
-        """Start every registration (and upkeep) on the running loop; idempotent."""
+        """Start every registration (and upkeep) on the running loop; idempotent. Raises the
+        error of a running worker that refused to run, as ``kueatomic.Worker.start``."""
+        if self.started and self.loop is asyncio.get_running_loop():
+            self._raise_error()
+        await self._start()
+        return self
+
+    async def _start(self) -> None:
         loop = asyncio.get_running_loop()
         if self.started and self.loop is not loop:
             await self._stop_all()  # a new loop (asyncio.run again): start over on it
@@ -54,14 +62,13 @@ class Worker(WorkerBase):
             self._start_core(loop)
         for reg in [r for r in self.registrations if not r.closed and not r.started]:
             self._start_registration(reg)
-        return self
 
     def _start_core(self, loop: asyncio.AbstractEventLoop) -> None:
         self.started = True
         self.loop = loop
         self._events = {}
         self.core = WorkerCore(self.keys, self.settings, self.events.emit, signal=self._signal,
-                               upkeep=self.upkeep)
+                               upkeep=self.upkeep, check_format=True)
         if self.upkeep:
             self.core.enable_upkeep(self.settings.upkeep_interval_ms)
         timeout = self.settings.reply_timeout_ms / 1000
@@ -83,7 +90,7 @@ class Worker(WorkerBase):
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return False
-        task = loop.create_task(self.start())
+        task = loop.create_task(self._start())  # a refusal shows in the log, join(), run()
         _background.add(task)
         task.add_done_callback(_background.discard)
         return True
@@ -305,13 +312,29 @@ class Worker(WorkerBase):
             self._sync_twin = None
         log.info("worker stopped (prefix %s)", self.queue.prefix)
 
+    async def join(self, timeout: float | None = None) -> bool:
+        """As ``kueatomic.Worker.join``: wait until stopped (``timeout`` ms), raising the
+        error that made the worker refuse to run."""
+        ended = True
+        if self.core is not None and self.started:
+            event = self._events.setdefault(ENDED, asyncio.Event())
+            try:
+                await asyncio.wait_for(event.wait(),
+                                       None if timeout is None else max(0.0, timeout) / 1000)
+            except TimeoutError:
+                ended = False
+        self._raise_error()
+        return ended
+
     async def run(self, shutdown_timeout: float | None = 10000) -> None:
         """Start and serve until SIGINT/SIGTERM (graceful), a second signal releasing running
-        jobs at once."""
+        jobs at once; a worker that refuses to run is shut down and its error raised."""
         from .signals import serve_until_signalled
 
-        await self.start()
-        await serve_until_signalled(lambda: self.shutdown(shutdown_timeout), self.abort)
+        await self._start()  # an error is raised below, after the shutdown
+        await serve_until_signalled(lambda: self.shutdown(shutdown_timeout), self.abort,
+                                    lambda: self.error is not None)
+        self._raise_error()
 
     async def close(self) -> None:
         if self.started:

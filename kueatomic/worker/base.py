@@ -104,6 +104,20 @@ class WorkerBase:
         return [r for r in self.registrations if job_type in (None, r.job_type)]
 
     @property
+    def error(self) -> BaseException | None:
+        """The error that made this worker refuse to run, logged and emitted as an "error"
+        event when it happened and raised by ``join()`` and ``run()``: ``IncompatibleFormat``
+        when the queue's data format (checked by the first housekeeping pass, before any
+        claim) is newer than this version reads. None while it works (or never started)."""
+        core = self.core
+        return core.fatal if core is not None else None
+
+    def _raise_error(self) -> None:
+        error = self.error
+        if error is not None:
+            raise error
+
+    @property
     def block_ms(self) -> int:
         """How long a claim loop blocks on the wake-up list: shorter than the reply timeout
         of the worker's connection, so an idle wait never looks like a lost reply."""

@@ -9,6 +9,11 @@ runtimes drive it through the loops of ``kueatomic.worker.loops`` and only carry
 The threaded runtime passes a ``threading.Lock`` as ``lock``: every change of shared state
 happens under it, so the claim, slot, flush and housekeeping threads may call in at once.
 ``signal(topic)`` tells the runtime that a waiter on ``topic`` may go on (see loops.py).
+
+With ``check_format`` (both runtimes) nothing is claimed before the first housekeeping pass
+has checked the queue's data format (``ops.check_format``); a newer format than this version
+reads makes the core refuse for good (``fatal``), which the runtimes raise from ``join()``
+and ``run()``.
 """
 
 from __future__ import annotations
@@ -49,9 +54,11 @@ def slots(reg: Registration) -> Registration:
 
 
 # Topics a loop waits on (loops.Wait); the core signals them. STOP is signalled only when the
-# worker stops (it stays set), NEVER never: a Wait on it is a plain sleep.
+# worker stops (it stays set), NEVER never: a Wait on it is a plain sleep. ENDED (it stays
+# set too) when the worker stops or refuses to run: what the runtimes' join() waits for.
 IDLE, RESULTS, WAKE, FLUSHED, STOP, NEVER = "idle", "results", "wake", "flushed", "stop", "never"
-STICKY = frozenset({STOP})
+ENDED = "ended"
+STICKY = frozenset({STOP, ENDED})
 
 
 class Claim:
@@ -89,7 +96,8 @@ class WorkerCore(HousekeepingRules):
 
     def __init__(self, keys: Keys, settings: WorkerSettings, emit: Callable[..., None], *,
                  clock: Callable[[], float] = time.monotonic, lock: Any = None,
-                 signal: Callable[[Any], None] | None = None, upkeep: bool = True) -> None:
+                 signal: Callable[[Any], None] | None = None, upkeep: bool = True,
+                 check_format: bool = False) -> None:
         self.keys = keys
         self.settings = settings
         self.emit = emit  # the queue's EventHub.emit: "error" events
@@ -112,6 +120,10 @@ class WorkerCore(HousekeepingRules):
         self.waiting: set[Any] = set()
         self.debug = log.isEnabledFor(logging.DEBUG)  # per-job lines: decided at start
         self.renewals_failing = False
+        # When to check the queue's data format (None: checked, or not asked for); the error
+        # that made this core refuse to work, for good (IncompatibleFormat).
+        self.format_due: float | None = 0.0 if check_format else None
+        self.fatal: BaseException | None = None
 
     # --- registrations ------------------------------------------------------------------
     def add(self, reg: Registration) -> None:
@@ -134,7 +146,7 @@ class WorkerCore(HousekeepingRules):
     def resume(self, reg: Registration) -> int | None:
         """Start claiming for ``reg``; the new claim loop's generation, None if it runs."""
         with self.lock:
-            if reg.claiming or reg.closed:
+            if reg.claiming or reg.closed or self.fatal is not None:
                 return None
             reg.claiming = True
             reg.generation += 1
@@ -151,14 +163,15 @@ class WorkerCore(HousekeepingRules):
         """The claim to send now (its slots reserved), True to wait for a free slot, or
         False when this claim loop is done (paused or stopped)."""
         with self.lock:
-            if not reg.claiming or reg.generation != generation:
+            if not reg.claiming or reg.generation != generation or self.fatal is not None:
                 return False
             if reg.reclaims:
                 return reg.reclaims[0]  # type: ignore[no-any-return]
-            if reg.free <= 0 or self.renewals_failing:
+            if reg.free <= 0 or self.renewals_failing or self.format_due is not None:
                 # No new claims while leases cannot be renewed (Redis refusing writes, say):
                 # jobs claimed then would stall. Scripts that start with a read still run
-                # under OOM, so a claim could succeed where its renewal later fails.
+                # under OOM, so a claim could succeed where its renewal later fails. None
+                # either before the data format is known to be one this version reads.
                 self.waiting.add(reg)
                 return True
             want = min(reg.free, reg.batch)
@@ -518,6 +531,27 @@ class WorkerCore(HousekeepingRules):
             self.signal(RESULTS)
         return running
 
+    def refuse(self, exc: BaseException) -> None:
+        """The queue cannot be worked on (a newer data format): report it, claim nothing more
+        and run no upkeep, for good; the claim loops end and ``join()`` raises ``exc``."""
+        self._report(exc, "this worker claims no jobs and runs no upkeep")
+        with self.lock:
+            self.fatal = exc
+            self.format_due = None
+            self.upkeep_interval_ms = None
+            regs = list(self.regs)
+        for reg in regs:
+            self._signal_slots(reg)
+        self.signal(ENDED)
+
+    def format_ok(self) -> None:
+        """The data format is one this version reads: claims may begin."""
+        with self.lock:
+            self.format_due = None
+            regs = list(self.regs)
+        for reg in regs:
+            self._signal_slots(reg)
+
     def stop(self) -> None:
         """Everything stops: upkeep and housekeeping end (call after the last settle). The
         outcomes a shutdown could not write within its wait (an outage) are given up now,
@@ -529,5 +563,5 @@ class WorkerCore(HousekeepingRules):
             left = list(self.outcomes)
             self.outcomes.clear()
             self._let_go(left)
-        for topic in (WAKE, RESULTS, STOP, FLUSHED):
+        for topic in (WAKE, RESULTS, STOP, FLUSHED, ENDED):
             self.signal(topic)

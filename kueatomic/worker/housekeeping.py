@@ -1,6 +1,7 @@
-"""Lease renewal, ttl checks, promotion and recovery: the housekeeping half of the worker
-core's decisions, sans I/O. ``WorkerCore`` (core.py) is built on ``HousekeepingRules``; the
-state it reads (in-flight records, registrations, the lock, the clock) is the core's."""
+"""Lease renewal, ttl checks, promotion and recovery, and the data-format check that comes
+before all of them: the housekeeping half of the worker core's decisions, sans I/O.
+``WorkerCore`` (core.py) is built on ``HousekeepingRules``; the state it reads (in-flight
+records, registrations, the lock, the clock) is the core's."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..errors import LeaseLost, is_outage
+from .. import ops
+from ..errors import IncompatibleFormat, KueError, LeaseLost, is_outage
 from ..keyspace import Keys
-from ..ops import Call, unwrap
+from ..ops import Plan, Request, unwrap
 from . import calls
 from .registration import (
     ABANDONED,
@@ -30,13 +32,15 @@ RENEW_CHUNK = 1000
 
 
 class Housekeeping:
-    """Lease renewals (grouped like their calls) and, when due, the upkeep calls."""
+    """Lease renewals (grouped like their calls), then the data-format check (``check``, the
+    plan whose requests follow the renewals) or, when due, the upkeep calls."""
 
-    __slots__ = ("renew_groups", "requests", "upkeep")
+    __slots__ = ("check", "renew_groups", "requests", "upkeep")
 
-    def __init__(self, requests: list[Call], renew_groups: list[list[InFlight]],
-                 upkeep: bool) -> None:
+    def __init__(self, requests: list[Request], renew_groups: list[list[InFlight]],
+                 upkeep: bool, check: Plan[int] | None = None) -> None:
         self.requests, self.renew_groups, self.upkeep = requests, renew_groups, upkeep
+        self.check = check
 
 
 class HousekeepingRules:
@@ -54,6 +58,8 @@ class HousekeepingRules:
     poke_upkeep: bool
     next_renew: float
     renewals_failing: bool
+    format_due: float | None
+    fatal: BaseException | None
 
     def loop_ok(self, name: str) -> None:
         raise NotImplementedError
@@ -65,6 +71,12 @@ class HousekeepingRules:
         raise NotImplementedError
 
     def _report(self, exc: BaseException, context: str = "", level: int = logging.ERROR) -> None:
+        raise NotImplementedError
+
+    def refuse(self, exc: BaseException) -> None:
+        raise NotImplementedError
+
+    def format_ok(self) -> None:
         raise NotImplementedError
 
     def renew_every(self) -> float:
@@ -81,22 +93,28 @@ class HousekeepingRules:
                 or (r.stage == FINISHED and now - r.finished_at <= bound)]
 
     def next_housekeeping(self) -> Housekeeping | float:
-        """The calls due now, or the seconds until something is due."""
+        """The calls due now, or the seconds until something is due. Upkeep waits for the
+        data-format check (never on a queue of a newer format); the check goes alone."""
         now = self.clock()
         with self.lock:
             records = list(self.inflight.values())
             ttl_due = [r.check_at for r in records if r.check_at and r.stage in (QUEUED, RUNNING)]
             renew = now >= self.next_renew or (bool(ttl_due) and now >= min(ttl_due))
-            interval = self.upkeep_interval_ms
+            format_due = self.format_due
+            check = format_due is not None and now >= format_due
+            known = format_due is None and self.fatal is None  # a format this version reads
+            interval = self.upkeep_interval_ms if known else None
             upkeep = interval is not None and (now >= self.next_upkeep or self.poke_upkeep)
-            if not renew and not upkeep:
+            if not renew and not upkeep and not check:
                 until = self.next_renew
                 if interval is not None:
                     until = min(until, self.next_upkeep)
+                if format_due is not None:
+                    until = min(until, format_due)
                 if ttl_due:
                     until = min(until, min(ttl_due))
                 return max(0.0, until - now)
-            requests: list[Call] = []
+            requests: list[Request] = []
             groups: list[list[InFlight]] = []
             if renew:
                 self.next_renew = now + self.renew_every()
@@ -118,10 +136,14 @@ class HousekeepingRules:
                 requests.append(calls.promote(self.keys, s.promote_batch))
                 requests.append(calls.recover(self.keys, s.recover_batch, s.max_stalls,
                                               s.foreign_ttl_grace_ms, s.rebalance_tokens))
+        plan = None
+        if check:  # a fresh plan each time: one that raised cannot be sent again
+            plan = ops.check_format(self.keys)
+            requests.extend(next(plan))
         if not requests:  # nothing to renew: no claimed job can stall
             self._renewals_ok(True)
             return self.next_housekeeping()
-        return Housekeeping(requests, groups, upkeep)
+        return Housekeeping(requests, groups, upkeep, plan)
 
     def housekept(self, hk: Housekeeping, replies: Sequence[Any]) -> list[InFlight]:
         """Read renewals and upkeep; returns the running jobs whose lease was lost (the
@@ -137,6 +159,8 @@ class HousekeepingRules:
             for record, status in zip(group, reply):
                 if status == 0 and self._lost(record):
                     abandoned.append(record)
+        if hk.check is not None:
+            failure = self._format_read(hk.check, replies[len(hk.renew_groups):]) or failure
         if hk.upkeep:
             now = self.clock()
             promoted, recovered = replies[-2], replies[-1]
@@ -168,13 +192,37 @@ class HousekeepingRules:
             self._renewals_ok(True)
         if failure is not None:
             delay = self.loop_failed("housekeeping", failure)
-            with self.lock:  # try again after the backoff, not one interval later
-                self.next_renew = min(self.next_renew, self.clock() + delay)
-                if hk.upkeep:
-                    self.next_upkeep = min(self.next_upkeep, self.clock() + delay)
+            self._retry_after(hk, delay)
         else:
             self.loop_ok("housekeeping")
         return abandoned
+
+    def _format_read(self, check: Plan[int], replies: Sequence[Any]) -> BaseException | None:
+        """The format check's reply: None once it is known (a format this version reads, or
+        a newer one, which makes the core refuse); else the error to back off from and
+        retry, as any upkeep call (an outage, a bug)."""
+        try:
+            check.send(list(replies))
+        except StopIteration:
+            self.format_ok()
+            return None
+        except IncompatibleFormat as exc:
+            self.refuse(exc)
+            return None
+        except Exception as exc:  # noqa: BLE001 - reported and retried by the caller
+            return exc
+        check.close()
+        return KueError("the data-format check asked for a second round trip")
+
+    def _retry_after(self, hk: Housekeeping, delay: float) -> None:
+        """Try the failed calls again after the backoff, not one interval later."""
+        with self.lock:
+            now = self.clock()
+            self.next_renew = min(self.next_renew, now + delay)
+            if hk.upkeep:
+                self.next_upkeep = min(self.next_upkeep, now + delay)
+            if hk.check is not None and self.format_due is not None:
+                self.format_due = now + delay
 
     def _renewals_ok(self, ok: bool) -> None:
         was, self.renewals_failing = self.renewals_failing, not ok
@@ -186,10 +234,7 @@ class HousekeepingRules:
         if hk.renew_groups and is_outage(exc):
             self._renewals_ok(False)
         delay = self.loop_failed("housekeeping", exc)
-        with self.lock:
-            self.next_renew = min(self.next_renew, self.clock() + delay)
-            if hk.upkeep:
-                self.next_upkeep = min(self.next_upkeep, self.clock() + delay)
+        self._retry_after(hk, delay)
         return delay
 
     def _lost(self, record: InFlight) -> bool:

@@ -1,5 +1,6 @@
 """Signal handling for ``Queue.run()`` and the CLI only (never in a constructor): the first
-SIGINT/SIGTERM stops gracefully, the second releases running jobs back to inactive at once."""
+SIGINT/SIGTERM stops gracefully, the second releases running jobs back to inactive at once.
+A worker that refuses to run (``failed()`` turns true) is stopped gracefully as by a signal."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+POLL_S = 0.2  # how often the waits below look at failed()
 log = logging.getLogger("kueatomic.worker")
 
 
-def run_until_signalled(graceful: Callable[[], None], immediate: Callable[[], None]) -> None:
-    """Block the main thread until a signal arrives and the graceful stop has finished."""
+def run_until_signalled(graceful: Callable[[], None], immediate: Callable[[], None],
+                        failed: Callable[[], bool] = lambda: False) -> None:
+    """Block the main thread until a signal arrives (or ``failed()``) and the graceful stop
+    has finished."""
     done = threading.Event()
     received = 0
 
@@ -38,16 +42,20 @@ def run_until_signalled(graceful: Callable[[], None], immediate: Callable[[], No
 
     previous = {sig: signal.signal(sig, handle) for sig in SIGNALS}
     try:
-        while not done.wait(0.5):
-            pass
+        while not done.wait(POLL_S):
+            if received == 0 and failed():
+                received = 1  # a signal now stops at once, as a second one would
+                stop_gracefully()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
 async def serve_until_signalled(graceful: Callable[[], Coroutine[Any, Any, None]],
-                                immediate: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """The asyncio version: wait for a signal on the running loop, then stop."""
+                                immediate: Callable[[], Coroutine[Any, Any, None]],
+                                failed: Callable[[], bool] = lambda: False) -> None:
+    """The asyncio version: wait for a signal (or ``failed()``) on the running loop, then
+    stop."""
     loop = asyncio.get_running_loop()
     first = asyncio.Event()
     received = 0
@@ -65,7 +73,14 @@ async def serve_until_signalled(graceful: Callable[[], Coroutine[Any, Any, None]
     for sig in SIGNALS:
         loop.add_signal_handler(sig, handle)
     try:
-        await first.wait()
+        while not first.is_set():
+            if failed():
+                received = max(received, 1)
+                break
+            try:
+                await asyncio.wait_for(first.wait(), POLL_S)
+            except TimeoutError:
+                pass
         await graceful()
     finally:
         for sig in SIGNALS:

@@ -21,7 +21,7 @@ from ..connection import SYNC
 from ..driver import SyncDriver
 from . import calls, control, loops
 from .base import WorkerBase, log
-from .core import STICKY, STOP, WorkerCore
+from .core import ENDED, STICKY, STOP, WorkerCore
 from .registration import InFlight, Registration
 
 
@@ -30,7 +30,10 @@ class Worker(WorkerBase):
 
     ``w = Worker(queue, lease_ms=5000)``; ``w.process("email", handler, concurrency=20)`` or
     ``@w.process("email", concurrency=20)``; ``w.start()``; ``w.shutdown(timeout=10000)``;
-    ``w.run()`` blocks until SIGINT/SIGTERM. Kue's ``queue.process(...)`` is this, started."""
+    ``w.run()`` blocks until SIGINT/SIGTERM. Kue's ``queue.process(...)`` is this, started.
+    Before its first claim the worker checks the queue's data format: on a queue a newer
+    kueatomic wrote it claims nothing, logs why and ``join()`` / ``run()`` raise
+    ``IncompatibleFormat``."""
 
     def __init__(self, queue: Any, **options: Any) -> None:
         super().__init__(queue, **options)
@@ -43,20 +46,27 @@ class Worker(WorkerBase):
 
     # --- starting -------------------------------------------------------------------------
     def start(self) -> Worker:
-        """Start every registration (and upkeep); idempotent."""
+        """Start every registration (and upkeep); idempotent. On a running worker that
+        refused to run (see ``error``) it raises that error (until the worker is shut down);
+        a refusal found after it returned is raised by ``join()`` and ``run()``."""
+        if self.started:
+            self._raise_error()
+        self._start()
+        return self
+
+    def _start(self) -> None:
         with self._lock:
             if not self.started:
                 self._start_core()
             pending = [r for r in self.registrations if not r.closed and not r.started]
         for reg in pending:
             self._start_registration(reg)
-        return self
 
     def _start_core(self) -> None:
         self.started = True
         self._events = {}
         self.core = WorkerCore(self.keys, self.settings, self.events.emit, lock=threading.Lock(),
-                               signal=self._signal, upkeep=self.upkeep)
+                               signal=self._signal, upkeep=self.upkeep, check_format=True)
         if self.upkeep:
             self.core.enable_upkeep(self.settings.upkeep_interval_ms)
         client = self.queue.connection.client(SYNC, socket_timeout=self.settings.reply_timeout_ms / 1000)
@@ -322,14 +332,29 @@ class Worker(WorkerBase):
             self.driver.client.close()
         log.info("worker stopped (prefix %s)", self.queue.prefix)
 
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until the worker has stopped: True once shut down (or never started), False
+        when ``timeout`` ms passed first. Raises the error that made it refuse to run, such
+        as ``IncompatibleFormat`` (it claims nothing then; ``shutdown()`` still ends it)."""
+        core = self.core
+        ended = True
+        if core is not None and self.started:
+            event = self._events.setdefault(ENDED, threading.Event())
+            ended = event.wait(None if timeout is None else max(0.0, timeout) / 1000)
+        self._raise_error()
+        return ended
+
     def run(self, shutdown_timeout: float | None = 10000) -> None:
         """Start, block until SIGINT/SIGTERM, then shut down gracefully (``shutdown_timeout``
-        ms for running jobs); a second signal releases running jobs at once. Call it from the
-        main thread."""
+        ms for running jobs); a second signal releases running jobs at once. A worker that
+        refuses to run (``IncompatibleFormat``) is shut down and its error raised. Call it
+        from the main thread."""
         from .signals import run_until_signalled
 
-        self.start()
-        run_until_signalled(lambda: self.shutdown(shutdown_timeout), self.abort)
+        self._start()  # an error is raised below, after the shutdown
+        run_until_signalled(lambda: self.shutdown(shutdown_timeout), self.abort,
+                            lambda: self.error is not None)
+        self._raise_error()
 
     def close(self) -> None:
         """Stop at once, releasing running jobs (``queue.close()`` calls this)."""
@@ -372,7 +397,7 @@ class _AsyncBridge:
         async def start() -> None:
             if reg not in self.worker.registrations:
                 self.worker.registrations.append(reg)
-            await self.worker.start()
+            await self.worker._start()  # a refusal: the owner's start()/join() raise it
 
         started = self.call(start)
         if threading.current_thread() is not self.thread:  # on the loop: it starts next
@@ -387,6 +412,7 @@ class _AsyncBridge:
 
 
 def start_unless_deferred(worker: Worker) -> None:
-    """Kue's shorthand starts at once, except while the CLI imports a module."""
+    """Kue's shorthand starts at once, except while the CLI imports a module (a refusal to
+    run shows in the log and is raised by ``join()`` / ``run()``, not by ``process()``)."""
     if not control.deferring(worker):
-        worker.start()
+        worker._start()
