@@ -71,14 +71,6 @@ class LateDown:  # nothing ran, and the whole batch raises exc only `seconds` la
     exc: BaseException
 
 
-class Stored(int):
-    """open_queue's reply, the stored format: read as ``int(reply)`` (version 3 of the script)
-    or as ``reply[0]`` of {format, shards} (version 4), so the fake fits either."""
-
-    def __getitem__(self, index: int) -> int:
-        return (int(self), 0)[index]
-
-
 def unavailable() -> RedisUnavailable:
     return RedisUnavailable("Redis at memory://x is unreachable (Connection reset by peer)")
 
@@ -240,7 +232,7 @@ class World:
         return {"complete_jobs": [1] * int(args[1]), "release_jobs": [1] * int(args[1]),
                 "fail_jobs": ["failed"] * int(args[1]),
                 "promote_delayed_jobs": [0, -1], "recover_jobs": [0, 0, 0],
-                "open_queue": Stored(DATA_FORMAT)}[name]
+                "open_queue": [DATA_FORMAT, 0]}[name]
 
     def execute(self, batch: list[Any]) -> tuple[Any, BaseException | None, float]:
         replies, crash, latency = [], None, 0.0
@@ -585,7 +577,7 @@ CASES: list[Any] = [
                [0.0])),
     Case(id="format: a newer one refuses: no claim, no upkeep, claim loop ends, reported once",
          loops=("claim", "housekeeping"), check_format=True, upkeep=True, inactive=(1,),
-         faults={"open_queue": [Stored(DATA_FORMAT + 1)]}, until=3.0,
+         faults={"open_queue": [[DATA_FORMAT + 1, 0]]}, until=3.0,
          got=lambda w: (w.names(), w.ran, "claim" in w.ended, w.errors(),
                         type(w.core.fatal).__name__, w.core.resume(w.reg)),
          want=(["open_queue"], [], True, ["IncompatibleFormat"], "IncompatibleFormat", None)),
