@@ -33,7 +33,7 @@ from .events import Listener, call_on
 from .job import JobBase
 from .ops import Batch, Plan, Request, T
 from .queue_base import J, QueueBase, parse_job_id
-from .routing import AsyncRoutedDriver
+from .routing import AsyncRoutedDriver, clients_of
 from .states import parse_state
 
 
@@ -231,12 +231,9 @@ class AsyncQueue(QueueBase):
     job_class = Job
 
     def _connect(self) -> None:
-        self.client = self.connection.client(ASYNC, primary=True)
-        self.driver: AsyncDriver | AsyncRoutedDriver = AsyncDriver(
-            self.client, self.connection.where, self.replication)
-        if self.shards is not None:
-            self.driver = AsyncRoutedDriver(self.shard_drivers(ASYNC, AsyncDriver, self.driver),
-                                            self.connection.where)
+        self.driver: AsyncDriver | AsyncRoutedDriver = self.new_driver(
+            ASYNC, AsyncDriver, AsyncRoutedDriver, primary=True)
+        self.client = self.driver.client
         self._listener_loop: asyncio.AbstractEventLoop | None = None
 
     def on(self, event: str, listener: Listener | None = None) -> Any:
@@ -383,7 +380,8 @@ class AsyncQueue(QueueBase):
 
     async def close(self) -> None:
         self._stop_subscriber()
-        await self.client.aclose()
+        for client in clients_of(self.driver):
+            await client.aclose()
 
 
 __all__ = ["AsyncDriver", "AsyncQueue", "Job"]

@@ -136,14 +136,23 @@ class QueueBase:
         """Each shard prefix's connection: on a cluster each follows its own slot."""
         return {keys.prefix: self.connection.with_new_route() for keys in self.keys.shards}
 
-    def shard_drivers(self, kind: str, driver_class: Any, own: Any) -> dict[str, Any]:
-        """A driver per shard prefix: the queue's own where every shard is on its Redis,
-        else one per shard on a client that follows that shard's slot."""
+    def new_driver(self, kind: str, driver_class: Any, routed_class: Any, *,
+                   primary: bool = False, socket_timeout: float | None = None) -> Any:
+        """A driver of ``kind`` for this queue (``primary``: on the queue's own client).
+        A sharded queue's is a routed driver over one driver per shard on a cluster (each
+        following its own slot), or over one shared driver on a single Redis."""
+        def make(connection: Connection) -> Any:
+            client = connection.client(kind, primary=primary, socket_timeout=socket_timeout)
+            return driver_class(client, connection.where, self.replication)
+
+        own = make(self.connection)
+        if self.shards is None:
+            return own
         if self.connection.route is None:
-            return {keys.prefix: own for keys in self.keys.shards}
-        return {prefix: driver_class(connection.client(kind, primary=True), connection.where,
-                                     self.replication)
-                for prefix, connection in self.shard_connections().items()}
+            drivers = {keys.prefix: own for keys in self.keys.shards}
+        else:
+            drivers = {prefix: make(c) for prefix, c in self.shard_connections().items()}
+        return routed_class(drivers, self.connection.where, own.client)
 
     def like(self, cls: type[Q]) -> Q:
         """A queue of class ``cls`` (the other kind) on the same Redis, prefix and options."""

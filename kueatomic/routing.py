@@ -44,12 +44,25 @@ def join(size: int, parts: list[tuple[list[int], list[Any]]]) -> list[Any]:
     return replies
 
 
-class SyncRoutedDriver:
-    """Runs plans over the shards' sync drivers (``{shard prefix: SyncDriver}``)."""
+def clients_of(driver: Any) -> list[Any]:
+    """Every client a driver sends on (a routed driver's shards may have their own)."""
+    drivers = getattr(driver, "drivers", None)
+    if drivers is None:
+        return [driver.client]
+    found = {id(driver.client): driver.client}
+    for each in drivers.values():
+        found.setdefault(id(each.client), each.client)
+    return list(found.values())
 
-    def __init__(self, drivers: dict[str, Any], where: str) -> None:
+
+class SyncRoutedDriver:
+    """Runs plans over the shards' sync drivers (``{shard prefix: SyncDriver}``);
+    ``client`` is the queue's own (its settings, and what ``close()`` closes)."""
+
+    def __init__(self, drivers: dict[str, Any], where: str, client: Any) -> None:
         self.drivers = drivers
         self.where = where
+        self.client = client
 
     def run(self, plan: Plan[T]) -> T:
         try:
@@ -76,9 +89,10 @@ class SyncRoutedDriver:
 class AsyncRoutedDriver:
     """``SyncRoutedDriver`` over asyncio drivers; the parts are sent concurrently."""
 
-    def __init__(self, drivers: dict[str, Any], where: str) -> None:
+    def __init__(self, drivers: dict[str, Any], where: str, client: Any) -> None:
         self.drivers = drivers
         self.where = where
+        self.client = client
 
     async def run(self, plan: Plan[T]) -> T:
         try:

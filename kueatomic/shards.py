@@ -208,6 +208,11 @@ def check_format(keys: ShardedKeys) -> Plan[int]:
     return stored_format
 
 
+def format_plan(keys: Keys | ShardedKeys) -> Plan[int]:
+    """The data-format check (and, for a sharded queue, the shard-count check)."""
+    return check_format(keys) if isinstance(keys, ShardedKeys) else ops.check_format(keys)
+
+
 def check_shard_key(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidArgument(f"shard_key must be a non-empty string, not {value!r}")

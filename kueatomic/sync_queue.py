@@ -17,7 +17,7 @@ from .errors import JobNotFound, KueError
 from .job import Job
 from .ops import Plan, T
 from .queue_base import J, QueueBase, parse_job_id
-from .routing import SyncRoutedDriver
+from .routing import SyncRoutedDriver, clients_of
 from .states import parse_state
 
 
@@ -32,12 +32,9 @@ class SyncQueue(QueueBase):
     job_class = Job
 
     def _connect(self) -> None:
-        self.client = self.connection.client(SYNC, primary=True)
-        self.driver: SyncDriver | SyncRoutedDriver = SyncDriver(
-            self.client, self.connection.where, self.replication)
-        if self.shards is not None:
-            self.driver = SyncRoutedDriver(self.shard_drivers(SYNC, SyncDriver, self.driver),
-                                           self.connection.where)
+        self.driver: SyncDriver | SyncRoutedDriver = self.new_driver(
+            SYNC, SyncDriver, SyncRoutedDriver, primary=True)
+        self.client = self.driver.client
 
     def _run(self, plan: Plan[T]) -> T:
         if self._layout_unchecked:
@@ -164,4 +161,5 @@ class SyncQueue(QueueBase):
 
     def close(self) -> None:
         self._stop_subscriber()
-        self.client.close()
+        for client in clients_of(self.driver):
+            client.close()

@@ -20,6 +20,7 @@ from typing import Any
 from ..async_queue import AsyncDriver
 from ..connection import ASYNC
 from ..events import call_on
+from ..routing import AsyncRoutedDriver, clients_of
 from ..sync_queue import SyncQueue
 from . import calls, loops
 from .base import WorkerBase, log
@@ -42,7 +43,7 @@ class Worker(WorkerBase):
         self._events: dict[Any, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sync_twin: SyncQueue | None = None
-        self.driver: AsyncDriver | None = None
+        self.driver: AsyncDriver | AsyncRoutedDriver | None = None
         self._loops: set[asyncio.Task[Any]] = set()
 
     # --- starting -------------------------------------------------------------------------
@@ -71,9 +72,8 @@ class Worker(WorkerBase):
                                upkeep=self.upkeep, check_format=True)
         if self.upkeep:
             self.core.enable_upkeep(self.settings.upkeep_interval_ms)
-        timeout = self.settings.reply_timeout_ms / 1000
-        client = self.queue.connection.client(ASYNC, socket_timeout=timeout)
-        self.driver = AsyncDriver(client, self.queue.connection.where)
+        self.driver = self.queue.new_driver(ASYNC, AsyncDriver, AsyncRoutedDriver,
+                                            socket_timeout=self.settings.reply_timeout_ms / 1000)
         self._spawn(self._drive("flush", loops.flush_loop, (self.core,)), self._loops)
         self._spawn(self._drive("upkeep", loops.housekeeping_loop, (self.core,)), self._loops)
         self._log_start()
@@ -306,7 +306,8 @@ class Worker(WorkerBase):
         # Stopped registrations are done, as after Kue's shutdown; process() adds new ones.
         self.registrations = [r for r in self.registrations if not r.closed]
         if self.driver is not None:
-            await self.driver.client.aclose()
+            for client in clients_of(self.driver):
+                await client.aclose()
         if self._sync_twin is not None:
             self._sync_twin.close()
             self._sync_twin = None

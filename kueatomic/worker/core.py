@@ -45,6 +45,7 @@ from .settings import WorkerSettings
 log = logging.getLogger("kueatomic.worker")
 
 COMPLETE, FAIL, RELEASE = "complete", "fail", "release"
+FLUSH_ORDER = {COMPLETE: 0, FAIL: 1, RELEASE: 2}  # the order a flush sends its calls in
 FLUSH_WAIT_S = 10.0  # how long a stop waits for outcomes to be written
 
 
@@ -61,15 +62,21 @@ ENDED = "ended"
 STICKY = frozenset({STOP, ENDED})
 
 
-class Claim:
-    """One activate_jobs (or, after a lost reply, reclaim_jobs) call for a registration."""
+# How long an idle claim loop of a sharded queue blocks on one shard's wake-up list before
+# it looks at the others again (a job on another shard waits at most this long).
+SHARD_WAIT_MS = 200
 
-    __slots__ = ("call", "cancelled", "reclaim", "reg", "since", "token", "want")
+
+class Claim:
+    """One activate_jobs (or, after a lost reply, reclaim_jobs) call for a registration, on
+    ``keys``: the queue's layout (a sharded queue's shard whose turn it was)."""
+
+    __slots__ = ("call", "cancelled", "keys", "reclaim", "reg", "since", "token", "want")
 
     def __init__(self, reg: Registration, token: str, want: int, call: Call, since: float,
-                 reclaim: bool = False) -> None:
+                 keys: Keys, reclaim: bool = False) -> None:
         self.reg, self.token, self.want, self.call = reg, token, want, call
-        self.since, self.reclaim = since, reclaim
+        self.since, self.keys, self.reclaim = since, keys, reclaim
         self.cancelled = False  # a stop gave its slots back while it was on its way
 
 
@@ -94,11 +101,12 @@ class Flush:
 class WorkerCore(HousekeepingRules):
     """See the module docstring; lease renewal and upkeep are ``HousekeepingRules``."""
 
-    def __init__(self, keys: Keys, settings: WorkerSettings, emit: Callable[..., None], *,
+    def __init__(self, keys: Any, settings: WorkerSettings, emit: Callable[..., None], *,
                  clock: Callable[[], float] = time.monotonic, lock: Any = None,
                  signal: Callable[[Any], None] | None = None, upkeep: bool = True,
                  check_format: bool = False) -> None:
-        self.keys = keys
+        self.keys = keys  # Keys, or a sharded queue's ShardedKeys
+        self.layouts: tuple[Keys, ...] = keys.layouts
         self.settings = settings
         self.emit = emit  # the queue's EventHub.emit: "error" events
         self.clock = clock
@@ -176,9 +184,11 @@ class WorkerCore(HousekeepingRules):
                 return True
             want = min(reg.free, reg.batch)
             reg.free -= want
+            keys = self.layouts[reg.shard_cursor % len(self.layouts)]
+            reg.shard_cursor += 1
         token = calls.claim_token()
-        call = calls.activate(self.keys, reg.job_type, want, reg.worker_id, token, reg.lease_ms)
-        return Claim(reg, token, want, call, self.clock())
+        call = calls.activate(keys, reg.job_type, want, reg.worker_id, token, reg.lease_ms)
+        return Claim(reg, token, want, call, self.clock(), keys)
 
     def claimed(self, claim: Claim, reply: Sequence[Any],
                 make_job: Callable[[Registration, int, dict[str, str]], Any]) -> list[InFlight]:
@@ -203,6 +213,7 @@ class WorkerCore(HousekeepingRules):
             if claim.cancelled:
                 reg.free -= claim.want  # stop_claiming freed them: hold them again, as below
             reg.free += claim.want - len(records)
+            reg.empty_claims = 0 if records else reg.empty_claims + 1
             for record in records:
                 self.inflight[record.id] = record
                 if record.load_error is not None:
@@ -236,8 +247,8 @@ class WorkerCore(HousekeepingRules):
             keep = retry and (maybe_ran or claim.reclaim) and not expired and reg.claiming
             if keep and not claim.reclaim:
                 reg.reclaims.append(Claim(reg, claim.token, claim.want,
-                                          calls.reclaim(self.keys, claim.token, reg.lease_ms),
-                                          claim.since, reclaim=True))
+                                          calls.reclaim(claim.keys, claim.token, reg.lease_ms),
+                                          claim.since, claim.keys, reclaim=True))
             elif not keep:
                 if claim in reg.reclaims:
                     reg.reclaims.remove(claim)
@@ -258,7 +269,17 @@ class WorkerCore(HousekeepingRules):
         return self.episode(name).failed(exc, self.clock())
 
     def wait_call(self, reg: Registration, block_ms: int) -> Any:
-        return calls.wait_for_token(self.keys, (reg.job_type,), block_ms)
+        """The blocking read an idle claim loop waits with, or None to claim again at once:
+        on a sharded queue, until every shard had its turn and found nothing; then it blocks
+        on the next shard's wake-up list, for at most SHARD_WAIT_MS."""
+        if len(self.layouts) == 1:
+            return calls.wait_for_token(self.keys, (reg.job_type,), block_ms)
+        with self.lock:
+            if reg.empty_claims < len(self.layouts):
+                return None
+            reg.empty_claims = 0
+            keys = self.layouts[reg.shard_cursor % len(self.layouts)]
+        return calls.wait_for_token(keys, (reg.job_type,), min(block_ms, SHARD_WAIT_MS))
 
     # --- running handlers -----------------------------------------------------------------
     def start(self, record: InFlight) -> bool:
@@ -312,16 +333,18 @@ class WorkerCore(HousekeepingRules):
                 return None
             taken = [self.outcomes.popleft() for _ in range(min(len(self.outcomes), 2 * limit))]
             self.flushing += len(taken)
-        by_kind: dict[str, list[Outcome]] = {COMPLETE: [], FAIL: [], RELEASE: []}
-        for outcome in taken:
-            by_kind[outcome.kind].append(outcome)
+        by_kind: dict[tuple[str, str], list[Outcome]] = {}
+        for outcome in taken:  # a call per kind and shard (the queue's layout, unsharded)
+            keys = self.keys.for_job(outcome.record.id)
+            by_kind.setdefault((outcome.kind, keys.prefix), []).append(outcome)
         requests: list[Call] = []
         groups: list[list[Outcome]] = []
-        for kind, items in by_kind.items():
+        for (kind, _), items in sorted(by_kind.items(), key=lambda entry: FLUSH_ORDER[entry[0][0]]):
+            keys = self.keys.for_job(items[0].record.id)
             for start in range(0, len(items), limit):
                 part = items[start : start + limit]
                 try:
-                    requests.append(self._flush_call(kind, part))
+                    requests.append(self._flush_call(kind, keys, part))
                 except Exception as exc:  # noqa: BLE001 - one bad outcome must not stop flushing
                     with self.lock:
                         self.flushing -= len(part)
@@ -333,12 +356,12 @@ class WorkerCore(HousekeepingRules):
             return self.next_flush()
         return Flush(requests, groups)
 
-    def _flush_call(self, kind: str, part: list[Outcome]) -> Call:
+    def _flush_call(self, kind: str, keys: Keys, part: list[Outcome]) -> Call:
         if kind == COMPLETE:
-            return calls.complete(self.keys, [(o.record.id, o.record.token, o.duration, o.payload)
-                                              for o in part])
+            return calls.complete(keys, [(o.record.id, o.record.token, o.duration, o.payload)
+                                         for o in part])
         if kind == RELEASE:
-            return calls.release(self.keys, [(o.record.id, o.record.token) for o in part])
+            return calls.release(keys, [(o.record.id, o.record.token) for o in part])
         items = []
         for outcome in part:
             record = outcome.record
@@ -347,7 +370,7 @@ class WorkerCore(HousekeepingRules):
             if problem:
                 self._report(KueError(f"job {record.id}: {problem}"))
             items.append((record.id, record.token, error, summary, message, delay))
-        return calls.fail(self.keys, items)
+        return calls.fail(keys, items)
 
     def flushed(self, flush: Flush, replies: Sequence[Any]) -> float:
         """Read each call's statuses: lost leases are reported; a call Redis refused for now

@@ -9,10 +9,10 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .. import ops
 from ..errors import IncompatibleFormat, KueError, LeaseLost, is_outage
 from ..keyspace import Keys
 from ..ops import Plan, Request, unwrap
+from ..shards import format_plan
 from . import calls
 from .registration import (
     ABANDONED,
@@ -47,7 +47,8 @@ class HousekeepingRules:
     """When to renew which leases, when upkeep is due, and what their replies mean."""
 
     # the core's state (WorkerCore.__init__)
-    keys: Keys
+    keys: Any  # Keys, or a sharded queue's ShardedKeys
+    layouts: tuple[Keys, ...]
     settings: WorkerSettings
     clock: Callable[[], float]
     lock: Any
@@ -121,24 +122,27 @@ class HousekeepingRules:
                 for record in records:
                     if record.check_at and record.check_at <= now:
                         record.check_at = now + ttl_seconds(record.fields) + TTL_CHECK_SLACK
-                by_lease: dict[int, list[InFlight]] = {}
-                for record in self._renewable(now):
-                    by_lease.setdefault(record.reg.lease_ms, []).append(record)
-                for lease_ms, group in by_lease.items():
+                by_lease: dict[tuple[int, str], list[InFlight]] = {}
+                for record in self._renewable(now):  # a call per lease and shard
+                    shard = self.keys.for_job(record.id).prefix
+                    by_lease.setdefault((record.reg.lease_ms, shard), []).append(record)
+                for (lease_ms, _), group in by_lease.items():
+                    keys = self.keys.for_job(group[0].id)
                     for start in range(0, len(group), RENEW_CHUNK):
                         part = group[start : start + RENEW_CHUNK]
-                        requests.append(calls.renew(self.keys, lease_ms,
+                        requests.append(calls.renew(keys, lease_ms,
                                                     [(r.id, r.token) for r in part]))
                         groups.append(part)
-            if upkeep:
+            if upkeep:  # promotion and recovery: a pair of calls per shard
                 self.poke_upkeep = False
                 s = self.settings
-                requests.append(calls.promote(self.keys, s.promote_batch))
-                requests.append(calls.recover(self.keys, s.recover_batch, s.max_stalls,
-                                              s.foreign_ttl_grace_ms, s.rebalance_tokens))
+                for keys in self.layouts:
+                    requests.append(calls.promote(keys, s.promote_batch))
+                    requests.append(calls.recover(keys, s.recover_batch, s.max_stalls,
+                                                  s.foreign_ttl_grace_ms, s.rebalance_tokens))
         plan = None
         if check:  # a fresh plan each time: one that raised cannot be sent again
-            plan = ops.check_format(self.keys)
+            plan = format_plan(self.keys)
             requests.extend(next(plan))
         if not requests:  # nothing to renew: no claimed job can stall
             self._renewals_ok(True)
@@ -163,27 +167,11 @@ class HousekeepingRules:
             failure = self._format_read(hk.check, replies[len(hk.renew_groups):]) or failure
         if hk.upkeep:
             now = self.clock()
-            promoted, recovered = replies[-2], replies[-1]
             interval = (self.upkeep_interval_ms or self.settings.upkeep_interval_ms) / 1000
             wait = interval
-            if isinstance(promoted, BaseException):
-                failure = promoted
-            else:
-                count, wait_ms = (int(v) for v in promoted)
-                if count >= self.settings.promote_batch:
-                    wait = 0.0
-                elif wait_ms >= 0:
-                    wait = min(interval, wait_ms / 1000)
-            if isinstance(recovered, BaseException):
-                failure = recovered
-            else:
-                requeued, stalled_failed, ttl_failed = (int(v) for v in unwrap(recovered))
-                if requeued or stalled_failed:
-                    log.info("recovered %d stalled jobs (%d back to inactive, %d failed the "
-                             "attempt: stalled too often)", requeued + stalled_failed, requeued,
-                             stalled_failed)
-                if ttl_failed:
-                    log.info("%d jobs exceeded their ttl and failed the attempt", ttl_failed)
+            pairs = replies[len(replies) - 2 * len(self.layouts):]
+            for promoted, recovered in zip(pairs[::2], pairs[1::2]):
+                wait, failure = self._upkeep_read(promoted, recovered, interval, wait, failure)
             with self.lock:
                 self.next_upkeep = now + wait
         if renew_failure:
@@ -196,6 +184,30 @@ class HousekeepingRules:
         else:
             self.loop_ok("housekeeping")
         return abandoned
+
+    def _upkeep_read(self, promoted: Any, recovered: Any, interval: float, wait: float,
+                     failure: BaseException | None) -> tuple[float, BaseException | None]:
+        """One shard's promotion and recovery replies: the next upkeep's wait (sooner when
+        more delayed jobs are due) and the failure to back off from, if any."""
+        if isinstance(promoted, BaseException):
+            failure = promoted
+        else:
+            count, wait_ms = (int(v) for v in promoted)
+            if count >= self.settings.promote_batch:
+                wait = 0.0
+            elif wait_ms >= 0:
+                wait = min(wait, interval, wait_ms / 1000)
+        if isinstance(recovered, BaseException):
+            failure = recovered
+        else:
+            requeued, stalled_failed, ttl_failed = (int(v) for v in unwrap(recovered))
+            if requeued or stalled_failed:
+                log.info("recovered %d stalled jobs (%d back to inactive, %d failed the "
+                         "attempt: stalled too often)", requeued + stalled_failed, requeued,
+                         stalled_failed)
+            if ttl_failed:
+                log.info("%d jobs exceeded their ttl and failed the attempt", ttl_failed)
+        return wait, failure
 
     def _format_read(self, check: Plan[int], replies: Sequence[Any]) -> BaseException | None:
         """The format check's reply: None once it is known (a format this version reads, or

@@ -77,8 +77,11 @@ def claim_loop(core: WorkerCore, reg: Registration, generation: int, make_job: M
             continue
         if claim.reclaim or len(reply) > 1:
             continue  # claimed jobs that did not run (load errors): claim again
+        wait = core.wait_call(reg, block_ms)
+        if wait is None:
+            continue  # a sharded queue: the next shard's turn
         try:
-            replies = yield Send([core.wait_call(reg, block_ms)])
+            replies = yield Send([wait])
             unwrap(replies[0])
         except Exception as exc:  # noqa: BLE001
             if not reg.claiming:

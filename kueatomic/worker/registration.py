@@ -66,6 +66,10 @@ class Registration:
         self.started = False  # handed to the runtime (slots made, claim loop started)
         self.generation = 0
         self.reclaims: list[Any] = []  # core.Claim
+        # On a sharded queue: the shard the next claim goes to (claims take turns, so no
+        # shard starves), and how many claims in a row found nothing.
+        self.shard_cursor = 0
+        self.empty_claims = 0
         self.ctx: Any = None
         self.slots: Any = None  # the runtime's own (a SimpleQueue of records, an executor...)
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..connection import SYNC
 from ..driver import SyncDriver
+from ..routing import SyncRoutedDriver, clients_of
 from . import calls, control, loops
 from .base import WorkerBase, log
 from .core import ENDED, STICKY, STOP, WorkerCore
@@ -42,7 +43,7 @@ class Worker(WorkerBase):
         self._threads: list[threading.Thread] = []
         self._slot_threads: dict[Registration, list[threading.Thread]] = {}
         self._bridge: _AsyncBridge | None = None
-        self.driver: SyncDriver | None = None
+        self.driver: SyncDriver | SyncRoutedDriver | None = None
 
     # --- starting -------------------------------------------------------------------------
     def start(self) -> Worker:
@@ -69,8 +70,8 @@ class Worker(WorkerBase):
                                signal=self._signal, upkeep=self.upkeep, check_format=True)
         if self.upkeep:
             self.core.enable_upkeep(self.settings.upkeep_interval_ms)
-        client = self.queue.connection.client(SYNC, socket_timeout=self.settings.reply_timeout_ms / 1000)
-        self.driver = SyncDriver(client, self.queue.connection.where)
+        self.driver = self.queue.new_driver(SYNC, SyncDriver, SyncRoutedDriver,
+                                            socket_timeout=self.settings.reply_timeout_ms / 1000)
         self._threads = [self._thread("flush", loops.flush_loop, self.core),
                          self._thread("upkeep", loops.housekeeping_loop, self.core)]
         self._log_start()
@@ -329,7 +330,8 @@ class Worker(WorkerBase):
         if bridge is not None:
             bridge.close()
         if self.driver is not None:
-            self.driver.client.close()
+            for client in clients_of(self.driver):
+                client.close()
         log.info("worker stopped (prefix %s)", self.queue.prefix)
 
     def join(self, timeout: float | None = None) -> bool:
