@@ -154,7 +154,7 @@ def test_one_worker_drains_every_shard_and_none_starves(
         while len(runs) < 313 and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
-        worker.shutdown(timeout=5)
+        worker.shutdown(timeout=5000)
     ids = [job_id for job_id, _ in runs]
     assert len(ids) == 313 and len(set(ids)) == 313, "every job runs exactly once"
     assert queue.complete_count() == 313 and queue.counts()["inactive"] == 0
@@ -199,7 +199,7 @@ def test_the_asyncio_queue_and_worker_shard_too(shard_url: str) -> None:
             if len(done) >= 30:
                 break
             await asyncio.sleep(0.05)
-        await worker.shutdown(timeout=5)
+        await worker.shutdown(timeout=5000)
         assert (await queue.counts())["complete"] == 30
         await queue.close()
         return done
