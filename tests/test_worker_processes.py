@@ -28,7 +28,7 @@ TASKS = textwrap.dedent('''
     import os, pathlib, time
     from kueatomic import Queue
 
-    queue = Queue("wp", os.environ["REDIS_URL"])
+    queue = Queue(os.environ["QUEUE_PREFIX"], os.environ["REDIS_URL"])
     queue.configure_workers(lease_ms=900, upkeep_interval_ms=100, block_timeout_ms=200)
     MARKS = pathlib.Path(os.environ["MARKS"])
 
@@ -47,10 +47,10 @@ TASKS = textwrap.dedent('''
 class Workers:
     """Start ``kueatomic worker tasks:queue`` processes against the test's Redis."""
 
-    def __init__(self, folder: Path, url: str) -> None:
+    def __init__(self, folder: Path, url: str, prefix: str = "wp") -> None:
         self.folder = folder
         self.env = {**os.environ, "REDIS_URL": url, "MARKS": str(folder / "marks"),
-                    "PYTHONUNBUFFERED": "1"}
+                    "PYTHONUNBUFFERED": "1", "QUEUE_PREFIX": prefix}
         (folder / "marks").mkdir()
         (folder / "tasks.py").write_text(TASKS)
         self.procs: list[subprocess.Popen[str]] = []
@@ -75,16 +75,25 @@ class Workers:
                 proc.wait(10)
 
 
+@pytest.fixture(params=["real", "cluster"])
+def target(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """(URL, prefix): the session's redis-server, or its Redis Cluster with {wp}."""
+    if request.param == "cluster":
+        return str(request.getfixturevalue("cluster_url")), "{wp}"
+    return str(request.getfixturevalue("real_redis_url")), "wp"
+
+
 @pytest.fixture
-def workers(tmp_path: Path, real_redis_url: str) -> Iterator[Workers]:
-    started = Workers(tmp_path, real_redis_url)
+def workers(tmp_path: Path, target: tuple[str, str]) -> Iterator[Workers]:
+    started = Workers(tmp_path, *target)
     yield started
     started.stop_all()
 
 
 @pytest.fixture
-def queue(real_redis_url: str) -> Iterator[Queue]:
-    q = Queue("wp", real_redis_url)
+def queue(target: tuple[str, str]) -> Iterator[Queue]:
+    url, prefix = target
+    q = Queue(prefix, url)
     yield q
     q.close()
 
