@@ -29,6 +29,9 @@ def _error(description: str) -> dict[str, Any]:
     return _json(_ref("Error"), description)
 
 
+_SHARD_KEY = {"type": "string", "minLength": 1,
+              "description": "on a sharded queue, jobs with the same key share a shard (and "
+                             "keep their order); ignored by a queue of one layout"}
 _SEARCH_KEYS = {"type": "array", "items": {"type": "string"},
                 "description": "dotted paths into data to index for search"}
 _TIMESTAMP = {"type": "string", "pattern": "^-?[0-9]+$", "description": "ms, as Redis holds it"}
@@ -119,6 +122,8 @@ _SCHEMAS: dict[str, Any] = {
             "search_keys": _SEARCH_KEYS,
             "removeOnComplete": {"description": "truthy: remove the job once complete"},
             "remove_on_complete": {"description": "truthy: remove the job once complete"},
+            "shardKey": _SHARD_KEY,
+            "shard_key": _SHARD_KEY,
         },
     },
     "Backoff": {
