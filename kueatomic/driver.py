@@ -166,6 +166,18 @@ def read_ack(read: Any) -> Any:
         return exc
 
 
+def drop_idle_connections(client: Any) -> None:
+    """After NotReplicated: close the pool's idle connections, so the next one connects
+    again (behind Sentinel: asks the sentinels where the master is now). Connections other
+    threads are using are left alone: closing one under a thread that reads from it fails
+    that thread's call with whatever redis-py meets (an AttributeError as often as a
+    ConnectionError). A Sentinel pool drops them when they come back, once a new connection
+    found the master moved; elsewhere their next waited write tells them again."""
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        pool.disconnect(inuse_connections=False)
+
+
 def unavailable(client: Any, where: str, exc: BaseException) -> RedisUnavailable:
     """The error for a lost connection; a cluster client's route moves to the next node."""
     connection_lost(client)
@@ -235,7 +247,7 @@ class SyncDriver:
         if acks is not None and self.replication is not None:
             error = not_replicated(acks, self.replication, self.where)
             if error is not None:
-                self.client.connection_pool.disconnect()  # behind Sentinel: ask again
+                drop_idle_connections(self.client)
                 raise error
         return settled
 

@@ -140,14 +140,18 @@ def master_client(target: SentinelTarget, asynchronous: bool, overrides: dict[st
                        "socket_connect_timeout": kwargs.get("socket_connect_timeout") or 1.0,
                        **target.sentinel_kwargs}
     # No retry: redis-py would resend a command whose reply was lost, and a script call is
-    # not idempotent (the worker retries what is safe to retry itself).
+    # not idempotent (the worker retries what is safe to retry itself). Nor for the
+    # sentinels: redis-py's default (10 retries with backoff) spends ~3 s on each sentinel
+    # that refuses connections before it asks the next one, at every new connection.
     if asynchronous:
         from redis.asyncio.retry import Retry as AsyncRetry
         kwargs["retry"] = AsyncRetry(NoBackoff(), 0)
+        sentinel_kwargs["retry"] = AsyncRetry(NoBackoff(), 0)
         watcher: Any = sentinel_async.Sentinel(  # type: ignore[no-untyped-call]
             target.sentinels, sentinel_kwargs=sentinel_kwargs)
     else:
         kwargs["retry"] = Retry(NoBackoff(), 0)
+        sentinel_kwargs["retry"] = Retry(NoBackoff(), 0)
         watcher = sentinel_sync.Sentinel(  # type: ignore[no-untyped-call]
             target.sentinels, sentinel_kwargs=sentinel_kwargs)
     return watcher.master_for(target.service, **kwargs)
