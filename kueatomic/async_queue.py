@@ -97,7 +97,7 @@ class AsyncDriver:
         if acks is not None and self.replication is not None:
             error = not_replicated(acks, self.replication, self.where)
             if error is not None:
-                await self.client.connection_pool.disconnect()  # behind Sentinel: ask again
+                await self.client.connection_pool.disconnect(inuse_connections=False)  # ask again
                 raise error
         return settled
 

@@ -264,10 +264,10 @@ def test_shutdown_waits_then_releases_running_jobs(wq: Queue) -> None:
 
 
 def test_shutdown_with_fail_running_keeps_kues_shutdown_failure(wq: Queue) -> None:
-    release = threading.Event()
+    release, running = threading.Event(), threading.Event()
     job = wq.create("email").attempts(1).save()
-    wq.process("email", lambda j: release.wait(20))
-    wait_for(lambda: state_of(wq, job.id) == "active")
+    wq.process("email", lambda j: (running.set(), release.wait(20)))
+    assert running.wait(10)  # running, not only claimed (a claimed job is released)
     wq.shutdown(timeout=100, fail_running=True)
     done = wq.get_job(job.id)
     assert done.state == "failed" and done.error == "Shutdown" and done.logs() == ["Shutdown"]
