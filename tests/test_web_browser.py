@@ -179,10 +179,19 @@ def test_dashboard_follows_jobs_and_acts_on_them(browser: Any, real_redis_url: s
         queue.close()
 
 
-def test_dashboard_pages_filters_and_sorts(browser: Any, real_redis_url: str) -> None:
+@pytest.mark.parametrize("layout", ["one redis", "cluster", "sharded over a cluster"])
+def test_dashboard_pages_filters_and_sorts(browser: Any, layout: str,
+                                           request: pytest.FixtureRequest) -> None:
+    """The same pages and order on one Redis, on a cluster ({dash}: one slot) and for a
+    queue sharded over 4 slots of the cluster (merged lists)."""
     from playwright.sync_api import expect
 
-    queue = Queue(redis=real_redis_url)
+    if layout == "one redis":
+        queue = Queue(redis=request.getfixturevalue("real_redis_url"))
+    elif layout == "cluster":
+        queue = Queue("{dash}", redis=request.getfixturevalue("cluster_url"))
+    else:
+        queue = Queue("dash", redis=request.getfixturevalue("cluster_url"), shards=4)
     for n in range(25):
         queue.create("email", {"title": f"email {n}"}).save()
     for n in range(3):
