@@ -73,3 +73,13 @@ def test_demo_touches_only_its_prefix(real_redis_url: str) -> None:
     after = {k for k in other.keys("*")}
     assert {k for k in after if not k.startswith(demo.PREFIX + ":")} == before
     demo_queue.close()
+
+
+def test_demo_on_a_cluster(cluster_url: str) -> None:
+    out = run_demo("--redis", cluster_url)
+    assert "using --redis: redis+cluster://" in out and "(prefix '{kueatomic-demo}')" in out
+    assert "summary" in out and "dashboard: http://127.0.0.1:" in out
+    queue = Queue("{" + demo.PREFIX + "}", cluster_url)
+    counts = queue.counts()
+    assert counts["complete"] + counts["failed"] == 10 and counts["active"] == 0
+    queue.close()
