@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
 import redis
 
 from . import ops, scripts
+from .coalesce import Pending, hand_out
 from .codec import format_log
 from .connection import ASYNC
 from .driver import (
@@ -35,6 +37,15 @@ from .ops import Batch, Plan, Request, T
 from .queue_base import J, QueueBase, parse_job_id
 from .routing import AsyncRoutedDriver, clients_of
 from .states import parse_state
+
+
+def wake_up(future: asyncio.Future[Any]) -> None:
+    """Resolve a waiting caller's future, from any thread (its loop may be another)."""
+    def resolve() -> None:
+        if not future.done():
+            future.set_result(None)
+
+    future.get_loop().call_soon_threadsafe(resolve)
 
 
 class AsyncDriver:
@@ -231,6 +242,7 @@ class AsyncQueue(QueueBase):
     job_class = Job
 
     def _connect(self) -> None:
+        self._creates_lock = threading.Lock()
         self.driver: AsyncDriver | AsyncRoutedDriver = self.new_driver(
             ASYNC, AsyncDriver, AsyncRoutedDriver, primary=True)
         self.client = self.driver.client
@@ -281,12 +293,50 @@ class AsyncQueue(QueueBase):
         if self.test_mode.record(job):
             return job
         if job.id is None:
-            (job.id,) = await self._run(self.plans.create(self.keys, [self.create_block(job)]))
+            job.id = await self._create_one(self.create_block(job))
             job.state = "delayed" if job.delay_ms else "inactive"
         else:
             call = ops.job_call(self.keys.for_job(job.id), "update_job", job.id, *job.encode_update())
             job.state = await self._run(ops.single(call))
         return job
+
+    async def _create_one(self, block: Any) -> int:
+        """``SyncQueue._create_one``: concurrent callers share create calls. The bookkeeping
+        is under a thread lock (never held across an await), and a waiting caller sleeps on a
+        future of its own loop, so callers on several loops mix safely."""
+        if not self.coalesce_creates:
+            (job_id,) = await self._run(self.plans.create(self.keys, [block]))
+            return int(job_id)
+        with self._creates_lock:
+            entry = self._creates.arrive(block)
+            if not entry.ready():
+                entry.wake = asyncio.get_running_loop().create_future()
+        if entry.wake is not None:
+            await entry.wake
+        if not entry.done:  # this caller sends everything that waited
+            with self._creates_lock:
+                batch = self._creates.take()
+            try:
+                await self._send_creates(batch)
+            finally:
+                with self._creates_lock:
+                    woken = self._creates.finished(batch)
+                for other in woken:
+                    if other is not entry and other.wake is not None:
+                        wake_up(other.wake)
+        return entry.outcome()
+
+    async def _send_creates(self, batch: list[Pending]) -> None:
+        try:
+            plan = self.plans.create(self.keys, [e.block for e in batch])
+            ids, error = await self._run(plan), None
+        except BaseException as exc:  # noqa: BLE001 - every caller gets it (a cancellation too)
+            ids, error = None, exc
+        if hand_out(batch, ids, error):
+            for entry in batch:
+                await self._send_creates([entry])
+        elif error is not None and not isinstance(error, Exception):
+            raise error
 
     async def create_bulk(self, specs: list[Any]) -> list[Job | KueError]:
         results, todo, encoded = self.prepare_bulk(specs)

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from . import ops
 from . import shards as shard_plans
 from .cluster import require_hash_tag
+from .coalesce import Coalescer
 from .codec import dumps
 from .connection import Connection
 from .driver import Replication
@@ -98,9 +99,13 @@ class QueueBase:
         shards: int | None = None,
         wait_replicas: int = 0,
         wait_timeout_ms: int = 1000,
+        coalesce_creates: bool = True,
     ) -> None:
         check_prefix(prefix)
         self.replication = replication(wait_replicas, wait_timeout_ms)
+        # Concurrent save() calls of new jobs share create calls (kueatomic/coalesce.py).
+        self.coalesce_creates = bool(coalesce_creates)
+        self._creates = Coalescer()
         self.connection = Connection(redis, client_factory)
         on_cluster = self.connection.route is not None
         # The plans the queue runs: one layout's (kueatomic.ops), or merged over the shards.
@@ -159,7 +164,8 @@ class QueueBase:
         wait = self.replication or Replication(0, 1000)
         return cls(self.prefix, self.connection, disable_search=self.disable_search,
                    max_payload_bytes=self.max_payload_bytes, shards=self.shards,
-                   wait_replicas=wait.replicas, wait_timeout_ms=wait.timeout_ms)
+                   wait_replicas=wait.replicas, wait_timeout_ms=wait.timeout_ms,
+                   coalesce_creates=self.coalesce_creates)
 
     # --- events (Kue's queue.on / job.on) --------------------------------------------------
     def on(self, event: str, listener: Listener | None = None) -> Any:

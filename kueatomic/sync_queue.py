@@ -8,9 +8,11 @@ Every write runs one Lua script (atomic); reads go straight to Redis. The asynci
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from . import ops
+from .coalesce import Pending, hand_out
 from .connection import SYNC
 from .driver import SyncDriver
 from .errors import JobNotFound, KueError
@@ -32,6 +34,7 @@ class SyncQueue(QueueBase):
     job_class = Job
 
     def _connect(self) -> None:
+        self._creates_ready = threading.Condition()
         self.driver: SyncDriver | SyncRoutedDriver = self.new_driver(
             SYNC, SyncDriver, SyncRoutedDriver, primary=True)
         self.client = self.driver.client
@@ -49,12 +52,43 @@ class SyncQueue(QueueBase):
         if self.test_mode.record(job):
             return job
         if job.id is None:
-            (job.id,) = self._run(self.plans.create(self.keys, [self.create_block(job)]))
+            job.id = self._create_one(self.create_block(job))
             job.state = "delayed" if job.delay_ms else "inactive"
         else:
             call = ops.job_call(self.keys.for_job(job.id), "update_job", job.id, *job.encode_update())
             job.state = self._run(ops.single(call))
         return job
+
+    def _create_one(self, block: Any) -> int:
+        """One new job's id; concurrent callers share create calls (kueatomic/coalesce.py)."""
+        if not self.coalesce_creates:
+            (job_id,) = self._run(self.plans.create(self.keys, [block]))
+            return int(job_id)
+        with self._creates_ready:
+            entry = self._creates.arrive(block)
+            while not entry.ready():
+                self._creates_ready.wait()
+        if not entry.done:  # this caller sends everything that waited
+            with self._creates_ready:
+                batch = self._creates.take()
+            try:
+                self._send_creates(batch)
+            finally:
+                with self._creates_ready:
+                    self._creates.finished(batch)
+                    self._creates_ready.notify_all()
+        return entry.outcome()
+
+    def _send_creates(self, batch: list[Pending]) -> None:
+        try:
+            ids, error = self._run(self.plans.create(self.keys, [e.block for e in batch])), None
+        except BaseException as exc:  # noqa: BLE001 - every caller gets it (KeyboardInterrupt too)
+            ids, error = None, exc
+        if hand_out(batch, ids, error):
+            for entry in batch:
+                self._send_creates([entry])
+        elif error is not None and not isinstance(error, Exception):
+            raise error
 
     def create_bulk(self, specs: list[Any]) -> list[Job | KueError]:
         """Create many jobs in one round trip. Each element is a job from ``create()`` or a
