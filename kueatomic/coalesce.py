@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import KueError, is_outage
+from .errors import KueError, RedisUnavailable, is_outage
 
 
 class Pending:
@@ -85,6 +85,10 @@ def hand_out(batch: list[Pending], ids: list[int] | None, error: BaseException |
         return False
     if len(batch) > 1 and isinstance(error, KueError) and not is_outage(error):
         return True
+    if not isinstance(error, Exception):  # the sending caller was cancelled or interrupted
+        error = RedisUnavailable(
+            f"the create call carrying this job was interrupted ({type(error).__name__}) in "
+            "the caller that sent it; the job may or may not have been created")
     for entry in batch:
         entry.error = error
     return False

@@ -126,3 +126,11 @@ def test_coalescing_can_be_turned_off(make_queue: Any) -> None:
     queue = make_queue(coalesce_creates=False)
     assert [queue.create("t").save().id for _ in range(3)] == [1, 2, 3]
     assert queue.like(Queue).coalesce_creates is False
+
+
+def test_a_cancelled_sender_does_not_cancel_the_callers_it_carried() -> None:
+    coalescer = Coalescer()
+    batch = [coalescer.arrive("a"), coalescer.arrive("b")]
+    hand_out(batch, None, asyncio.CancelledError())
+    with pytest.raises(RedisUnavailable, match="interrupted"):
+        batch[1].outcome()
