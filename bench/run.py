@@ -4,10 +4,15 @@
     python3 bench/run.py                 # everything, 3 runs each (about an hour on 2 cores)
     python3 bench/run.py --quick         # small sizes, for a look in a minute or two
     python3 bench/run.py --systems kueatomic,huey --measures enqueue,drain --runs 1
+    python3 bench/run.py --measures cluster   # only bench/cluster.py (Redis Cluster, shards)
 
 Creates bench/.venv/<system> from PyPI (first time only), starts its own redis-server on a
 free port, runs issue 5's measurements for every system (runs interleaved, order rotated),
 writes the raw records to bench/out/, then bench/RESULTS.md and bench/results.png.
+The "cluster" measure is bench/cluster.py (kueatomic alone on a plain redis-server and on
+local Redis Clusters of 1 and 3 masters, unsharded and sharded), run last; its section of
+RESULTS.md, and every other section marked "<!-- kept: name -->", is carried over when the
+report is rewritten.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -24,7 +30,8 @@ sys.path.insert(0, str(BENCH.parent))
 
 from bench import envs
 
-MEASURES = ["enqueue", "bulk", "memory", "drain", "e2e", "latency", "claim", "ceiling"]
+MEASURES = ["enqueue", "bulk", "memory", "drain", "e2e", "latency", "claim", "ceiling", "cluster"]
+KEPT = re.compile(r"<!-- kept: (\S+).*?-->.*?<!-- /kept: \1 -->\n?", re.DOTALL)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -75,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"unknown systems {sorted(unknown)}; choose from {envs.SYSTEMS}")
     measures = [m for m in args.measures.split(",") if m]
+    if measures == ["cluster"]:
+        systems = ["kueatomic"]  # bench/cluster.py alone: no peer venvs needed
     pythons, skipped = prepare_pythons(args, systems)
     for system, why in skipped.items():
         print(f"[skip] {system}: {why}", flush=True)
@@ -84,6 +93,26 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["BENCH_REEXEC"] = "1"
         os.execv(pythons["kueatomic"], [pythons["kueatomic"], __file__, *sys.argv[1:],
                                         "--no-install"])
+    peers = [m for m in measures if m != "cluster"]
+    if peers:
+        run_peers(args, pythons, skipped, peers)
+    if "cluster" in measures:
+        from bench import cluster  # after the re-exec: needs redis-py
+
+        cluster_argv = ["--runs", str(args.runs)]
+        if args.out != BENCH / "out":
+            cluster_argv += ["--out", str(args.out)]
+        if args.results != BENCH / "RESULTS.md":
+            cluster_argv += ["--results", str(args.results)]
+        cluster_argv += ["--quick"] if args.quick else []
+        cluster_argv += ["--jobs", str(args.n)] if args.n else []
+        cluster_argv += ["--note", args.note] if args.note else []
+        cluster.main(cluster_argv, command="python3 bench/cluster.py")
+    return 0
+
+
+def run_peers(args: argparse.Namespace, pythons: dict[str, str], skipped: dict[str, str],
+              measures: list[str]) -> None:
     from bench.schedule import run_all  # after the re-exec: needs redis-py
 
     record = run_all(args, pythons, skipped, measures)
@@ -96,9 +125,23 @@ def main(argv: list[str] | None = None) -> int:
     if str(args.results) != "-":
         from bench import report
 
+        old = args.results.read_text() if args.results.exists() else ""
         report.write(record, args.results)
+        carry_kept(old, args.results)
         print(f"report: {args.results}")
-    return 0
+
+
+def carry_kept(old: str, results: Path) -> None:
+    """Put the sections marked <!-- kept: name --> ... <!-- /kept: name --> of the old file
+    (bench/cluster.py's, hand-written ones report.py does not make) back into the new one,
+    before "## How it is measured"."""
+    blocks = [m.group(0).rstrip("\n") + "\n\n" for m in KEPT.finditer(old)]
+    if not blocks:
+        return
+    text = results.read_text()
+    anchor = text.find("## How it is measured")
+    anchor = anchor if anchor >= 0 else len(text)
+    results.write_text(text[:anchor] + "".join(blocks) + text[anchor:])
 
 
 if __name__ == "__main__":
