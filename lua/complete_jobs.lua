@@ -1,5 +1,5 @@
 -- name: complete_jobs
--- version: 7
+-- version: 8
 -- transition: active -> complete | removed
 -- purpose: Record many successful runs at once, each exactly as Kue's done(null, result):
 --   duration, result (JSON, only when truthy in JavaScript), progress 100, state complete,
@@ -40,10 +40,23 @@ if not count or #ARGV ~= 2 + 4 * count then
 end
 e = check_keys({ leases_key(prefix), prefix .. ':stats:work-time' })
 if e then return e end
+-- A call's jobs mostly share their token and repeat durations: each distinct text is checked
+-- once.
+local durations, tokens_ok = {}, {}  -- duration text -> its number (false: not one); token -> ok
 for n = 1, count do
   local base = 2 + (n - 1) * 4
-  local duration, result = number_arg(ARGV[base + 3]), ARGV[base + 4]
-  if not (is_id(ARGV[base + 1]) and is_token(ARGV[base + 2]) and duration and duration >= 0
+  local token, text, result = ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]
+  local duration = durations[text]
+  if duration == nil and text then
+    duration = number_arg(text) or false
+    durations[text] = duration
+  end
+  local token_ok = tokens_ok[token]
+  if token_ok == nil and token then
+    token_ok = is_token(token)
+    tokens_ok[token] = token_ok
+  end
+  if not (is_id(ARGV[base + 1]) and token_ok and duration and duration >= 0
           and duration <= MAX_INT and (result == '' or is_json(result))) then
     return bad_args('job ' .. n .. ': expected id, token, duration ms >= 0, result JSON or ""')
   end
@@ -92,7 +105,7 @@ for n = 1, count do
       last_token, list = token, claim_list(notes, token)
     end
     if list then list[#list + 1] = id end
-    local ms = math.floor(tonumber(duration))
+    local ms = math.floor(durations[duration])
     local set = { 'duration', int_text(ms), 'progress', '100' }
     if not FALSY[result] then
       set[#set + 1], set[#set + 2] = 'result', result

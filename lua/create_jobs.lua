@@ -1,5 +1,5 @@
 -- name: create_jobs
--- version: 9
+-- version: 10
 -- transition: new -> inactive | delayed
 -- purpose: Create one or many jobs in one call, each written exactly as Kue's save() writes a
 --   new job (hash fields, zsets, one wake-up token per inactive job, "enqueue" event), and index
@@ -35,16 +35,35 @@ if not count then return bad_args('count must be an integer 0..100000') end
 if not id_offset then return bad_args('id_step must be 1..1024 and id_offset 0..id_step - 1') end
 e = check_keys({ prefix .. ':ids', prefix .. ':job:types', prefix .. ':jobs' })
 if e then return e end
--- Check every job before writing anything: the call creates all of them or none.
+-- Check every job before writing anything: the call creates all of them or none. Jobs of a
+-- call mostly repeat their type and integer texts: each distinct text is checked once.
 local cursor = 5
+local nums, types_ok = {}, {}  -- integer text -> its number (false: not one); type -> ok
+local function int_of(text)
+  local v = nums[text]
+  if v == nil and text then
+    v = int_arg(text, -MAX_INT, MAX_INT) or false
+    nums[text] = v
+  end
+  return v
+end
+local function type_ok(jtype)
+  local ok = types_ok[jtype]
+  if ok == nil and jtype then
+    ok = jtype ~= '' and is_utf8(jtype)
+    types_ok[jtype] = ok
+  end
+  return ok
+end
 for n = 1, count do
   local backoff, remove_on_complete = ARGV[cursor + 6], ARGV[cursor + 7]
-  local n_texts = int_arg(ARGV[cursor + 8], 0, 10000)
-  if not (ARGV[cursor] and ARGV[cursor] ~= '' and is_utf8(ARGV[cursor]) and is_json(ARGV[cursor + 1])
-          and int_arg(ARGV[cursor + 2], -MAX_INT, MAX_INT) and int_arg(ARGV[cursor + 3], 1, MAX_INT)
-          and int_arg(ARGV[cursor + 4], 0, MAX_INT) and int_arg(ARGV[cursor + 5], 0, MAX_INT)
+  local priority, max_attempts = int_of(ARGV[cursor + 2]), int_of(ARGV[cursor + 3])
+  local delay, ttl, n_texts = int_of(ARGV[cursor + 4]), int_of(ARGV[cursor + 5]), int_of(ARGV[cursor + 8])
+  if not (type_ok(ARGV[cursor]) and is_json(ARGV[cursor + 1])
+          and priority and max_attempts and max_attempts >= 1 and delay and delay >= 0
+          and ttl and ttl >= 0 and n_texts and n_texts >= 0 and n_texts <= 10000
           and (backoff == '' or is_safe_backoff(backoff))
-          and (remove_on_complete == '' or remove_on_complete == 'true') and n_texts) then
+          and (remove_on_complete == '' or remove_on_complete == 'true')) then
     return bad_args('job ' .. n .. ' of the call is malformed: type (UTF-8), data JSON, integer ' ..
       'priority, max_attempts >= 1, delay and ttl ms >= 0, backoff "true" or a flat JSON ' ..
       'object, remove_on_complete "true" or "", n_texts, texts')
@@ -61,10 +80,10 @@ local ids, inactive, delayed, all_jobs, types = {}, {}, {}, {}, {}
 cursor = 5
 for n = 1, count do
   local jtype, data = ARGV[cursor], ARGV[cursor + 1]
-  local priority, max_attempts = tonumber(ARGV[cursor + 2]), ARGV[cursor + 3]
-  local delay, ttl = tonumber(ARGV[cursor + 4]), tonumber(ARGV[cursor + 5])
+  local priority, max_attempts = nums[ARGV[cursor + 2]], ARGV[cursor + 3]
+  local delay, ttl = nums[ARGV[cursor + 4]], nums[ARGV[cursor + 5]]
   local backoff, remove_on_complete = ARGV[cursor + 6], ARGV[cursor + 7]
-  local n_texts = tonumber(ARGV[cursor + 8])
+  local n_texts = nums[ARGV[cursor + 8]]
   local number = (first_id + n - 2) * id_step + id_offset + 1
   local id = int_text(number)
   -- Kue's first-save fields; move_many adds state and updated_at in the same HSET.

@@ -34,7 +34,7 @@ end
 -- Job ids are Kue's INCR values: decimal, no sign or leading zero, below 2^53.
 local function is_id(id)
   return type(id) == 'string' and #id <= 16 and string.find(id, '^[1-9]%d*$') ~= nil
-    and tonumber(id) <= 9007199254740991
+    and (#id < 16 or tonumber(id) <= 9007199254740991)  -- no strtod below 16 digits
 end
 
 -- Integers as decimal text only: tonumber() would also take "0x10", " 5", "1e3" and "inf".
@@ -85,13 +85,23 @@ local function outside_strings(text)
   return (string.gsub(string.gsub(text, '\\.', ''), '"[^"]*"', ''))
 end
 
--- JSON text that any JSON parser accepts: UTF-8 that cjson parses, and outside its strings
--- nothing is left but punctuation, numbers and true/false/null (cjson alone would take NaN,
--- Infinity and hex, which JSON.parse and Python refuse).
+-- JSON text that any JSON parser accepts: UTF-8 that cjson parses with its invalid numbers
+-- refused (NaN, Infinity, hex, +1, 01, which JSON.parse and Python refuse too). Redis's cjson
+-- has a switch for them, shared by every script: it is set for the one decode and put back
+-- (a script runs alone, and pcall catches the decode's error, so it is always restored). A
+-- cjson without the switch (fakeredis' lupa) gets the text-based check: outside its strings
+-- nothing may be left but punctuation, numbers and true/false/null.
+local decode_invalid_numbers = cjson.decode_invalid_numbers
 local function is_json(text)
-  if type(text) ~= 'string' or not is_utf8(text) or not pcall(cjson.decode, text) then
-    return false
+  if type(text) ~= 'string' or not is_utf8(text) then return false end
+  if decode_invalid_numbers then
+    local permissive = decode_invalid_numbers()
+    decode_invalid_numbers(false)
+    local ok = pcall(cjson.decode, text)
+    decode_invalid_numbers(permissive)
+    return ok
   end
+  if not pcall(cjson.decode, text) then return false end
   local bare = string.gsub(string.gsub(outside_strings(text), '%d[eE][-+]?%d', ''), '%l+',
     function(word)
       if word == 'true' or word == 'false' or word == 'null' then return '' end

@@ -28,8 +28,8 @@ end
 
 -- The id in a zid, or nil for a member no script wrote (callers drop such members).
 local function id_of(z)
-  local id = string.match(z, '^%d%d|(.*)$')
-  if is_id(id) then return id end
+  local id = string.match(z, '^%d%d|([1-9]%d*)$')
+  if id and (#id < 16 or #id == 16 and tonumber(id) <= 9007199254740991) then return id end
   return nil
 end
 
@@ -278,7 +278,7 @@ end
 -- or a person wrote oddly): arithmetic on it then never fails halfway through a script.
 local function finite(text)
   local n = tonumber(text)
-  if n and n == n and n > -math.huge and n < math.huge then return n end
+  if n and n - n == 0 then return n end  -- not nan, inf or -inf
   return nil
 end
 
