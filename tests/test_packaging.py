@@ -25,6 +25,7 @@ def test_wheel_contains_the_lua_scripts(tmp_path: Path) -> None:
     for name in scripts.registry():
         assert f"kueatomic/lua/{name}.lua" in names
     assert "kueatomic/lua/lib/kue.lua" in names and "kueatomic/lua/lib/search.lua" in names
+    assert "kueatomic/py.typed" in names
     for asset in ("index.html", "app.js", "app.css"):
         assert f"kueatomic/web/static/{asset}" in names
     target = tmp_path / "site"
@@ -46,3 +47,26 @@ def test_cli_scripts_lists_name_version_sha(capsys: object) -> None:
         assert rows[name] == [str(script.version), script.sha]
     assert main(["scripts", "--show", "create_jobs"]) == 0
     assert "redis.call('INCRBY'" in capsys.readouterr().out  # type: ignore[attr-defined]
+
+
+def test_user_code_passes_mypy_strict(tmp_path: Path) -> None:
+    """kueatomic/py.typed ships (the wheel test checks the wheel; this checks the effect): a
+    user's ``mypy --strict`` on a file importing kueatomic finds its types."""
+    assert (ROOT / "kueatomic" / "py.typed").is_file()
+    user = tmp_path / "user.py"
+    user.write_text(
+        "from kueatomic import ConfigError, KueError, Queue\n"
+        "import kueatomic.aio\n\n\n"
+        "def enqueue(queue: Queue) -> int | None:\n"
+        "    job = queue.create('email', {'to': 'tj'}).priority('high').save()\n"
+        "    return job.id\n\n\n"
+        "def is_config(exc: KueError) -> bool:\n"
+        "    return isinstance(exc, ConfigError)\n\n\n"
+        "async def aenqueue(queue: kueatomic.aio.Queue) -> None:\n"
+        "    await queue.create('email', {}).save()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(user)],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
