@@ -11,7 +11,9 @@ that other shards created, the same "maybe created" a lost reply means everywher
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 from .ops import Batch, Call, Plan, Request, T
@@ -63,6 +65,8 @@ class SyncRoutedDriver:
         self.drivers = drivers
         self.where = where
         self.client = client
+        self._pool: ThreadPoolExecutor | None = None  # sends the parts of a batch at once
+        self._pool_lock = threading.Lock()
 
     def run(self, plan: Plan[T]) -> T:
         try:
@@ -77,9 +81,25 @@ class SyncRoutedDriver:
         parts = split(requests, self.drivers)
         if len(parts) <= 1:
             return parts[0][0].execute(requests) if parts else []
-        return join(len(requests), [
-            (positions, driver.execute([requests[p] for p in positions]))
-            for driver, positions in parts])
+        pool = self._parts_pool()
+        sent = [(positions, pool.submit(driver.execute, [requests[p] for p in positions]))
+                for driver, positions in parts]
+        return join(len(requests), [(positions, future.result()) for positions, future in sent])
+
+    def close(self) -> None:
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False)
+
+    def _parts_pool(self) -> ThreadPoolExecutor:
+        """Threads that send a batch's parts to their shards' nodes at the same time."""
+        with self._pool_lock:
+            if self._pool is None:
+                distinct = len({id(d) for d in self.drivers.values()})
+                self._pool = ThreadPoolExecutor(max_workers=min(distinct, 16),
+                                                thread_name_prefix="kueatomic-shards")
+            return self._pool
 
     def load_all(self) -> None:
         for driver in {id(d): d for d in self.drivers.values()}.values():

@@ -195,5 +195,7 @@ class SyncQueue(QueueBase):
 
     def close(self) -> None:
         self._stop_subscriber()
+        if isinstance(self.driver, SyncRoutedDriver):
+            self.driver.close()
         for client in clients_of(self.driver):
             client.close()

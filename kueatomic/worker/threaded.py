@@ -330,6 +330,8 @@ class Worker(WorkerBase):
         if bridge is not None:
             bridge.close()
         if self.driver is not None:
+            if isinstance(self.driver, SyncRoutedDriver):
+                self.driver.close()
             for client in clients_of(self.driver):
                 client.close()
         log.info("worker stopped (prefix %s)", self.queue.prefix)
