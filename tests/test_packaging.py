@@ -70,3 +70,37 @@ def test_user_code_passes_mypy_strict(tmp_path: Path) -> None:
         cwd=tmp_path, capture_output=True, text=True, check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _lock() -> dict[str, int]:
+    rows = [line.split() for line in (ROOT / "lua" / "scripts.lock").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    return {name: int(version) for name, version, _sha in rows}
+
+
+def test_changelog_lists_the_locked_script_versions_of_this_release() -> None:
+    """The CHANGELOG entry of the current version lists exactly the scripts and versions of
+    lua/scripts.lock (a script bumped without a CHANGELOG line fails here)."""
+    import importlib.metadata
+    import re
+
+    version = importlib.metadata.version("kueatomic")
+    text = (ROOT / "CHANGELOG.md").read_text()
+    sections = re.split(r"^## ", text, flags=re.MULTILINE)
+    (entry,) = [s for s in sections if s.split("\n", 1)[0].strip() == version]
+    rows = re.findall(r"^- `(\w+)` (\d+)\s*$", entry, flags=re.MULTILINE)
+    listed = {name: int(version) for name, version in rows}
+    assert listed == _lock()
+
+
+def test_metadata_license_and_classifiers() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "MIT" and project["license-files"] == ["LICENSE"]
+    assert "MIT License" in (ROOT / "LICENSE").read_text()
+    for classifier in ("License :: OSI Approved :: MIT License", "Framework :: AsyncIO",
+                       "Programming Language :: Python :: 3.11",
+                       "Topic :: System :: Distributed Computing"):
+        assert classifier in project["classifiers"]
+    assert project["keywords"]
