@@ -23,10 +23,26 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+def version_text() -> str:
+    """``kueatomic <version> (data format <n>)``: the installed distribution's version (from
+    its metadata, so it is the one pip installed) and the Redis data format it reads and
+    writes (``<prefix>:meta`` field ``format``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .states import DATA_FORMAT
+
+    try:
+        installed = version("kueatomic")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        from . import __version__ as installed
+    return f"kueatomic {installed} (data format {DATA_FORMAT})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kueatomic", description="Kue's Redis job queue, every transition one Lua script."
     )
+    parser.add_argument("--version", action="version", version=version_text())
     parser.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO",
                         help="messages of the kueatomic logger shown on stderr (default INFO)")
     subparsers = parser.add_subparsers(dest="command", required=True)
