@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from typing import TextIO
 
@@ -85,11 +86,33 @@ def unconfigure_logging(handler: logging.Handler) -> None:
     logger.propagate = True
 
 
+SIGPIPE_EXIT = 128 + 13
+
+
+def stdout_closed() -> int:
+    """The reader of stdout went away (``kueatomic scripts | head -1``). Instead of Python's
+    traceback (and a second "Exception ignored" one from the flush at exit), stdout is pointed
+    at /dev/null so whatever is still buffered goes nowhere, and the exit code is 141
+    (128 + SIGPIPE): what a Unix tool killed by SIGPIPE reports, like ``cat`` in the same pipe,
+    so the shell is quiet and ``set -o pipefail`` still sees that not all output was read."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor (main called in-process)
+        pass
+    return SIGPIPE_EXIT
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = configure_logging(str(args.log_level).upper())  # dashboard: uvicorn's lower case
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows up here, not in the interpreter's exit flush
+        return code
+    except BrokenPipeError:
+        return stdout_closed()
     except KueError as exc:
         print(f"kueatomic {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
