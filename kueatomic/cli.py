@@ -14,6 +14,7 @@ import argparse
 import importlib
 import logging
 import os
+import re
 import sys
 from typing import TextIO
 
@@ -55,7 +56,40 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(subparsers)
+    plain_help(parser)
     return parser
+
+
+_RST_ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`(~?)([^`]+)`")  # :func:`x`, :class:`~a.B`
+_RST_LITERAL = re.compile(r"``(.+?)``", re.DOTALL)
+
+
+def plain_text(text: str) -> str:
+    """The reStructuredText of a docstring as plain text for ``--help``: ``x`` and :func:`x`
+    become x (:class:`~a.B` becomes B, as Sphinx shows it), a paragraph's closing ``::``
+    becomes ``:``. The subcommands' descriptions are their modules' docstrings, written for
+    the source; this is the one place they are made fit for a terminal."""
+    text = _RST_ROLE.sub(lambda m: m[2].rsplit(".", 1)[-1] if m[1] else m[2], text)
+    text = _RST_LITERAL.sub(r"\1", text)
+    return re.sub(r"::$", ":", text, flags=re.MULTILINE)
+
+
+def plain_help(parser: argparse.ArgumentParser) -> None:
+    """Apply :func:`plain_text` to the description, epilog and every argument's help of
+    ``parser`` and, through its subcommands, of every parser below it."""
+    if parser.description:
+        parser.description = plain_text(parser.description)
+    if parser.epilog:
+        parser.epilog = plain_text(parser.epilog)
+    for action in parser._actions:
+        if action.help and action.help is not argparse.SUPPRESS:
+            action.help = plain_text(action.help)
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                if choice.help:
+                    choice.help = plain_text(choice.help)
+            for sub in action.choices.values():
+                plain_help(sub)
 
 
 class _CliHandler(logging.StreamHandler[TextIO]):

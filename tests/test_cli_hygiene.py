@@ -4,10 +4,13 @@ plain text."""
 
 from __future__ import annotations
 
+import argparse
 import importlib.metadata
+import re
 import subprocess
 import sys
 
+from kueatomic.cli import build_parser, plain_text
 from kueatomic.states import DATA_FORMAT
 
 
@@ -46,3 +49,30 @@ def test_head_1_in_a_shell_prints_one_line_and_no_traceback() -> None:
         capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0 and len(done.stdout.splitlines()) == 1
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(action.choices)
+
+
+def test_help_is_plain_text() -> None:
+    """Every subcommand's ``--help`` (descriptions are the modules' docstrings) and the top
+    level's carry no reStructuredText: no ``x``, no :func:`x` roles."""
+    subcommands = _subcommands()
+    assert set(subcommands) >= {"demo", "worker", "dashboard", "scripts", "stats"}
+    texts = {"": build_parser().format_help()}
+    texts.update({name: sub.format_help() for name, sub in subcommands.items()})
+    for name, text in texts.items():
+        assert "``" not in text, (name, text)
+        assert not re.search(r":[a-z]+:`", text), (name, text)
+    assert "kueatomic worker MODULE:ATTR: run" in texts["worker"]
+    done = run("worker", "--help")  # the real command, as a user runs it
+    assert done.returncode == 0 and "``" not in done.stdout and "MODULE:ATTR" in done.stdout
+
+
+def test_plain_text() -> None:
+    text = "use ``--redis`` or :func:`kueatomic.cli.main` and :class:`~a.B`::"
+    assert plain_text(text) == "use --redis or kueatomic.cli.main and B:"
+    assert plain_text("a ``multi\nline`` literal") == "a multi\nline literal"
