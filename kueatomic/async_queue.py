@@ -40,12 +40,21 @@ from .states import parse_state
 
 
 def wake_up(future: asyncio.Future[Any]) -> None:
-    """Resolve a waiting caller's future, from any thread (its loop may be another)."""
+    """Resolve a waiting caller's future, from any thread (its loop may be another; on the
+    caller's own loop directly, as call_soon_threadsafe costs a wake-up write per caller)."""
     def resolve() -> None:
         if not future.done():
             future.set_result(None)
 
-    future.get_loop().call_soon_threadsafe(resolve)
+    loop = future.get_loop()
+    try:
+        own = asyncio.get_running_loop() is loop
+    except RuntimeError:
+        own = False
+    if own:
+        resolve()
+    else:
+        loop.call_soon_threadsafe(resolve)
 
 
 class AsyncDriver:
@@ -294,7 +303,7 @@ class AsyncQueue(QueueBase):
             return job
         if job.id is None:
             job.id = await self._create_one(self.create_block(job))
-            job.state = "delayed" if job.delay_ms else "inactive"
+            self.saved_new(job)
         else:
             call = ops.job_call(self.keys.for_job(job.id), "update_job", job.id, *job.encode_update())
             job.state = await self._run(ops.single(call))

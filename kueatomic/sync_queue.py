@@ -34,7 +34,7 @@ class SyncQueue(QueueBase):
     job_class = Job
 
     def _connect(self) -> None:
-        self._creates_ready = threading.Condition()
+        self._creates_lock = threading.Lock()
         self.driver: SyncDriver | SyncRoutedDriver = self.new_driver(
             SYNC, SyncDriver, SyncRoutedDriver, primary=True)
         self.client = self.driver.client
@@ -53,7 +53,7 @@ class SyncQueue(QueueBase):
             return job
         if job.id is None:
             job.id = self._create_one(self.create_block(job))
-            job.state = "delayed" if job.delay_ms else "inactive"
+            self.saved_new(job)
         else:
             call = ops.job_call(self.keys.for_job(job.id), "update_job", job.id, *job.encode_update())
             job.state = self._run(ops.single(call))
@@ -64,19 +64,23 @@ class SyncQueue(QueueBase):
         if not self.coalesce_creates:
             (job_id,) = self._run(self.plans.create(self.keys, [block]))
             return int(job_id)
-        with self._creates_ready:
+        with self._creates_lock:
             entry = self._creates.arrive(block)
-            while not entry.ready():
-                self._creates_ready.wait()
+            if not entry.ready():
+                entry.wake = threading.Event()  # set when it is done or leads (never both unset)
+        if entry.wake is not None:
+            entry.wake.wait()
         if not entry.done:  # this caller sends everything that waited
-            with self._creates_ready:
+            with self._creates_lock:
                 batch = self._creates.take()
             try:
                 self._send_creates(batch)
             finally:
-                with self._creates_ready:
-                    self._creates.finished(batch)
-                    self._creates_ready.notify_all()
+                with self._creates_lock:
+                    woken = self._creates.finished(batch)
+                for other in woken:  # only the callers of this call, and the next leader
+                    if other is not entry and other.wake is not None:
+                        other.wake.set()
         return entry.outcome()
 
     def _send_creates(self, batch: list[Pending]) -> None:
