@@ -92,3 +92,14 @@ def test_py_cost_counts_the_clients_instructions_per_job() -> None:
     counts = {row[1].strip(): int(row[2].strip().replace(",", "")) for row in rows}
     assert set(counts) == {"encode", "worker"}, done.stdout
     assert all(count > 1000 for count in counts.values()), counts
+
+
+def test_producers_bench_runs() -> None:
+    if redis_server_binary() is None:
+        pytest.skip("redis-server is not installed")
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "producers.py"), "--jobs", "400",
+                           "--repeat", "1"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "200 asyncio tasks, save() each, coalesced" in done.stdout
+    assert "| create_bulk, calls of 1,000 |" in done.stdout
