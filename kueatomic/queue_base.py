@@ -83,6 +83,11 @@ class TestMode:
         return True
 
 
+# Called with (prefix, type, count) for jobs this process created (kueatomic.metrics adds
+# its counter here); empty unless metrics are used.
+CREATED_HOOKS: list[Callable[[str, str, int], None]] = []
+
+
 class QueueBase:
     """Configuration shared by ``kueatomic.Queue`` and ``kueatomic.aio.Queue``."""
 
@@ -267,13 +272,28 @@ class QueueBase:
             return self.keys.pick(job.shard_key_value), block
         return block
 
-    @staticmethod
-    def finish_bulk(results: list[Any], todo: list[int], ids: list[int]) -> list[Any]:
+    def finish_bulk(self, results: list[Any], todo: list[int], ids: list[int]) -> list[Any]:
         for index, job_id in zip(todo, ids):
             job = results[index]
             job.id = job_id
             job.state = "delayed" if job.delay_ms else "inactive"
+        if CREATED_HOOKS and ids:
+            self._count_created([results[index].type for index in todo[:len(ids)]])
         return results
+
+    def saved_new(self, job: JobBase) -> None:
+        """A new job's create call answered (``job.id`` set): its state, and the count."""
+        job.state = "delayed" if job.delay_ms else "inactive"
+        if CREATED_HOOKS:
+            self._count_created([job.type])
+
+    def _count_created(self, job_types: list[str]) -> None:
+        counts: dict[str, int] = {}
+        for job_type in job_types:
+            counts[job_type] = counts.get(job_type, 0) + 1
+        for hook in CREATED_HOOKS[:]:  # a copy: a hook may be removed meanwhile
+            for job_type, count in counts.items():
+                hook(self.prefix, job_type, count)
 
     @staticmethod
     def _progress_args(completed: Any, total: Any, data: Any) -> tuple[Any, Any, str]:
