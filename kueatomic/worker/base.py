@@ -10,7 +10,7 @@ from typing import Any
 from ..errors import InvalidArgument
 from . import control
 from .context import WorkerContext
-from .core import WorkerCore
+from .core import Observer, WorkerCore
 from .registration import Registration, check_process_args
 from .settings import WorkerSettings
 
@@ -22,10 +22,13 @@ class WorkerBase:
 
     ``settings`` are ``WorkerSettings`` fields (``lease_ms=5000, max_stalls=2``...).
     ``events`` is the EventHub that gets "error" events (default: the queue's); ``upkeep``
-    False leaves promotion and recovery to another worker."""
+    False leaves promotion and recovery to another worker. ``observer`` (a
+    ``kueatomic.worker.core.Observer``, e.g. ``kueatomic.metrics.WorkerMetrics``) watches
+    claims, runs and outcomes; set it (or the attribute) before ``start()``."""
 
     def __init__(self, queue: Any, *, events: Any = None, upkeep: bool = True,
-                 **settings: Any) -> None:
+                 observer: Observer | None = None, **settings: Any) -> None:
+        self.observer = observer
         self.queue = queue
         self.keys = queue.keys
         self.events = events if events is not None else queue.events

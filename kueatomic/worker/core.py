@@ -67,6 +67,35 @@ STICKY = frozenset({STOP, ENDED})
 SHARD_WAIT_MS = 200
 
 
+class Observer:
+    """The one hook for watching a worker (``kueatomic.metrics`` implements it): the core
+    calls these, outside its decisions and never expecting an answer. The default does
+    nothing. A method must be quick and must not raise (it may run under the core's lock)."""
+
+    def claimed(self, job_type: str, records: Sequence[InFlight]) -> None:
+        """A claim reply came back with ``records`` (possibly none)."""
+
+    def started(self, record: InFlight) -> None:
+        """A slot starts the job's handler."""
+
+    def finished(self, record: InFlight, ok: bool, duration_ms: int | None) -> None:
+        """The attempt ended: the handler returned (``ok``) or raised; ``duration_ms`` None
+        when the job could not even be loaded (it fails without running)."""
+
+    def released(self, job_type: str, count: int) -> None:
+        """``count`` jobs were given back to inactive (a shutdown), no attempt used."""
+
+    def lost(self, record: InFlight) -> None:
+        """The job's lease was lost (stalled past its lease or ttl, or moved by hand)."""
+
+    def outage(self, loop: str) -> None:
+        """A loop's outage episode began (Redis unavailable); ``loop`` is its kind: claim,
+        flush, housekeeping, slot..."""
+
+
+NO_OBSERVER = Observer()
+
+
 class Claim:
     """One activate_jobs (or, after a lost reply, reclaim_jobs) call for a registration, on
     ``keys``: the queue's layout (a sharded queue's shard whose turn it was)."""
@@ -104,7 +133,7 @@ class WorkerCore(HousekeepingRules):
     def __init__(self, keys: Any, settings: WorkerSettings, emit: Callable[..., None], *,
                  clock: Callable[[], float] = time.monotonic, lock: Any = None,
                  signal: Callable[[Any], None] | None = None, upkeep: bool = True,
-                 check_format: bool = False) -> None:
+                 check_format: bool = False, observer: Observer | None = None) -> None:
         self.keys = keys  # Keys, or a sharded queue's ShardedKeys
         self.layouts: tuple[Keys, ...] = keys.layouts
         self.settings = settings
@@ -132,6 +161,7 @@ class WorkerCore(HousekeepingRules):
         # that made this core refuse to work, for good (IncompatibleFormat).
         self.format_due: float | None = 0.0 if check_format else None
         self.fatal: BaseException | None = None
+        self.observer = observer or NO_OBSERVER
 
     # --- registrations ------------------------------------------------------------------
     def add(self, reg: Registration) -> None:
@@ -219,6 +249,7 @@ class WorkerCore(HousekeepingRules):
                 if record.load_error is not None:
                     record.stage = RUNNING
                     self._finish(record, FAIL, calls.load_failure(record.id, record.load_error), 0)
+                    self.observer.finished(record, False, None)
                 elif not reg.claiming:  # stopped while the claim was on its way: give it back
                     record.stage = ABANDONED
                     reg.free += 1
@@ -226,6 +257,7 @@ class WorkerCore(HousekeepingRules):
                 else:
                     run.append(record)
             wake = self._waiters(reg, IDLE, RESULTS) if len(run) < claim.want else ()
+        self.observer.claimed(reg.job_type, records)
         if self.debug:
             for record in run:
                 log.debug("job %s (%s) claimed", record.id, reg.job_type)
@@ -257,6 +289,11 @@ class WorkerCore(HousekeepingRules):
             wake = self._waiters(IDLE)
         for topic in wake:
             self.signal(topic)
+        return self._failed(episode, exc)
+
+    def _failed(self, episode: Episode, exc: BaseException) -> float:
+        if episode.since is None and is_outage(exc):
+            self.observer.outage(episode.loop.split(" ", 1)[0])
         return episode.failed(exc, self.clock())
 
     def loop_ok(self, name: str) -> None:
@@ -266,7 +303,7 @@ class WorkerCore(HousekeepingRules):
 
     def loop_failed(self, name: str, exc: BaseException) -> float:
         """A loop's call (or the loop itself) failed: report once per episode, back off."""
-        return self.episode(name).failed(exc, self.clock())
+        return self._failed(self.episode(name), exc)
 
     def wait_call(self, reg: Registration, block_ms: int) -> Any:
         """The blocking read an idle claim loop waits with, or None to claim again at once:
@@ -288,7 +325,8 @@ class WorkerCore(HousekeepingRules):
             if record.stage != QUEUED:
                 return False
             record.stage = RUNNING
-            return True
+        self.observer.started(record)
+        return True
 
     def finished(self, record: InFlight, ok: bool, payload: Any, duration_ms: int) -> None:
         """A handler returned (``payload`` = result JSON) or raised (``payload`` =
@@ -299,6 +337,7 @@ class WorkerCore(HousekeepingRules):
                 return
             self._finish(record, COMPLETE if ok else FAIL, payload, duration_ms)
             wake = self._waiters(record.reg, IDLE, RESULTS) if waiting else ()
+        self.observer.finished(record, ok, duration_ms)
         if self.debug:
             log.debug("job %s (%s) %s in %d ms", record.id, record.reg.job_type,
                       "completed" if ok else "failed", duration_ms)
@@ -393,7 +432,11 @@ class WorkerCore(HousekeepingRules):
                     read += 1
                     continue
                 if group and group[0].kind == RELEASE:
-                    released = [o.record.id for o, status in zip(group, reply) if status == 1]
+                    back = [o.record for o, status in zip(group, reply) if status == 1]
+                    released = [record.id for record in back]
+                    for job_type in {record.reg.job_type for record in back}:
+                        self.observer.released(
+                            job_type, sum(r.reg.job_type == job_type for r in back))
                     if released:
                         log.info("Released at shutdown: jobs %s are back in inactive, no "
                                  "attempt used", ", ".join(map(str, released)))
@@ -442,6 +485,7 @@ class WorkerCore(HousekeepingRules):
         if outcome.kind == RELEASE:
             return
         if status == 0 or status == "":  # 2 / a state again: a retry of a write that was done
+            self.observer.lost(record)
             what = "result" if outcome.kind == COMPLETE else "failure"
             self._report(LeaseLost(
                 f"job {record.id} ({record.reg.job_type}): the lease was lost before its {what} "
@@ -487,6 +531,13 @@ class WorkerCore(HousekeepingRules):
         ids = ", ".join(str(o.record.id) for o in group[:10])
         self._report(exc, f"writing outcomes of jobs {ids}{'...' if len(group) > 10 else ''} "
                           "failed with a bug (the jobs come back when their leases expire)")
+
+    def _lost(self, record: InFlight) -> bool:
+        before = record.stage
+        running = super()._lost(record)
+        if before in (QUEUED, RUNNING) and record.stage != before:
+            self.observer.lost(record)
+        return running
 
     def _report(self, exc: BaseException, context: str = "", level: int = logging.ERROR) -> None:
         log.log(level, "%s%s", f"{context}: " if context else "", exc,

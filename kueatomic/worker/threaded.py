@@ -67,7 +67,8 @@ class Worker(WorkerBase):
         self.started = True
         self._events = {}
         self.core = WorkerCore(self.keys, self.settings, self.events.emit, lock=threading.Lock(),
-                               signal=self._signal, upkeep=self.upkeep, check_format=True)
+                               signal=self._signal, upkeep=self.upkeep, check_format=True,
+                               observer=self.observer)
         if self.upkeep:
             self.core.enable_upkeep(self.settings.upkeep_interval_ms)
         self.driver = self.queue.new_driver(SYNC, SyncDriver, SyncRoutedDriver,
