@@ -57,6 +57,26 @@ async def _openapi(request: Request) -> Response:
     return KueJSONResponse(request.app.state.openapi)
 
 
+async def _metrics(request: Request) -> Response:
+    """Prometheus' text format: ``kueatomic_jobs`` read now (through the gateway, so a sync
+    queue's reads run in the thread pool), then this process's default registry (the
+    ``kueatomic.metrics`` counters, if any are used here, and the process collectors)."""
+    try:
+        from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+        from .. import metrics
+    except ImportError:
+        return KueJSONResponse({"error": "metrics need prometheus_client: pip install "
+                                "'kueatomic[metrics]'"}, status_code=501)
+    gateway = request.app.state.kue
+    counts = await gateway.run(metrics.jobs_plan(gateway.keys, gateway.plans))
+    scraped = metrics.CollectorRegistry(auto_describe=False)
+    scraped.register(metrics.StaticCollector([metrics.jobs_family(gateway.queue.prefix,
+                                                                  counts)]))
+    body = generate_latest(scraped) + generate_latest(REGISTRY)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
 def _own_queue(url: str, options: dict[str, Any]) -> Any:
     from ..async_queue import AsyncQueue
 
@@ -79,7 +99,8 @@ def create_app(
     ``kueatomic.Queue`` (its calls run in a thread pool, so the event loop never blocks), or a
     Redis URL, in which case the app makes its own ``aio.Queue`` from the URL and
     ``queue_options`` (``prefix=``, ``disable_search=``...) and closes it on shutdown.
-    ``auth="user:password"`` requires HTTP basic auth on every route. Writes go through the
+    ``auth="user:password"`` requires HTTP basic auth on every route (``GET /metrics``,
+    Prometheus' text format, included; it needs the ``metrics`` extra). Writes go through the
     same Lua scripts as the Python API, so each is atomic.
 
     Before auth, every request passes ``kueatomic.web.guard``: its Host must be a loopback
@@ -120,7 +141,7 @@ def create_app(
         middleware.append(Middleware(BasicAuthMiddleware, credentials=credentials, realm=title))
     app = KueApp(
         routes=[*api.ROUTES, Route("/openapi.json", _openapi, methods=["GET"]),
-                *dashboard.ROUTES],
+                Route("/metrics", _metrics, methods=["GET"]), *dashboard.ROUTES],
         middleware=middleware,
         exception_handlers={KueError: _kue_error, HTTPException: _http_error,
                             Exception: _internal_error},
