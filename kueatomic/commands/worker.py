@@ -43,6 +43,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--log-level", type=str.upper, default=argparse.SUPPRESS,
                         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                         help="same as kueatomic --log-level (given here, it wins)")
+    parser.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                        help="serve Prometheus metrics on this port (needs the metrics extra); "
+                             "with --processes P the children take the first free of PORT.."
+                             "PORT+P-1")
+    parser.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
+                        help="address the metrics server listens on (default 127.0.0.1)")
+    parser.add_argument("--metrics-span", type=int, default=1, help=argparse.SUPPRESS)
     parser.set_defaults(func=run)
 
 
@@ -51,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--processes must be >= 1")
     if args.concurrency is not None and args.concurrency < 1:
         raise ConfigError("--concurrency must be >= 1")
+    if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
+        raise ConfigError("--metrics-port must be 1..65535")
     if args.processes > 1:
         return supervise(args)
     return serve(args)
@@ -109,6 +118,9 @@ def serve(args: argparse.Namespace) -> int:
                               for w in workers}))
     log.info("kueatomic worker %d: %s on %s", os.getpid(), served, where)
 
+    if args.metrics_port is not None:
+        serve_metrics(args, workers)
+
     def refused() -> bool:  # a worker found a data format newer than it reads: stop them all
         return any(w.error is not None for w in workers)
 
@@ -154,6 +166,41 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def serve_metrics(args: argparse.Namespace, workers: list[Any]) -> None:
+    """Every worker counts into the default registry, which also gets ``kueatomic_jobs`` of
+    each queue (read at scrape time on a sync queue), served on the first free port of
+    --metrics-port..+span-1 (a supervisor's children share the range)."""
+    try:
+        from .. import metrics
+    except ImportError:
+        raise ConfigError("--metrics-port needs prometheus_client: pip install "
+                          "'kueatomic[metrics]'") from None
+    from ..sync_queue import SyncQueue
+
+    registry = metrics.default()
+    queues: dict[int, Any] = {}
+    for worker in workers:
+        if worker.observer is None:
+            worker.observer = registry.worker(worker.queue)
+        queue = worker.queue
+        if id(queue) not in queues:
+            # The scrape runs in the server's thread: an asyncio queue's twin reads for it.
+            queues[id(queue)] = queue if isinstance(queue, SyncQueue) else queue.like(SyncQueue)
+    metrics.REGISTRY.register(metrics.JobsCollector(*queues.values()))
+    error: OSError | None = None
+    for port in range(args.metrics_port, args.metrics_port + max(1, args.metrics_span)):
+        try:
+            metrics.serve(port, args.metrics_host)
+        except OSError as exc:
+            error = exc
+            continue
+        log.info("kueatomic worker %d: metrics on http://%s:%d/metrics", os.getpid(),
+                 args.metrics_host, port)
+        return
+    raise ConfigError(f"--metrics-port: cannot listen on {args.metrics_host}:"
+                      f"{args.metrics_port}..+{args.metrics_span - 1}: {error}")
+
+
 def supervise(args: argparse.Namespace) -> int:
     """Keep ``--processes`` children (each ``--processes 1``, same options and log level)
     running until SIGTERM/SIGINT; see :mod:`kueatomic.commands.supervisor`."""
@@ -164,4 +211,7 @@ def supervise(args: argparse.Namespace) -> int:
                "--shutdown-timeout", str(args.shutdown_timeout)]
     if args.concurrency is not None:
         command += ["--concurrency", str(args.concurrency)]
+    if args.metrics_port is not None:
+        command += ["--metrics-port", str(args.metrics_port), "--metrics-host",
+                    args.metrics_host, "--metrics-span", str(args.processes)]
     return Supervisor(command, args.processes, what=args.target).run()
