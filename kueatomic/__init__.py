@@ -7,6 +7,7 @@ from typing import Any
 from .backoff import backoff_function
 from .connection import Connection
 from .errors import (
+    AuthenticationFailed,
     ConfigError,
     IncompatibleFormat,
     InvalidArgument,
@@ -44,6 +45,7 @@ def create_queue(**options: Any) -> Queue:
 __all__ = [
     "PRIORITIES",
     "STATES",
+    "AuthenticationFailed",
     "ConfigError",
     "Connection",
     "IncompatibleFormat",

@@ -22,10 +22,12 @@ from .driver import (
     Replication,
     closed_socket,
     command_of,
+    connection_failed,
     direct,
     merge_resent,
     needs_wait,
     not_replicated,
+    reraise_refused,
     settle,
     to_resend,
     unavailable,
@@ -83,7 +85,10 @@ class AsyncDriver:
                 return [await self._one(batch[0])]
             return await self._many(batch)
         except CONNECTION_ERRORS as exc:
-            raise unavailable(self.client, self.where, exc) from exc
+            raise connection_failed(self.client, self.where, exc) from exc
+        except redis.ResponseError as exc:  # raised by connecting: SELECT of a missing database
+            reraise_refused(self.client, self.where, exc)
+            raise
         except ValueError as exc:
             if not closed_socket(exc):
                 raise
@@ -94,6 +99,7 @@ class AsyncDriver:
         try:
             reply = await self.client.execute_command(*command_of(request))
         except redis.ResponseError as exc:
+            reraise_refused(self.client, self.where, exc)
             reply = exc
         return (await self._settle([request], [reply]))[0]
 
@@ -176,7 +182,10 @@ class AsyncDriver:
             for script in scripts.registry().values():
                 await self.client.script_load(script.text)
         except CONNECTION_ERRORS as exc:
-            raise unavailable(self.client, self.where, exc) from exc
+            raise connection_failed(self.client, self.where, exc) from exc
+        except redis.ResponseError as exc:
+            reraise_refused(self.client, self.where, exc)
+            raise
 
 
 class Job(JobBase):

@@ -16,6 +16,8 @@ import redis
 from . import scripts
 from .cluster import connection_lost, route_of
 from .errors import (
+    AuthenticationFailed,
+    ConfigError,
     KueError,
     NotReplicated,
     RedisUnavailable,
@@ -186,6 +188,67 @@ def unavailable(client: Any, where: str, exc: BaseException) -> RedisUnavailable
     )
 
 
+def database_count(client: Any) -> int | None:
+    """How many databases the server of ``client`` has (``CONFIG GET databases``, asked once
+    on a new connection to database 0), or None when that cannot be learnt (CONFIG renamed
+    away, a Sentinel or cluster client, the server gone). Only called on the way to raising a
+    ConfigError, so the short blocking call is fine in the asyncio driver too."""
+    pool = getattr(client, "connection_pool", None)
+    kwargs = dict(getattr(pool, "connection_kwargs", None) or {})
+    options: dict[str, Any] = {k: kwargs[k] for k in ("host", "port", "username", "password")
+                               if kwargs.get(k) is not None}
+    if kwargs.get("path"):
+        options["unix_socket_path"] = kwargs["path"]
+    if "SSL" in getattr(getattr(pool, "connection_class", None), "__name__", ""):
+        options.update({k: v for k, v in kwargs.items() if k.startswith("ssl_")}, ssl=True)
+    if "host" not in options and "unix_socket_path" not in options:
+        return None
+    probe = redis.Redis(**options, db=0, socket_timeout=1.0, socket_connect_timeout=1.0)
+    try:
+        reply: Any = probe.config_get("databases")
+        return int(reply["databases"])
+    except (redis.RedisError, OSError, KeyError, TypeError, ValueError):
+        return None
+    finally:
+        probe.close()
+
+
+def refused_connection(client: Any, where: str, exc: BaseException) -> ConfigError | None:
+    """The typed error for a connection Redis refused while setting it up, which no retry
+    fixes: redis-py's ``AuthenticationError`` (a subclass of its ``ConnectionError``, so this
+    is asked before a lost connection is assumed) and the ``ResponseError`` "DB index is out
+    of range" of the SELECT it sends on connect. None for any other error."""
+    pool = getattr(client, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", None) or {}
+    if isinstance(exc, redis.AuthenticationError):
+        url = "the URL (redis://user:password@host:port/db) or password="
+        if kwargs.get("password") is None and kwargs.get("credential_provider") is None:
+            return AuthenticationFailed(f"authentication failed: Redis at {where} requires a "
+                                        f"password and none was given; put it in {url}")
+        return AuthenticationFailed(f"authentication failed: Redis at {where} refused the "
+                                    f"password or user ({exc}); check {url}")
+    if isinstance(exc, redis.ResponseError) and "DB index is out of range" in str(exc):
+        count = database_count(client)
+        has = f" (it has {count}, 0 to {count - 1})" if count else ""
+        return ConfigError(f"database {kwargs.get('db', '?')} does not exist on this server"
+                           f"{has}: Redis at {where}; choose one after the '/' of the URL")
+    return None
+
+
+def connection_failed(client: Any, where: str, exc: BaseException) -> KueError:
+    """The error for a connection error of a batch: ``refused_connection``'s when Redis refused
+    the connection's setup, else ``unavailable``."""
+    return refused_connection(client, where, exc) or unavailable(client, where, exc)
+
+
+def reraise_refused(client: Any, where: str, exc: redis.ResponseError) -> None:
+    """Raise ``refused_connection``'s error for an error reply met while connecting (SELECT of
+    a missing database); return for any other error reply, which the caller handles."""
+    error = refused_connection(client, where, exc)
+    if error is not None:
+        raise error from exc
+
+
 class SyncDriver:
     """Runs plans on one ``redis.Redis`` client (thread-safe: it uses the client's pool)."""
 
@@ -212,7 +275,10 @@ class SyncDriver:
                 return [self._one(batch[0])]
             return self._many(batch)
         except CONNECTION_ERRORS as exc:
-            raise unavailable(self.client, self.where, exc) from exc
+            raise connection_failed(self.client, self.where, exc) from exc
+        except redis.ResponseError as exc:  # raised by connecting: SELECT of a missing database
+            reraise_refused(self.client, self.where, exc)
+            raise
         except ValueError as exc:
             if not closed_socket(exc):
                 raise
@@ -223,6 +289,7 @@ class SyncDriver:
         try:
             return self._settle([request], [self.client.execute_command(*command_of(request))])[0]
         except redis.ResponseError as exc:
+            reraise_refused(self.client, self.where, exc)
             return self._settle([request], [exc])[0]
 
     def _many(self, batch: Sequence[Request]) -> list[Any]:
@@ -307,4 +374,7 @@ class SyncDriver:
             for script in scripts.registry().values():
                 self.client.script_load(script.text)
         except CONNECTION_ERRORS as exc:
-            raise unavailable(self.client, self.where, exc) from exc
+            raise connection_failed(self.client, self.where, exc) from exc
+        except redis.ResponseError as exc:
+            reraise_refused(self.client, self.where, exc)
+            raise

@@ -81,6 +81,13 @@ class ConfigError(KueError):
     code = "KUE_CONFIG"
 
 
+class AuthenticationFailed(ConfigError):
+    """Redis refused the connection's credentials: a wrong password or user, or none given to
+    a server that requires one. Retrying cannot help, so it is not a ``RedisUnavailable``."""
+
+    code = "KUE_AUTH_FAILED"
+
+
 class IncompatibleFormat(ConfigError):
     """The queue's data was written by a newer kueatomic (``<prefix>:meta`` field ``format``
     is higher than this version reads): upgrade before running workers or the dashboard."""

@@ -34,7 +34,7 @@ def require_redis() -> bool:
 class RedisServer:
     """Start/stop/restart one redis-server process on a port of its own."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, requirepass: str | None = None) -> None:
         binary = redis_server_binary()
         if binary is None:
             raise RuntimeError(f"redis-server not found; {INSTALL_HINT}")
@@ -43,6 +43,7 @@ class RedisServer:
         assert self.port != 6379, "tests must never use the developer's Redis on 6379"
         self.dir = Path(tempfile.mkdtemp(prefix="kueatomic-redis-"))
         self.process: subprocess.Popen[bytes] | None = None
+        self.requirepass = requirepass  # clients must AUTH with it (url leaves it out)
 
     @property
     def url(self) -> str:
@@ -51,10 +52,12 @@ class RedisServer:
     def start(self) -> RedisServer:
         self.process = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.dir), "--protected-mode", "no"],
+             "--appendonly", "no", "--dir", str(self.dir), "--protected-mode", "no",
+             *(["--requirepass", self.requirepass] if self.requirepass is not None else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2,
+                             password=self.requirepass)
         deadline = time.monotonic() + 10
         while True:
             try:
