@@ -289,3 +289,32 @@ def test_the_worker_command_serves_metrics(tmp_path: Path, real_redis_url: str,
             proc.wait(10)
         queue.client.delete(*queue.client.keys(f"{prefix}:*") or ["-"])
         queue.close()
+
+
+def test_an_outage_episode_is_counted_once_per_loop(metrics: Metrics) -> None:
+    """Sans I/O: the core tells its observer when a loop's outage episode begins; more
+    failures in the same episode, and a bug, are not outages."""
+    from kueatomic.errors import RedisUnavailable
+    from kueatomic.keyspace import Keys
+    from kueatomic.worker.core import WorkerCore
+    from kueatomic.worker.settings import WorkerSettings
+
+    class Prefixed:
+        prefix = "mo"
+
+    now = [0.0]
+    core = WorkerCore(Keys("mo"), WorkerSettings(), lambda *a: None, clock=lambda: now[0],
+                      observer=metrics.worker(Prefixed()))
+    down = RedisUnavailable("connection refused")
+    core.loop_failed("flush", down)
+    core.loop_failed("flush", down)
+    core.loop_failed("housekeeping", RuntimeError("a bug"))
+    reg = metrics.registry
+    assert reg is not None
+    assert value(reg, "kueatomic_redis_outages_total", queue="mo", loop="flush") == 1
+    assert value(reg, "kueatomic_redis_outages_total", queue="mo", loop="housekeeping") == 0
+    core.loop_ok("flush")
+    core.loop_failed("flush", down)
+    core.loop_failed("claim email", down)
+    assert value(reg, "kueatomic_redis_outages_total", queue="mo", loop="flush") == 2
+    assert value(reg, "kueatomic_redis_outages_total", queue="mo", loop="claim") == 1
