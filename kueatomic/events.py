@@ -23,7 +23,7 @@ from typing import Any
 import redis
 
 from .codec import to_text
-from .driver import CONNECTION_ERRORS, unavailable
+from .driver import CONNECTION_ERRORS, connection_failed
 
 Listener = Callable[..., Any]
 _DONE_EVENTS = ("complete", "failed", "remove")
@@ -232,7 +232,7 @@ class Subscriber:
                         self.hub.dispatch(message["data"])
             except Exception as exc:
                 if not reported:
-                    error = (unavailable(self.client, self.where, exc)
+                    error = (connection_failed(self.client, self.where, exc)
                              if isinstance(exc, CONNECTION_ERRORS) else exc)
                     log.warning("events from %s stopped (%s); re-subscribing", self.channel,
                                 error, exc_info=not isinstance(exc, CONNECTION_ERRORS))
