@@ -5,6 +5,7 @@ the driver that sends a batch differs. ``kueatomic.aio.Queue`` adds Kue's worker
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import threading
 from collections.abc import Iterator, Sequence
@@ -34,7 +35,15 @@ from .driver import (
 )
 from .errors import JobNotFound, KueError
 from .events import Listener, call_on
-from .job import JobBase
+from .job import (
+    NOT_FINISHED,
+    REMOVE_GRACE_S,
+    JobBase,
+    ended_outcome,
+    final_event,
+    finished_outcome,
+    wait_timeout,
+)
 from .ops import Batch, Plan, Request, T
 from .queue_base import J, QueueBase, parse_job_id
 from .routing import AsyncRoutedDriver, clients_of
@@ -235,6 +244,44 @@ class Job(JobBase):
 
     async def refresh(self) -> Job:
         return await self.queue.get_job(self._require_id(), into=self)
+
+    async def wait(self, timeout: float | None = None) -> Any:
+        """``kueatomic.Job.wait``, awaited: the result, or ``JobFailed`` / ``JobNotFound`` /
+        ``TimeoutError``."""
+        job_id = self._require_id()
+        loop = asyncio.get_running_loop()
+        ended: list[tuple[str, tuple[Any, ...]]] = []
+        first, final = loop.create_future(), loop.create_future()
+
+        def notify(event: str, args: tuple[Any, ...]) -> None:  # on the events thread
+            def resolve() -> None:
+                ended.append((event, args))
+                for future in (first,) if event == "remove" else (first, final):
+                    if not future.done():
+                        future.set_result(None)
+            call_on(loop, resolve)
+
+        self.queue.events.watch_end(job_id, notify)
+        try:
+            await asyncio.to_thread(self.queue._ensure_subscriber)
+            current = await self.queue.get_job(job_id)
+            outcome = finished_outcome(current)
+            if outcome is not NOT_FINISHED:
+                return outcome
+            try:
+                await asyncio.wait_for(first, timeout)
+            except TimeoutError:
+                raise wait_timeout(job_id, timeout) from None
+            with contextlib.suppress(TimeoutError):  # a remove may be followed by its complete
+                await asyncio.wait_for(asyncio.shield(final), REMOVE_GRACE_S)
+            event, args = final_event(ended)
+            try:
+                after: Job | None = await self.queue.get_job(job_id)
+            except JobNotFound:
+                after = None
+            return ended_outcome(job_id, event, args, after)
+        finally:
+            self.queue.events.unwatch_end(job_id, notify)
 
     async def inactive(self) -> Job:
         return await self.set_state("inactive")

@@ -58,6 +58,17 @@ class JobNotFound(KueError):
     code = "KUE_NOT_FOUND"
 
 
+class JobFailed(KueError):
+    """``job.wait()``: the job failed for good (no attempt left). ``error`` is the stored
+    error (the handler's exception type, message and traceback), ``message`` its message."""
+
+    def __init__(self, job_id: int, message: str, error: str | None = None) -> None:
+        super().__init__(f"job {job_id} failed: {message}")
+        self.job_id = job_id
+        self.message = message
+        self.error = error
+
+
 class LeaseLost(KueError):
     """The worker's lease on a job expired or was taken; its result was not recorded."""
 

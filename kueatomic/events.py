@@ -90,6 +90,9 @@ class EventHub:
         self._jobs: dict[int, list[_Watched]] = {}
         self._unsaved: list[_Watched] = []
         self._call: Callable[[Listener, tuple[Any, ...]], None] = self._call_now
+        # job.wait(): id -> callbacks told (event, args) of the job's end, on the thread that
+        # reads the events (they only hand it over: set an Event, resolve a future).
+        self._ends: dict[int, list[Callable[[str, tuple[Any, ...]], None]]] = {}
 
     # --- registration ---------------------------------------------------------------------
     def on(self, event: str, listener: Listener) -> None:
@@ -121,10 +124,25 @@ class EventHub:
                 return watched
         return None
 
+    def watch_end(self, job_id: int, notify: Callable[[str, tuple[Any, ...]], None]) -> None:
+        """Call ``notify(event, args)`` once when job ``job_id`` completes, fails for good or
+        is removed (``job.wait``)."""
+        with self._lock:
+            self._ends.setdefault(job_id, []).append(notify)
+
+    def unwatch_end(self, job_id: int, notify: Callable[[str, tuple[Any, ...]], None]) -> None:
+        with self._lock:
+            waiting = self._ends.get(job_id, [])
+            if notify in waiting:
+                waiting.remove(notify)
+            if not waiting:
+                self._ends.pop(job_id, None)
+
     @property
     def wants_messages(self) -> bool:
         """Whether anything listens to pub/sub events (apart from "error")."""
-        return bool(self._jobs or self._unsaved or any(e != "error" for e in self._queue))
+        return bool(self._jobs or self._unsaved or self._ends
+                    or any(e != "error" for e in self._queue))
 
     def listens_to(self, event: str) -> bool:
         return bool(self._queue.get(event))
@@ -172,7 +190,16 @@ class EventHub:
             watchers = list(self._jobs.get(key, ()))
             if watchers and event in _DONE_EVENTS:
                 del self._jobs[key]
+            # A job removed on completion publishes remove, then complete (Kue's order): a
+            # waiter is told of both, and stops listening at complete / failed.
+            ends: list[Callable[[str, tuple[Any, ...]], None]] = []
+            if event in ("complete", "failed"):
+                ends = self._ends.pop(key, [])
+            elif event == "remove":
+                ends = list(self._ends.get(key, ()))
             listeners = list(self._queue.get("job " + event, ()))
+        for notify in ends:
+            notify(event, args)
         for watched in watchers:
             for bound in watched.listeners.get(event, ()):
                 self._run(bound, args, event)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import threading
 from typing import TYPE_CHECKING, Any, Self
 
 from . import backoff as _backoff
 from . import ops
 from .codec import MAX_MS, dumps, encodable, format_log, loads_or_raw
-from .errors import InvalidArgument, InvalidAttempts, InvalidDelay
+from .errors import InvalidArgument, InvalidAttempts, InvalidDelay, JobFailed, JobNotFound
 from .states import MAX_PRIORITY as MAX_EXACT_INT  # the largest integer a Lua number holds exactly
 from .states import parse_priority
 
@@ -286,6 +287,55 @@ class JobBase:
         return f"<{type(self).__name__} {self.id} {self.type} {self.state}>"
 
 
+# --- job.wait(): the outcome of a finished job, from its hash or from its end event -------
+
+NOT_FINISHED = object()
+
+
+def finished_outcome(job: JobBase) -> Any:
+    """The result of a completed job, JobFailed raised for one failed for good, else
+    ``NOT_FINISHED`` (a failed job with attempts left is being retried: not finished)."""
+    if job.state == "complete":
+        return job.result
+    if job.state == "failed" and job.attempts_made >= job.max_attempts:
+        raise JobFailed(int(job._require_id()), _first_line(job.error), job.error)
+    return NOT_FINISHED
+
+
+def ended_outcome(job_id: int, event: str, args: tuple[Any, ...], job: JobBase | None) -> Any:
+    """The outcome told by a complete / failed / remove event (``job``: the hash read after
+    it, None when it is gone, as with removeOnComplete)."""
+    if event == "complete":
+        if job is not None and job.state == "complete":
+            return job.result
+        return args[0] if args else None
+    if event == "failed":
+        error = job.error if job is not None else None
+        raise JobFailed(job_id, str(args[0]) if args else _first_line(error), error)
+    raise JobNotFound(f'job "{job_id}" was removed before it finished')
+
+
+def _first_line(error: str | None) -> str:
+    return (error or "failed").split("\n", 1)[0]
+
+
+# After a remove event, how long a waiter waits for the complete event that follows it when
+# the job was removed on completion (the same script publishes both, back to back).
+REMOVE_GRACE_S = 0.5
+
+
+def final_event(ended: list[tuple[str, tuple[Any, ...]]]) -> tuple[str, tuple[Any, ...]]:
+    """The event that decides: a complete or failed one if it came, else the remove."""
+    for event, args in ended:
+        if event != "remove":
+            return event, args
+    return ended[0]
+
+
+def wait_timeout(job_id: int, timeout: float | None) -> TimeoutError:
+    return TimeoutError(f"job {job_id} did not finish within {timeout} s")
+
+
 class Job(JobBase):
     """A job bound to a sync ``Queue``. Every method that writes runs one Lua script."""
 
@@ -334,6 +384,41 @@ class Job(JobBase):
 
     def refresh(self) -> Job:
         return self.queue.get_job(self._require_id(), into=self)
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """Block until the job finishes: its result, ``JobFailed`` when it failed for good,
+        ``JobNotFound`` when it was removed, ``TimeoutError`` after ``timeout`` seconds. Works
+        from any process: it listens to the queue's events (one subscription per queue, no
+        polling) and reads the job once after subscribing, so a job that finished before
+        the call is answered at once."""
+        job_id = self._require_id()
+        ended: list[tuple[str, tuple[Any, ...]]] = []
+        done, finished = threading.Event(), threading.Event()
+
+        def notify(event: str, args: tuple[Any, ...]) -> None:
+            ended.append((event, args))
+            done.set()
+            if event != "remove":
+                finished.set()
+
+        self.queue.events.watch_end(job_id, notify)
+        try:
+            self.queue._ensure_subscriber()
+            current = self.queue.get_job(job_id)
+            outcome = finished_outcome(current)
+            if outcome is not NOT_FINISHED:
+                return outcome
+            if not done.wait(timeout):
+                raise wait_timeout(job_id, timeout)
+            finished.wait(REMOVE_GRACE_S)  # a remove may be followed by its complete
+            event, args = final_event(list(ended))
+            try:
+                after = self.queue.get_job(job_id)
+            except JobNotFound:
+                after = None
+            return ended_outcome(job_id, event, args, after)
+        finally:
+            self.queue.events.unwatch_end(job_id, notify)
 
     def inactive(self) -> Job:
         return self.set_state("inactive")
