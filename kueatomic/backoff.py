@@ -1,4 +1,4 @@
-"""Retry backoff specs: how they are validated and stored (kue-wire.md §2, field backoff).
+"""Retry backoff specs: how they are validated and stored (docs/redis-layout.md §2, field backoff).
 
 Fixed and exponential delays are computed inside the fail script from the stored spec. A Python
 callable cannot be stored, so the job stores its name and the worker calls the function,

@@ -1,4 +1,4 @@
-"""Every Redis key name kueatomic uses, in one place (kue-wire.md §1).
+"""Every Redis key name kueatomic uses, in one place (docs/redis-layout.md §1).
 
 The Lua scripts build the same names in ``lua/lib/kue.lua``; tests check the two agree.
 """
@@ -37,7 +37,7 @@ def check_prefix(prefix: object) -> str:
     return prefix
 
 
-KUE_PROMOTION_LOCK = "promotion:lock"  # Node Kue's lock key: unprefixed (kue-wire.md §1)
+KUE_PROMOTION_LOCK = "promotion:lock"  # Node Kue's lock key: unprefixed (docs/redis-layout.md §1)
 
 
 class Keys:

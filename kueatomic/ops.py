@@ -137,7 +137,7 @@ def check_range(start: Any, stop: Any, order: str) -> tuple[int, int, str]:
 def ranged_hashes(
     keys: Keys, zset: str, start: Any, stop: Any, order: str
 ) -> Plan[list[tuple[int, dict[str, str]]]]:
-    """Kue's Job.range rule (kue-wire.md §6): slice the zset in score order, then sort that
+    """Kue's Job.range rule (docs/redis-layout.md §3): slice the zset in score order, then sort that
     slice by numeric id; 'desc' reverses it."""
     first, last, order = check_range(start, stop, order)
     ids = yield from ids_in(zset, first, last)

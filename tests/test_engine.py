@@ -230,7 +230,7 @@ def test_progress(queue: Queue) -> None:
 
 
 def test_ranges_follow_kues_ordering(queue: Queue) -> None:
-    # kue-wire.md §6: slice in score order, then sort the slice by id; desc reverses.
+    # docs/redis-layout.md §3: slice in score order, then sort the slice by id; desc reverses.
     for priority in (0, 0, -10, 10, -10, 0, 0, 0, -15):
         queue.create("video").priority(priority).save()
     # score order: 9(-15) 3 5 (-10) 1 2 6 7 8 (0) 4 (10)

@@ -1,8 +1,8 @@
-"""Contract: the API's bodies have the shapes recorded from real Kue 0.11.6 (kue-wire.md §2,
+"""Contract: the API's bodies have the shapes recorded from real Kue 0.11.6 (docs/redis-layout.md §2,
 §6, §7) for the same data.
 
 Job hashes written by real Kue (tests/fixtures/kue_layout.json, plus the completed job of
-kue-wire.md §2) are put into Redis as a Node producer would leave them; the API must answer
+docs/redis-layout.md §2) are put into Redis as a Node producer would leave them; the API must answer
 what Kue's toJSON gives for them, key order and value types included."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ TOJSON_ORDER = ["id", "type", "data", "result", "priority", "progress", "progres
 
 
 def kue_to_json(job_id: Any, fields: dict[str, str]) -> dict[str, Any]:
-    """Kue's Job.get + toJSON as kue-wire.md §2 records it (an independent reference)."""
+    """Kue's Job.get + toJSON as docs/redis-layout.md §2 records it (an independent reference)."""
     made = int(fields.get("attempts") or 0)
     most = int(fields.get("max_attempts") or 0) or 1
     values: dict[str, Any] = {
@@ -86,7 +86,7 @@ def test_job_bodies_match_kue_for_recorded_hashes(client: TestClient, queue: Que
     assert client.get(f"/jobs/{fields['type']}/{state}/stats").text == '{"count":1}'
 
 
-# The completed job of kue-wire.md §2, and the exact body Kue's GET /job/1 gives for it.
+# The completed job of docs/redis-layout.md §2, and the exact body Kue's GET /job/1 gives for it.
 COMPLETED = {
     "attempts": "1", "created_at": "1795828148203", "data": '{"kind":"ok","to":"a@x"}',
     "duration": "165", "max_attempts": "1", "priority": "0", "progress": "100",
@@ -146,7 +146,7 @@ def test_message_and_error_texts_are_kues(client: TestClient) -> None:
 
 
 def test_range_ids_numbers_single_id_string(client: TestClient, queue: Queue) -> None:
-    """kue-wire.md §8.8: ranges give numeric ids, GET /job/:id a string, search strings."""
+    """docs/redis-layout.md §7: ranges give numeric ids, GET /job/:id a string, search strings."""
     for n in range(3):
         queue.create("email", {"n": n}).save()
     assert [type(job["id"]) for job in client.get("/jobs/0..-1").json()] == [int, int, int]

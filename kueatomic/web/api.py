@@ -1,4 +1,4 @@
-"""Kue's JSON API (kue-wire.md §7), route by route, with Kue's bodies.
+"""Kue's JSON API (docs/redis-layout.md §7), route by route, with Kue's bodies.
 
 Where Kue answers an error with status 200, these handlers raise the typed error instead and
 the app's one exception handler answers ``{"error": message}`` with the error's
@@ -142,7 +142,7 @@ async def create_job(request: Request) -> Response:
     return _json(answer, status)
 
 
-# Kue's registration order (kue-wire.md §7); the first match wins, so /job/search and
+# Kue's registration order (docs/redis-layout.md §7); the first match wins, so /job/search and
 # /job/types come before /job/{id}. A range is "<from>..<to>" inside one path segment.
 ROUTES = [
     Route("/stats", stats, methods=["GET"]),

@@ -26,7 +26,7 @@ from ..states import STATES, parse_priority, parse_state
 _MAX_BOUND = 2**63 - 1
 _MAX_PRIORITY = 2**53 - 1
 
-# /stats keys in the order Kue answers them (kue-wire.md §7).
+# /stats keys in the order Kue answers them (docs/redis-layout.md §7).
 _STATS_ORDER = ("inactive", "complete", "active", "failed", "delayed")
 
 

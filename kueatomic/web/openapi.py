@@ -1,6 +1,6 @@
 """The OpenAPI 3.0 document of the JSON API, served at ``/openapi.json``.
 
-It describes the bodies recorded from real Kue (kue-wire.md §7) and kueatomic's status codes;
+It describes the bodies recorded from real Kue (docs/redis-layout.md §7) and kueatomic's status codes;
 the test suite runs schemathesis against it, so a route that drifts from it fails a test.
 """
 

@@ -180,7 +180,7 @@
 
   function rangePath() {
     // asc reads ranks 0..n-1 (next to run first); desc reads the last n ranks, so "newest"
-    // jobs of one priority come first. Kue sorts each slice by id (kue-wire.md §6).
+    // jobs of one priority come first. Kue sorts each slice by id (docs/redis-layout.md §3).
     const from = view.order === "asc" ? 0 : -view.loaded;
     const to = view.order === "asc" ? view.loaded - 1 : -1;
     const base = view.type ? "jobs/" + enc(view.type) + "/" + view.state : "jobs/" + view.state;
