@@ -41,10 +41,12 @@ class Queue(AsyncQueue):
         return self.worker.configure(**settings)
 
     def process(self, job_type: str, concurrency: Any = 1, handler: Callable[..., Any] | None = None,
-                *, lease_ms: int | None = None, batch: int | None = None) -> Any:
+                *, lease_ms: int | None = None, batch: int | None = None,
+                rate_limit: tuple[int, int] | None = None) -> Any:
         """As ``kueatomic.Queue.process``; starts at once on a running event loop."""
         return self.worker.process_then(lambda: self._start_soon(job_type), job_type,
-                                        concurrency, handler, lease_ms=lease_ms, batch=batch)
+                                        concurrency, handler, lease_ms=lease_ms, batch=batch,
+                                   rate_limit=rate_limit)
 
     def _start_soon(self, job_type: str) -> None:
         worker = self.worker

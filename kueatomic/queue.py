@@ -43,12 +43,14 @@ class Queue(SyncQueue):
         return self.worker.configure(**settings)
 
     def process(self, job_type: str, concurrency: Any = 1, handler: Callable[..., Any] | None = None,
-                *, lease_ms: int | None = None, batch: int | None = None) -> Any:
+                *, lease_ms: int | None = None, batch: int | None = None,
+                rate_limit: tuple[int, int] | None = None) -> Any:
         """Kue's ``queue.process``: ``worker.process(...)`` and start now. Also
         ``process(type, handler)`` and ``@queue.process(type, concurrency=n)``."""
         worker = self.worker
         return worker.process_then(lambda: start_unless_deferred(worker), job_type, concurrency,
-                                   handler, lease_ms=lease_ms, batch=batch)
+                                   handler, lease_ms=lease_ms, batch=batch,
+                                   rate_limit=rate_limit)
 
     def start_workers(self) -> None:
         """Start the handlers registered while starts were deferred (the CLI defers them)."""

@@ -1,5 +1,5 @@
 -- name: activate_jobs
--- version: 9
+-- version: 10
 -- transition: inactive -> active
 -- purpose: Claim up to `count` inactive jobs of one type for a worker, most urgent first
 --   (lowest priority score, then FIFO within a priority), as Kue's worker dequeue does but many
@@ -23,22 +23,30 @@
 --   4 worker_id: stored in each job's workerId (Kue: kue:<host>:<pid>:<type>:<n>)
 --   5 token: the claim token, unique per call; complete/fail/renew/reclaim must present it
 --   6 lease_ms: lease length in ms (> 0)
+--   7.. rate: optional, a rate limit for the type: limit (jobs, >= 1) then window_ms (>= 1).
+--     At most `limit` jobs of the type start per window, counted in <prefix>:rate:<type> (a
+--     counter that expires window_ms after the window's first claim), across every caller
 -- Derived keys: <prefix>:job:<id>, <prefix>:jobs:inactive, <prefix>:jobs:active,
 --   <prefix>:jobs:<type>:active, <prefix>:<type>:jobs, <prefix>:claim:<token> (written only
---   when a job was claimed)
+--   when a job was claimed), <prefix>:rate:<type> (with a rate limit)
 -- Returns: flat array now, id1, fields1, id2, fields2, ... in claim order: now is the claim
 --   time (ms), fields the job hash before the claim as a flat field/value array (as HGETALL
---   gives it); the claim wrote state=active, updated_at=started_at=now, workerId and lease
+--   gives it); the claim wrote state=active, updated_at=started_at=now, workerId and lease.
+--   With a rate limit whose window is full: {now, "rate", ms until the window reopens}
 -- Errors: KUE_BAD_ARGS
 -- Publishes: start
 --@include lib/kue.lua
 
 local prefix, jtype, worker_id, token = ARGV[1], ARGV[2], ARGV[4], ARGV[5]
 local count, lease_ms = int_arg(ARGV[3], 0, 1000), int_arg(ARGV[6], 1, MAX_INT)
+local rate_limit = ARGV[7] and int_arg(ARGV[7], 1, MAX_INT)
+local rate_window = ARGV[8] and int_arg(ARGV[8], 1, MAX_INT)
 local e = check_prefix(prefix)
 if e then return e end
-if not (count and lease_ms and #ARGV == 6 and jtype ~= '' and is_token(token)) then
-  return bad_args('expected type, count 0..1000, worker id, token ("<letters>:<n>"), lease_ms > 0')
+if not (count and lease_ms and jtype ~= '' and is_token(token)
+        and (#ARGV == 6 or #ARGV == 8 and rate_limit and rate_window)) then
+  return bad_args('expected type, count 0..1000, worker id, token ("<letters>:<n>"), ' ..
+    'lease_ms > 0 and, for a rate limit, limit >= 1 and window_ms >= 1')
 end
 e = check_keys({ type_state_key(prefix, jtype, 'inactive'), leases_key(prefix) })
 if e then return e end
@@ -46,6 +54,21 @@ local FROM = moves_from('activate_jobs')
 local now = now_ms()
 local now_text = int_text(now)
 local out = { now_text }
+local rate_key
+if rate_limit and count > 0 then
+  rate_key = prefix .. ':rate:' .. jtype
+  local used = finite(redis.call('GET', rate_key)) or 0
+  if used >= rate_limit then
+    local wait = redis.call('PTTL', rate_key)
+    if wait < 0 then  -- a counter without its expiry (written by hand): a window from now
+      redis.call('PEXPIRE', rate_key, rate_window)
+      wait = rate_window
+    end
+    sync_tokens(prefix, jtype)
+    return { now_text, 'rate', wait }
+  end
+  count = math.min(count, rate_limit - used)
+end
 if count > 0 then
   local popped = redis.call('ZPOPMIN', KEYS[1], count)
   local claim = { 'started_at', now_text, 'workerId', worker_id, 'lease', token }
@@ -85,6 +108,9 @@ if count > 0 then
       'PX', int_text(2 * lease_ms))
     local start_args = json_string(jtype) .. ',null'
     for _, job in ipairs(jobs) do publish(prefix, job.id, 'start', start_args) end
+    if rate_key and redis.call('INCRBY', rate_key, #jobs) == #jobs then
+      redis.call('PEXPIRE', rate_key, rate_window)  -- the window starts at its first claim
+    end
   end
 end
 sync_tokens(prefix, jtype)

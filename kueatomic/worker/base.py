@@ -11,7 +11,7 @@ from ..errors import InvalidArgument
 from . import control
 from .context import WorkerContext
 from .core import Observer, WorkerCore
-from .registration import Registration, check_process_args
+from .registration import Registration, check_process_args, check_rate_limit
 from .settings import WorkerSettings
 
 log = logging.getLogger("kueatomic.worker")
@@ -45,7 +45,7 @@ class WorkerBase:
 
     def process(self, job_type: str, concurrency: Any = 1,
                 handler: Callable[..., Any] | None = None, *, lease_ms: int | None = None,
-                batch: int | None = None) -> Any:
+                batch: int | None = None, rate_limit: tuple[int, int] | None = None) -> Any:
         """Run ``handler(job)`` or ``handler(job, ctx)`` for jobs of ``job_type``, up to
         ``concurrency`` at a time. Also ``process(type, handler)`` and, as a decorator,
         ``@worker.process(type, concurrency=n)``. Returns the handler. Registered before
@@ -58,10 +58,12 @@ class WorkerBase:
             concurrency, handler = 1, concurrency
         if handler is None:
             def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-                self.process(job_type, concurrency, fn, lease_ms=lease_ms, batch=batch)
+                self.process(job_type, concurrency, fn, lease_ms=lease_ms, batch=batch,
+                             rate_limit=rate_limit)
                 return fn
             return decorate
         reg = self._registration(job_type, concurrency, handler, lease_ms, batch)
+        reg.rate_limit = check_rate_limit(rate_limit)
         reg.ctx = WorkerContext(self, reg)
         self.registrations.append(reg)
         control.deferring(self)  # the CLI finds the workers a module registers handlers on

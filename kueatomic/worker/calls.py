@@ -37,9 +37,18 @@ def worker_id(job_type: str) -> str:
 
 # --- calls --------------------------------------------------------------------------------
 
-def activate(keys: Keys, job_type: str, count: int, worker: str, token: str, lease_ms: int) -> Call:
+def activate(keys: Keys, job_type: str, count: int, worker: str, token: str, lease_ms: int,
+             rate: tuple[int, int] | None = None) -> Call:
+    """``rate``: (limit, window_ms), at most ``limit`` jobs of the type started per window."""
     return Call("activate_jobs", (keys.type_state(job_type, "inactive"), keys.leases),
-                (keys.prefix, job_type, count, worker, token, lease_ms))
+                (keys.prefix, job_type, count, worker, token, lease_ms, *(rate or ())))
+
+
+def rate_wait_ms(reply: Sequence[Any]) -> int | None:
+    """The ms until a full rate window reopens, for activate_jobs' {now, "rate", ms} reply."""
+    if len(reply) == 3 and to_text(reply[1]) == "rate":
+        return max(1, int(reply[2]))
+    return None
 
 
 def wait_for_token(keys: Keys, job_types: Sequence[str], timeout_ms: int) -> Read:
@@ -85,7 +94,7 @@ def recover(keys: Keys, limit: int, max_stalls: int, grace_ms: int, rebalance: b
 
 def parse_claimed(reply: Sequence[Any], worker: str, token: str) -> list[tuple[int, dict[str, str]]]:
     """activate_jobs' reply -> [(id, fields)], fields as the hash is after the claim."""
-    if not reply:
+    if not reply or rate_wait_ms(reply) is not None:
         return []
     now = to_text(reply[0])
     claim = {"state": "active", "updated_at": now, "started_at": now, "workerId": worker,

@@ -217,8 +217,36 @@ class WorkerCore(HousekeepingRules):
             keys = self.layouts[reg.shard_cursor % len(self.layouts)]
             reg.shard_cursor += 1
         token = calls.claim_token()
-        call = calls.activate(keys, reg.job_type, want, reg.worker_id, token, reg.lease_ms)
+        call = calls.activate(keys, reg.job_type, want, reg.worker_id, token, reg.lease_ms,
+                              self._shard_rate(reg))
         return Claim(reg, token, want, call, self.clock(), keys)
+
+    def _shard_rate(self, reg: Registration) -> tuple[int, int] | None:
+        """The rate limit each shard enforces: the registration's, split over the shards
+        (each counts its own window), so the queue's rate stays at or under it."""
+        if reg.rate_limit is None or len(self.layouts) == 1:
+            return reg.rate_limit
+        limit, window_ms = reg.rate_limit
+        return max(1, limit // len(self.layouts)), window_ms
+
+    def rate_pause(self, reg: Registration) -> float:
+        """Seconds a claim loop sleeps before claiming again: until a full rate window
+        reopens (0 when none is full)."""
+        with self.lock:
+            return max(0.0, reg.rate_until - self.clock())
+
+    def _rate_read(self, reg: Registration, reply: Sequence[Any], now: float) -> None:
+        """A claim's reply says whether its shard's window was full; once every shard's was
+        in a row, the registration sleeps until the soonest reopens (no spinning)."""
+        wait_ms = calls.rate_wait_ms(reply)
+        if wait_ms is None:
+            reg.rate_full, reg.rate_wait_ms = 0, None
+            return
+        reg.rate_full += 1
+        reg.rate_wait_ms = wait_ms if reg.rate_wait_ms is None else min(reg.rate_wait_ms, wait_ms)
+        if reg.rate_full >= len(self.layouts):
+            reg.rate_until = now + reg.rate_wait_ms / 1000
+            reg.rate_full, reg.rate_wait_ms = 0, None
 
     def claimed(self, claim: Claim, reply: Sequence[Any],
                 make_job: Callable[[Registration, int, dict[str, str]], Any]) -> list[InFlight]:
@@ -244,6 +272,8 @@ class WorkerCore(HousekeepingRules):
                 reg.free -= claim.want  # stop_claiming freed them: hold them again, as below
             reg.free += claim.want - len(records)
             reg.empty_claims = 0 if records else reg.empty_claims + 1
+            if reg.rate_limit is not None:
+                self._rate_read(reg, reply, now)
             for record in records:
                 self.inflight[record.id] = record
                 if record.load_error is not None:

@@ -75,6 +75,10 @@ def claim_loop(core: WorkerCore, reg: Registration, generation: int, make_job: M
         if records:
             yield Run(records)
             continue
+        pause = core.rate_pause(reg)
+        if pause > 0:  # the type's rate window is full: sleep until it reopens
+            yield Wait(c.STOP, pause)
+            continue
         if claim.reclaim or len(reply) > 1:
             continue  # claimed jobs that did not run (load errors): claim again
         wait = core.wait_call(reg, block_ms)

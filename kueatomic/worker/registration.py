@@ -42,6 +42,20 @@ def check_process_args(job_type: Any, concurrency: Any) -> tuple[str, int]:
     return job_type, concurrency
 
 
+def check_rate_limit(rate: Any) -> tuple[int, int] | None:
+    """``rate_limit=(limit, window_ms)``: at most ``limit`` jobs started per ``window_ms``."""
+    if rate is None:
+        return None
+    try:
+        limit, window_ms = rate
+    except (TypeError, ValueError):
+        raise InvalidArgument(f"rate_limit must be (limit, window_ms), not {rate!r}") from None
+    for name, value in (("limit", limit), ("window_ms", window_ms)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**53 - 1:
+            raise InvalidArgument(f"rate_limit {name} must be an integer >= 1, not {value!r}")
+    return limit, window_ms
+
+
 class Registration:
     """The worker of one ``process()`` call: ``concurrency`` slots for one job type.
 
@@ -70,6 +84,12 @@ class Registration:
         # shard starves), and how many claims in a row found nothing.
         self.shard_cursor = 0
         self.empty_claims = 0
+        # process(rate_limit=(limit, window_ms)), enforced by the claim script; and until
+        # when (the core's clock) a full window holds the next claim back.
+        self.rate_limit: tuple[int, int] | None = None
+        self.rate_until = 0.0
+        self.rate_full = 0  # claims in a row that found their shard's window full
+        self.rate_wait_ms: int | None = None  # the soonest of their windows to reopen
         self.ctx: Any = None
         self.slots: Any = None  # the runtime's own (a SimpleQueue of records, an executor...)
 
