@@ -24,7 +24,7 @@ from typing import Any
 from . import ops
 from .cluster import hash_tag
 from .codec import to_text
-from .errors import ConfigError, InvalidArgument
+from .errors import ConfigError
 from .keyspace import Keys, id_from_zid
 from .ops import Call, Plan, Read, unwrap
 from .states import DATA_FORMAT, STATES
@@ -211,10 +211,3 @@ def check_format(keys: ShardedKeys) -> Plan[int]:
 def format_plan(keys: Keys | ShardedKeys) -> Plan[int]:
     """The data-format check (and, for a sharded queue, the shard-count check)."""
     return check_format(keys) if isinstance(keys, ShardedKeys) else ops.check_format(keys)
-
-
-def check_shard_key(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise InvalidArgument(f"shard_key must be a non-empty string, not {value!r}")
-    return value
-
