@@ -1,26 +1,28 @@
 """``kueatomic demo``: create a mix of jobs, process them with live progress, print a summary
 and the dashboard URL.
 
-Redis: ``--redis`` (or ``--redis-file PATH``), else ``REDIS_URL``, else a private
-``redis-server`` the demo starts on a free port (no persistence, stopped when the demo ends)
-when one is installed, else the embedded engine (``memory://``, in this process only). It never
-picks a Redis you already run (people keep real data on 6379): name it with ``--redis`` to use
-it. Everything lives under the prefix ``kueatomic-demo``; the demo removes its own earlier jobs
-(through the remove_job script) and never touches keys outside that prefix.
+Redis: ``--redis`` (or ``--redis-file PATH``), else ``REDIS_URL``, else the embedded engine
+(``memory://``, in this process only: nothing to install or start, nothing persists). It never
+picks a Redis you already run (people keep real data on 6379): name it to use it. The first
+line says which it uses. Everything lives under the prefix ``kueatomic-demo``; the demo removes
+the jobs of that prefix (through the remove_job script) when it starts and again when it ends,
+and never touches keys outside it.
+
+The dashboard: in a terminal its URL is printed while the jobs run, and it keeps serving after
+the summary until Ctrl-C. Without a terminal (output to a file or a pipe) the demo runs to the
+end and prints no URL, since the dashboard stops with it; ``--serve`` serves it there too,
+until SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
-import atexit
 import logging
 import os
 import random
-import shutil
+import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from typing import Any
@@ -31,6 +33,7 @@ from .credentials import add_redis_options, redis_url, shown_url
 
 PREFIX = "kueatomic-demo"
 TITLE = "kueatomic demo"
+EMBEDDED = "memory://kueatomic-demo"
 
 
 def register(subparsers: Any) -> None:
@@ -42,65 +45,22 @@ def register(subparsers: Any) -> None:
     parser.add_argument("-p", "--port", type=int, default=3000,
                         help="dashboard port (default 3000, or a free one if taken)")
     parser.add_argument("--serve", action=argparse.BooleanOptionalAction, default=None,
-                        help="keep serving the dashboard after the summary until Ctrl-C "
-                             "(default: when run in a terminal)")
+                        help="serve the dashboard and keep serving it after the summary until "
+                             "Ctrl-C or SIGTERM (default: only in a terminal; without one no "
+                             "dashboard is started and no URL printed)")
     parser.add_argument("--seed", type=int, default=None, help="random seed, for a repeatable mix")
     parser.set_defaults(func=run)
 
 
 def choose_redis(option: str | None) -> tuple[str, str]:
     """(url, how it was chosen) per the rule in the module docstring (``option``: the URL from
-    ``-r`` or ``--redis-file``); a private server it starts is stopped at exit."""
+    ``-r`` or ``--redis-file``)."""
     if option:
         return option, "--redis"
     if os.environ.get("REDIS_URL"):
         return os.environ["REDIS_URL"], "REDIS_URL"
-    private = start_private_redis()
-    if private is not None:
-        return private, "a private redis-server started for the demo (stopped when it ends)"
-    return "memory://kueatomic-demo", "the embedded engine (no redis-server installed; nothing persists)"
-
-
-def start_private_redis() -> str | None:
-    """Start ``redis-server`` on a free port in a temporary folder; None when it is not
-    installed or does not come up."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        return None
-    port = _free_port(0)
-    folder = tempfile.mkdtemp(prefix="kueatomic-demo-")
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", folder], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def stop() -> None:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        shutil.rmtree(folder, ignore_errors=True)
-
-    atexit.register(stop)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        if _answers("127.0.0.1", port):
-            return f"redis://127.0.0.1:{port}/0"
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
-    stop()
-    return None
-
-
-def _answers(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.3) as sock:
-            sock.settimeout(0.5)
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith((b"+PONG", b"-NOAUTH", b"-ERR"))
-    except OSError:
-        return False
+    return EMBEDDED, ("the embedded engine (in this process only, nothing persists; "
+                      "-r URL or REDIS_URL for a Redis of your own)")
 
 
 def _free_port(preferred: int) -> int:
@@ -223,6 +183,43 @@ def quiet_worker_logs() -> None:
         logging.getLogger("kueatomic.worker").setLevel(logging.WARNING)
 
 
+def remove_jobs(queue: Any) -> int:
+    """Remove every job of the demo's queue, each through the remove_job script (its hash, log
+    and zset entries); the prefix's other keys are not touched. Returns how many went."""
+    ids: list[int] = []
+    for state in ("complete", "failed", "inactive", "delayed", "active"):
+        ids += queue.state(state)
+    removed = 0
+    for job_id in ids:
+        try:
+            queue.get_job(job_id).remove()
+            removed += 1
+        except KueError:
+            pass
+    return removed
+
+
+def wants_serving(option: bool | None) -> bool:
+    """--serve / --no-serve, else serve only when both ends are a terminal (someone can open the
+    URL and press Ctrl-C)."""
+    return option if option is not None else (sys.stdout.isatty() and sys.stdin.isatty())
+
+
+def serve_until_stopped() -> None:
+    """Block until Ctrl-C (SIGINT) or SIGTERM."""
+    def stop(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..queue import Queue
 
@@ -234,33 +231,47 @@ def run(args: argparse.Namespace) -> int:
     print(f"kueatomic demo: using {how}: {shown_url(url)} (prefix {prefix!r})", flush=True)
     queue = Queue(prefix, url)
     queue.ping()
-    earlier = queue.state("complete") + queue.state("failed") + queue.state("inactive") + \
-        queue.state("delayed") + queue.state("active")
-    for job_id in earlier:
-        try:
-            queue.get_job(job_id).remove()
-        except KueError:
-            pass
+    earlier = remove_jobs(queue)
     if earlier:
-        print(f"removed {len(earlier)} jobs left by an earlier demo run (prefix {prefix!r} only)")
-    dashboard, server = start_dashboard(queue, args.port)
+        print(f"removed {earlier} jobs left by an earlier demo run (prefix {prefix!r} only)")
+    tty = sys.stdout.isatty()
+    serve = wants_serving(args.serve)
+    dashboard, server = start_dashboard(queue, args.port) if tty or serve else (None, None)
     if dashboard:
         print(f"dashboard (live): {dashboard}", flush=True)
+    try:
+        jobs, elapsed = run_jobs(queue, args.jobs, tty)
+        print_summary(queue, jobs, elapsed)
+        if dashboard and serve:
+            print(f"\ndashboard: {dashboard}\nserving the dashboard; Ctrl-C to stop (the demo's "
+                  "jobs are removed then)", flush=True)
+            serve_until_stopped()
+    finally:
+        if server is not None:
+            server.should_exit = True
+            time.sleep(0.2)
+        queue.shutdown(timeout=2000)
+        removed = remove_jobs(queue)
+        queue.close()
+        print(f"removed the demo's {removed} jobs (prefix {prefix!r} only)", flush=True)
+    return 0
 
+
+def run_jobs(queue: Any, count: int, tty: bool) -> tuple[list[Any], float]:
+    """Register the handlers, create the jobs and show progress until they are all finished
+    (or 120 s, or Ctrl-C); the workers are shut down on return."""
     queue.configure_workers(upkeep_interval_ms=200)
     queue.process("email", 4, route)
     queue.process("video", 2, encode_video)
     queue.process("report", 1, build_report)
     queue.process("flaky", 1, flaky_call)
     started = time.monotonic()
-    jobs = create_jobs(queue, max(1, args.jobs))
+    jobs = create_jobs(queue, max(1, count))
     total = len(jobs)
     print(f"created {total} jobs: emails (some bound to fail), videos with progress (some crash "
           "once and retry with exponential backoff), delayed critical reports, flaky calls "
           "(fixed backoff)", flush=True)
-    tty = sys.stdout.isatty()
     last_print = 0.0
-    counts: dict[str, int] = {}
     try:
         while True:
             line, counts = status_line(queue, total, started)
@@ -279,22 +290,7 @@ def run(args: argparse.Namespace) -> int:
         print()
     elapsed = time.monotonic() - started
     queue.shutdown(timeout=2000)
-    print_summary(queue, jobs, elapsed)
-    if dashboard:
-        print(f"\ndashboard: {dashboard}", flush=True)
-    serve = args.serve if args.serve is not None else (tty and sys.stdin.isatty())
-    if dashboard and serve:
-        print("serving the dashboard; Ctrl-C to stop", flush=True)
-        try:
-            while True:
-                time.sleep(1)
-        except KeyboardInterrupt:
-            print()
-    if server is not None:
-        server.should_exit = True
-        time.sleep(0.2)
-    queue.close()
-    return 0
+    return jobs, elapsed
 
 
 def print_summary(queue: Any, jobs: list[Any], elapsed: float) -> None:
