@@ -1,6 +1,6 @@
 """Kue's events: ``<prefix>:events`` pub/sub messages re-emitted on the queue and on jobs.
 
-Every message is ``{"id": N, "event": E, "args": [E, ...]}`` (kue-wire.md §5). As in Kue, the
+Every message is ``{"id": N, "event": E, "args": [E, ...]}`` (docs/redis-layout.md §4). As in Kue, the
 queue emits ``"job " + E`` with ``(id, *args[1:])`` and a job this process listens to emits
 ``E`` with ``args[1:]``; a job stops being watched after ``complete``, ``failed`` or ``remove``.
 Listeners get as many of those arguments as they accept (JavaScript ignores extras), so

@@ -250,7 +250,7 @@ class JobBase:
         return self
 
     def to_json(self, id_as_string: bool = False) -> dict[str, Any]:
-        """Kue's toJSON (kue-wire.md §2): timestamps, delay, ttl and progress as the strings
+        """Kue's toJSON (docs/redis-layout.md §2): timestamps, delay, ttl and progress as the strings
         Redis holds, priority a number, undefined keys left out."""
         made, max_attempts = self.attempts_made, self.max_attempts
         out: dict[str, Any] = {

@@ -1,5 +1,5 @@
 -- name: activate_jobs
--- version: 10
+-- version: 11
 -- transition: inactive -> active
 -- purpose: Claim up to `count` inactive jobs of one type for a worker, most urgent first
 --   (lowest priority score, then FIFO within a priority), as Kue's worker dequeue does but many

@@ -13,10 +13,7 @@ LAYOUT = ROOT / "docs" / "redis-layout.md"
 OLD_NAME = "kue-wire" + ".md"  # spelled apart so this file does not mention it
 SKIPPED_DIRS = {".git", ".venv", "node_modules", "__pycache__", ".pytest_cache", ".ruff_cache",
                 ".mypy_cache", ".hypothesis"}
-# Comments in Lua scripts are part of the text whose SHA1 EVALSHA calls (lua/README.md), so
-# rewording them means bumping every script version; they change with the next bump. The two
-# Python files are another change's, mid-edit: replace their one line each, then drop them here.
-NOT_YET = {"lua/lib/kue.lua", "kueatomic/job.py", "kueatomic/events.py"}
+NOT_YET: set[str] = set()  # files still allowed to name the old document: none
 
 PLACEHOLDERS = {"job_id": "<id>", "state": "<state>", "job_type": "<type>", "token": "<token>",
                 "code": "<CODE>"}

@@ -90,7 +90,7 @@ def test_demo_clears_jobs_an_earlier_run_left(real_redis_url: str) -> None:
     left = Queue(demo.PREFIX, real_redis_url)
     left.create("email", {"title": "from a killed run"}).save()
     out = run_demo(env={"REDIS_URL": real_redis_url})
-    assert "removed 1 jobs left by an earlier demo run" in out
+    assert "removed 1 job left by an earlier demo run" in out
     assert sum(left.counts().values()) == 0
     left.close()
 

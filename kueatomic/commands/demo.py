@@ -233,7 +233,8 @@ def run(args: argparse.Namespace) -> int:
     queue.ping()
     earlier = remove_jobs(queue)
     if earlier:
-        print(f"removed {earlier} jobs left by an earlier demo run (prefix {prefix!r} only)")
+        print(f"removed {earlier} job{'' if earlier == 1 else 's'} left by an earlier demo run "
+              f"(prefix {prefix!r} only)")
     tty = sys.stdout.isatty()
     serve = wants_serving(args.serve)
     dashboard, server = start_dashboard(queue, args.port) if tty or serve else (None, None)

@@ -1,5 +1,5 @@
 -- lib/kue.lua: helpers shared by every script. Included textually (--@include), so it
--- defines only locals. It encodes Kue 0.11.6's Redis layout (shared/kue-wire.md §1-§3);
+-- defines only locals. It encodes Kue 0.11.6's Redis layout (docs/redis-layout.md §1-§3);
 -- the Python side has the same facts in kueatomic/keyspace.py, checked by tests.
 --@include lib/states.lua
 --@include lib/checks.lua
@@ -122,7 +122,7 @@ local function batch_send(batch, command)
   end
 end
 
--- Kue's state(S) transition (kue-wire.md §3) for many jobs at once, plus lease clean-up when
+-- Kue's state(S) transition (docs/redis-layout.md §3) for many jobs at once, plus lease clean-up when
 -- leaving active. Each job is a table with id, type, priority (number), state (old, may be
 -- false), promote_at and ttl (numbers, may be nil), and optionally `set` (more field/value
 -- pairs written in the same HSET), `zid` and `key` (member and hash key, when the caller
@@ -327,7 +327,7 @@ local function js_round(x)
   return math.floor(x + 0.5)
 end
 
--- Kue's retry delay for a stored backoff spec (kue-wire.md §3), `attempts` counted after the
+-- Kue's retry delay for a stored backoff spec (docs/redis-layout.md §3), `attempts` counted after the
 -- increment: fixed d; exponential round(min(maxDelay - d/2, d/2 * (2^attempts - 1))); "true"
 -- the job's own delay. An object without delay uses the job's delay (JS `delay || _delay`).
 -- Anything else (a function, stored as Kue's JS source or kueatomic's {"type":"function"})
@@ -346,7 +346,7 @@ local function backoff_delay(spec, attempts, own_delay)
   return own_delay
 end
 
--- Kue's failedAttempt (kue-wire.md §3) without its events: error + log summary, failed_at,
+-- Kue's failedAttempt (docs/redis-layout.md §3) without its events: error + log summary, failed_at,
 -- state(failed), attempts + 1 (only while below max_attempts, as Kue's attempt() does), then
 -- back to inactive, to delayed (with a backoff: promote_at = failed_at + delay) or left failed.
 -- `delay_text` is a delay computed by the worker ("" = from the stored spec). The attempt is
