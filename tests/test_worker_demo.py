@@ -44,7 +44,7 @@ def test_choose_redis(monkeypatch: pytest.MonkeyPatch) -> None:
     assert url.startswith("memory://") and "embedded engine" in how
 
 
-def test_demo_defaults_to_the_embedded_engine_and_prints_no_url_without_a_terminal() -> None:
+def test_demo_defaults_to_the_embedded_engine_and_prints_no_dead_url_without_a_terminal() -> None:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     result = subprocess.run(
         [sys.executable, "-m", "kueatomic.cli", "demo", "--jobs", "10", "--seed", "3"],
@@ -54,7 +54,9 @@ def test_demo_defaults_to_the_embedded_engine_and_prints_no_url_without_a_termin
     out = result.stdout
     assert "using the embedded engine" in out.splitlines()[0]
     assert "summary" in out and "failed for good" in out
-    assert "http://" not in out  # the dashboard would be dead by the time anyone opened it
+    before, _, after = out.partition("summary")
+    assert "dashboard (live until the demo ends): http://127.0.0.1:" in before
+    assert "http://" not in after and "the dashboard stopped with the demo" in after
     assert "removed the demo's 10 jobs" in out
 
 

@@ -8,10 +8,11 @@ line says which it uses. Everything lives under the prefix ``kueatomic-demo``; t
 the jobs of that prefix (through the remove_job script) when it starts and again when it ends,
 and never touches keys outside it.
 
-The dashboard: in a terminal its URL is printed while the jobs run, and it keeps serving after
-the summary until Ctrl-C. Without a terminal (output to a file or a pipe) the demo runs to the
-end and prints no URL, since the dashboard stops with it; ``--serve`` serves it there too,
-until SIGINT or SIGTERM.
+The dashboard: its URL is printed when the jobs start. In a terminal it keeps serving after the
+summary until Ctrl-C. Without a terminal (output to a file or a pipe) the URL says it lives
+until the demo ends, and the end says it stopped: no URL is printed after the summary, so none
+is printed dead; ``--serve`` keeps it serving there too, until SIGINT or SIGTERM, and
+``--no-serve`` starts none.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ def register(subparsers: Any) -> None:
                         help="dashboard port (default 3000, or a free one if taken)")
     parser.add_argument("--serve", action=argparse.BooleanOptionalAction, default=None,
                         help="serve the dashboard and keep serving it after the summary until "
-                             "Ctrl-C or SIGTERM (default: only in a terminal; without one no "
-                             "dashboard is started and no URL printed)")
+                             "Ctrl-C or SIGTERM (default: only in a terminal; without one it lives "
+                             "until the demo ends); --no-serve starts no dashboard")
     parser.add_argument("--seed", type=int, default=None, help="random seed, for a repeatable mix")
     parser.set_defaults(func=run)
 
@@ -237,9 +238,11 @@ def run(args: argparse.Namespace) -> int:
               f"(prefix {prefix!r} only)")
     tty = sys.stdout.isatty()
     serve = wants_serving(args.serve)
-    dashboard, server = start_dashboard(queue, args.port) if tty or serve else (None, None)
+    wanted = args.serve is not False  # --no-serve: no dashboard at all
+    dashboard, server = start_dashboard(queue, args.port) if wanted else (None, None)
     if dashboard:
-        print(f"dashboard (live): {dashboard}", flush=True)
+        lasts = "live" if serve else "live until the demo ends"
+        print(f"dashboard ({lasts}): {dashboard}", flush=True)
     try:
         jobs, elapsed = run_jobs(queue, args.jobs, tty)
         print_summary(queue, jobs, elapsed)
@@ -247,6 +250,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"\ndashboard: {dashboard}\nserving the dashboard; Ctrl-C to stop (the demo's "
                   "jobs are removed then)", flush=True)
             serve_until_stopped()
+        elif dashboard:  # never a URL that is already dead
+            print("the dashboard stopped with the demo (run it in a terminal, or with --serve, "
+                  "to keep it serving)", flush=True)
     finally:
         if server is not None:
             server.should_exit = True
