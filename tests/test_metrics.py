@@ -318,3 +318,15 @@ def test_an_outage_episode_is_counted_once_per_loop(metrics: Metrics) -> None:
     core.loop_failed("claim email", down)
     assert value(reg, "kueatomic_redis_outages_total", queue="mo", loop="flush") == 2
     assert value(reg, "kueatomic_redis_outages_total", queue="mo", loop="claim") == 1
+
+
+def test_jobs_created_over_http_are_counted(make_queue: Callable[..., Queue],
+                                            metrics: Metrics) -> None:
+    queue = make_queue()
+    with client_for(create_app(queue)) as client:
+        assert client.post("/job", json=[{"type": "email"}, {"type": "email"},
+                                         {"type": "sms"}]).status_code == 200
+    registry = metrics.registry
+    q = {"queue": queue.prefix}
+    assert value(registry, "kueatomic_jobs_created_total", type="email", **q) == 2
+    assert value(registry, "kueatomic_jobs_created_total", type="sms", **q) == 1

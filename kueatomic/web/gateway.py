@@ -179,6 +179,7 @@ class Gateway:
         results: list[Any]
         results, todo, encoded = self.queue.prepare_bulk(specs)
         ids = await self.run(self.plans.create(self.keys, encoded))
+        self.queue.finish_bulk(results, todo, ids)  # the jobs' ids, and the created count
         for index, job_id in zip(todo, ids):
             results[index] = job_id
         return results
