@@ -4,7 +4,7 @@ Nothing else in kueatomic imports this module, so ``prometheus_client`` is neede
 who uses it. Three pieces:
 
 - ``JobsCollector``: the ``kueatomic_jobs{queue,state,type}`` gauge, read from Redis at scrape
-  time (the types, then every count in one pipelined round trip: ``jobs_plan``);
+  time (the types, then every count in one pipelined round trip: ``shards.type_counts``);
 - ``WorkerMetrics``: a worker's ``Observer`` (``kueatomic.worker.core``), the counters and
   histograms of claims, runs and outcomes; pass it as ``Worker(queue, observer=...)``;
 - ``Metrics.track_created()``: ``kueatomic_jobs_created_total`` for the jobs the queues of this
@@ -26,11 +26,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
 __all__ = ["REGISTRY", "CollectorRegistry", "JobsCollector", "Metrics", "StaticCollector",
-           "WorkerMetrics", "default", "jobs_family", "jobs_plan", "serve", "wait_ms"]
+           "WorkerMetrics", "default", "jobs_family", "serve", "wait_ms"]
 
-from . import ops, queue_base
-from .ops import Plan, Read
-from .states import STATES
+from . import queue_base
+from .shards import type_counts
 from .worker.core import Observer
 from .worker.registration import InFlight
 
@@ -42,19 +41,6 @@ RUN_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30
 WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
                 3600.0)
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
-
-
-def jobs_plan(keys: Any, plans: Any = ops) -> Plan[dict[str, dict[str, int]]]:
-    """{type: {state: count}}: the queue's types, then every type's count per state (summed
-    over the shards of a sharded queue) in one pipelined round trip."""
-    job_types = sorted((yield from plans.types(keys)))
-    if not job_types:
-        return {}
-    layouts = keys.layouts
-    replies = yield [Read(("ZCARD", k.type_state(t, s)))
-                     for t in job_types for s in STATES for k in layouts]
-    counts = iter(int(ops.unwrap(r)) for r in replies)
-    return {t: {s: sum(next(counts) for _ in layouts) for s in STATES} for t in job_types}
 
 
 def jobs_family(prefix: str, counts: dict[str, dict[str, int]],
@@ -83,7 +69,7 @@ class JobsCollector(Collector):
         family = jobs_family("", {})
         for queue in self.queues:
             try:
-                counts = queue._run(jobs_plan(queue.keys, queue.plans))
+                counts = queue._run(type_counts(queue.keys))
             except Exception as exc:  # noqa: BLE001 - a scrape must still answer
                 log.warning("kueatomic_jobs of %s not collected: %s", queue.prefix, exc)
                 continue

@@ -208,6 +208,21 @@ def check_format(keys: ShardedKeys) -> Plan[int]:
     return stored_format
 
 
+def type_counts(keys: Keys | ShardedKeys) -> Plan[dict[str, dict[str, int]]]:
+    """{type: {state: count}} of a queue (summed over the shards of a sharded one): its types,
+    then every count in one pipelined round trip. The dashboard's type stats and the
+    ``kueatomic_jobs`` metric both read it."""
+    named = (yield from (types(keys) if isinstance(keys, ShardedKeys) else ops.types(keys)))
+    job_types = sorted(named)
+    if not job_types:
+        return {}
+    layouts = keys.layouts
+    replies = yield [Read(("ZCARD", k.type_state(t, s)))
+                     for t in job_types for s in STATES for k in layouts]
+    counts = iter(int(unwrap(r)) for r in replies)
+    return {t: {s: sum(next(counts) for _ in layouts) for s in STATES} for t in job_types}
+
+
 def format_plan(keys: Keys | ShardedKeys) -> Plan[int]:
     """The data-format check (and, for a sharded queue, the shard-count check)."""
     return check_format(keys) if isinstance(keys, ShardedKeys) else ops.check_format(keys)

@@ -69,7 +69,7 @@ async def _metrics(request: Request) -> Response:
         return KueJSONResponse({"error": "metrics need prometheus_client: pip install "
                                 "'kueatomic[metrics]'"}, status_code=501)
     gateway = request.app.state.kue
-    counts = await gateway.run(metrics.jobs_plan(gateway.keys, gateway.plans))
+    counts = await gateway.type_stats()
     scraped = metrics.CollectorRegistry(auto_describe=False)
     scraped.register(metrics.StaticCollector([metrics.jobs_family(gateway.queue.prefix,
                                                                   counts)]))

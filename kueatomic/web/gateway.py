@@ -19,7 +19,8 @@ from ..job import JobBase
 from ..keyspace import Keys
 from ..ops import Plan, Read, T
 from ..queue_base import parse_job_id
-from ..states import STATES, parse_priority, parse_state
+from ..shards import type_counts
+from ..states import parse_priority, parse_state
 
 # Redis takes signed 64-bit range bounds; Lua scripts hold numbers as doubles, so a priority
 # must stay an exact integer there.
@@ -86,18 +87,6 @@ def stats_plan(keys: Any) -> Plan[dict[str, Any]]:
     return out
 
 
-def type_stats_plan(keys: Any, plans: Any) -> Plan[dict[str, dict[str, int]]]:
-    """Counts per type and state: {"email": {"inactive": 2, ...}, ...} (two round trips)."""
-    job_types = sorted((yield from plans.types(keys)))
-    if not job_types:
-        return {}
-    layouts = keys.layouts
-    replies = yield [Read(("ZCARD", k.type_state(t, s)))
-                     for t in job_types for s in STATES for k in layouts]
-    counts = iter(int(ops.unwrap(r)) for r in replies)
-    return {t: {s: sum(next(counts) for _ in layouts) for s in STATES} for t in job_types}
-
-
 def job_log_plan(keys: Keys, job_id: int) -> Plan[list[str] | None]:
     """A job's log lines, or None when the job does not exist (one round trip)."""
     replies = yield [Read(("HGET", keys.job(job_id), "type")),
@@ -133,7 +122,7 @@ class Gateway:
         return await self.run(stats_plan(self.keys))
 
     async def type_stats(self) -> dict[str, dict[str, int]]:
-        return await self.run(type_stats_plan(self.keys, self.plans))
+        return await self.run(type_counts(self.keys))
 
     async def types(self) -> list[str]:
         return await self.run(self.plans.types(self.keys))
