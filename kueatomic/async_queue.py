@@ -9,7 +9,7 @@ import contextlib
 import inspect
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any, cast
+from typing import Any
 
 import redis
 
@@ -44,7 +44,7 @@ from .job import (
     finished_outcome,
     wait_timeout,
 )
-from .ops import Batch, Plan, Request, T
+from .ops import Batch, Plan, Request, T, drive_async
 from .queue_base import J, QueueBase, parse_job_id
 from .routing import AsyncRoutedDriver, clients_of
 from .states import parse_state
@@ -77,12 +77,7 @@ class AsyncDriver:
         self.replication = replication
 
     async def run(self, plan: Plan[T]) -> T:
-        try:
-            batch = next(plan)
-            while True:
-                batch = plan.send(await self.execute(batch))
-        except StopIteration as stop:
-            return cast(T, stop.value)
+        return await drive_async(plan, self.execute)
 
     async def execute(self, batch: Batch) -> list[Any]:
         try:

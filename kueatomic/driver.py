@@ -9,7 +9,7 @@ safe because a refused EVALSHA did nothing.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 import redis
 
@@ -25,7 +25,7 @@ from .errors import (
     from_script_error,
     refused,
 )
-from .ops import Batch, Call, Plan, Read, Request, T
+from .ops import Batch, Call, Plan, Read, Request, T, drive
 
 CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, ConnectionError, OSError)
 
@@ -258,12 +258,7 @@ class SyncDriver:
         self.replication = replication
 
     def run(self, plan: Plan[T]) -> T:
-        try:
-            batch = next(plan)
-            while True:
-                batch = plan.send(self.execute(batch))
-        except StopIteration as stop:
-            return cast(T, stop.value)
+        return drive(plan, self.execute)
 
     def execute(self, batch: Batch) -> list[Any]:
         try:

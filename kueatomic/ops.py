@@ -11,9 +11,9 @@ that request raised (``unwrap`` re-raises it), so bulk plans can report per-item
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from .codec import to_text
 from .errors import IncompatibleFormat, InvalidRange, KueError
@@ -44,6 +44,26 @@ Request = Call | Read
 # earlier ones (bulk create: encoding the next chunk overlaps Redis running this one).
 Batch = list[Request] | Iterator[Request]
 Plan = Generator[Batch, list[Any], T]
+
+
+def drive(plan: Plan[T], execute: Callable[[Batch], list[Any]]) -> T:
+    """Run a plan: each batch it yields goes to ``execute``, whose replies it receives."""
+    try:
+        batch = next(plan)
+        while True:
+            batch = plan.send(execute(batch))
+    except StopIteration as stop:
+        return cast(T, stop.value)
+
+
+async def drive_async(plan: Plan[T], execute: Callable[[Batch], Awaitable[list[Any]]]) -> T:
+    """``drive`` with an awaited ``execute`` (the asyncio drivers)."""
+    try:
+        batch = next(plan)
+        while True:
+            batch = plan.send(await execute(batch))
+    except StopIteration as stop:
+        return cast(T, stop.value)
 
 
 def unwrap(reply: Any) -> Any:

@@ -14,9 +14,9 @@ import asyncio
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, cast
+from typing import Any
 
-from .ops import Batch, Call, Plan, Request, T
+from .ops import Batch, Call, Plan, Request, T, drive, drive_async
 
 
 def prefix_of(request: Request) -> str:
@@ -69,12 +69,7 @@ class SyncRoutedDriver:
         self._pool_lock = threading.Lock()
 
     def run(self, plan: Plan[T]) -> T:
-        try:
-            batch = next(plan)
-            while True:
-                batch = plan.send(self.execute(batch))
-        except StopIteration as stop:
-            return cast(T, stop.value)
+        return drive(plan, self.execute)
 
     def execute(self, batch: Batch) -> list[Any]:
         requests = list(batch)
@@ -115,12 +110,7 @@ class AsyncRoutedDriver:
         self.client = client
 
     async def run(self, plan: Plan[T]) -> T:
-        try:
-            batch = next(plan)
-            while True:
-                batch = plan.send(await self.execute(batch))
-        except StopIteration as stop:
-            return cast(T, stop.value)
+        return await drive_async(plan, self.execute)
 
     async def execute(self, batch: Batch) -> list[Any]:
         requests = list(batch)
