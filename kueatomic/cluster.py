@@ -18,12 +18,13 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import urlparse
 
 import redis as redis_sync
 import redis.asyncio as redis_async
 
 from .errors import ConfigError
+from .urls import parse_nodes_url
 
 SCHEMES = ("redis+cluster", "rediss+cluster")
 DEFAULT_PORT = 6379
@@ -82,39 +83,15 @@ class ClusterSeeds:
 
 def parse_url(url: str) -> ClusterSeeds:
     """``redis+cluster://[user:password@]host:port[,host:port...][?option=value...]``."""
-    parsed = urlparse(url)
-    if parsed.scheme not in SCHEMES:
+    if urlparse(url).scheme not in SCHEMES:
         raise ConfigError(f"{url!r} is not a redis+cluster:// or rediss+cluster:// URL")
-    netloc = parsed.netloc
-    kwargs: dict[str, Any] = {}
-    if "@" in netloc:
-        credentials, netloc = netloc.rsplit("@", 1)
-        user, _, password = credentials.partition(":")
-        if user:
-            kwargs["username"] = unquote(user)
-        if password:
-            kwargs["password"] = unquote(password)
-    nodes = [_address(part, url) for part in netloc.split(",") if part]
-    if not nodes:
+    given = parse_nodes_url(url, "cluster", DEFAULT_PORT, _URL_OPTIONS)
+    if not given.nodes:
         raise ConfigError(f"cluster URL {url!r} names no node; use redis+cluster://host:port")
-    if parsed.path.strip("/") not in ("", "0"):
+    if given.path not in ([], ["0"]):
         raise ConfigError(f"cluster URL {url!r}: a cluster has only database 0")
-    for name, values in parse_qs(parsed.query, keep_blank_values=True).items():
-        if name not in _URL_OPTIONS:
-            raise ConfigError(f"cluster URL option {name!r} is unknown; use {sorted(_URL_OPTIONS)}")
-        try:
-            kwargs[name] = _URL_OPTIONS[name](values[-1])
-        except ValueError:
-            raise ConfigError(f"cluster URL option {name}={values[-1]!r} is not valid") from None
-    return ClusterSeeds(nodes, kwargs, tls=parsed.scheme == "rediss+cluster")
-
-
-def _address(text: str, url: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":") if ":" in text else (text, "", str(DEFAULT_PORT))
-    host = host.strip("[]")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"cluster URL {url!r}: {text!r} is not host:port")
-    return host, int(port)
+    return ClusterSeeds(given.nodes, {**given.credentials, **given.options},
+                        tls=given.scheme == "rediss+cluster")
 
 
 # Settings of a cluster client's nodes that a node connection of ours takes over.
@@ -192,6 +169,12 @@ class _FollowsRoute:
     _route_version: int
     connection_kwargs: dict[str, Any]
 
+    def __init__(self, route: SlotRoute, **kwargs: Any) -> None:
+        self.route = route
+        self._route_version = route.version
+        host, port = route.address
+        super().__init__(host=host, port=port, **kwargs)  # type: ignore[call-arg]  # the pool's
+
     def _stale(self) -> bool:
         return self._route_version != self.route.version
 
@@ -211,12 +194,6 @@ class _FollowsRoute:
 
 
 class SyncSlotPool(_FollowsRoute, redis_sync.ConnectionPool):
-    def __init__(self, route: SlotRoute, **kwargs: Any) -> None:
-        self.route = route
-        self._route_version = route.version
-        host, port = route.address
-        super().__init__(host=host, port=port, **kwargs)
-
     def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         if self._stale():
             for connection in self._repoint():
@@ -229,12 +206,6 @@ class SyncSlotPool(_FollowsRoute, redis_sync.ConnectionPool):
 
 
 class AsyncSlotPool(_FollowsRoute, redis_async.ConnectionPool):
-    def __init__(self, route: SlotRoute, **kwargs: Any) -> None:
-        self.route = route
-        self._route_version = route.version
-        host, port = route.address
-        super().__init__(host=host, port=port, **kwargs)
-
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         if self._stale():
             for connection in self._repoint():

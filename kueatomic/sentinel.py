@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import unquote, urlparse
 
 import redis.asyncio.sentinel as sentinel_async
 import redis.sentinel as sentinel_sync
@@ -22,6 +22,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from .errors import ConfigError
+from .urls import parse_nodes_url
 
 SCHEMES = ("redis+sentinel", "rediss+sentinel")
 DEFAULT_PORT = 26379
@@ -64,20 +65,11 @@ class SentinelTarget:
 
 
 def parse_url(url: str) -> SentinelTarget:
-    parsed = urlparse(url)
-    if parsed.scheme not in SCHEMES:
+    if urlparse(url).scheme not in SCHEMES:
         raise ConfigError(f"{url!r} is not a redis+sentinel:// URL")
-    netloc = parsed.netloc
-    kwargs: dict[str, Any] = {}
-    if "@" in netloc:
-        credentials, netloc = netloc.rsplit("@", 1)
-        user, _, password = credentials.partition(":")
-        if user:
-            kwargs["username"] = unquote(user)
-        if password:
-            kwargs["password"] = unquote(password)
-    sentinels = [_address(part, url) for part in netloc.split(",") if part]
-    parts = [p for p in parsed.path.split("/") if p]
+    given = parse_nodes_url(url, "Sentinel", DEFAULT_PORT, _URL_OPTIONS)
+    kwargs: dict[str, Any] = dict(given.credentials)
+    sentinels, parts = given.nodes, given.path
     if not sentinels or not parts or len(parts) > 2:
         raise ConfigError(f"Sentinel URL {url!r} must look like "
                           "redis+sentinel://host:port[,host:port...]/<service>[/db]")
@@ -86,19 +78,13 @@ def parse_url(url: str) -> SentinelTarget:
             raise ConfigError(f"Sentinel URL {url!r}: the database after the service must be a number")
         kwargs["db"] = int(parts[1])
     sentinel_kwargs: dict[str, Any] = {}
-    for name, values in parse_qs(parsed.query, keep_blank_values=True).items():
-        if name not in _URL_OPTIONS:
-            raise ConfigError(f"Sentinel URL option {name!r} is unknown; use {sorted(_URL_OPTIONS)}")
-        try:
-            value = _URL_OPTIONS[name](values[-1])
-        except ValueError:
-            raise ConfigError(f"Sentinel URL option {name}={values[-1]!r} is not valid") from None
+    for name, value in given.options.items():
         if name.startswith("sentinel_"):
             sentinel_kwargs[name.removeprefix("sentinel_")] = value
         else:
             kwargs[name] = value
     return SentinelTarget(sentinels, unquote(parts[0]), kwargs, sentinel_kwargs,
-                          tls=parsed.scheme == "rediss+sentinel")
+                          tls=given.scheme == "rediss+sentinel")
 
 
 def from_dict(option: dict[str, Any]) -> SentinelTarget:
@@ -117,14 +103,6 @@ def from_dict(option: dict[str, Any]) -> SentinelTarget:
     sentinel_kwargs = {k.removeprefix("sentinel_"): option[k]
                        for k in ("sentinel_username", "sentinel_password") if option.get(k)}
     return SentinelTarget(sentinels, service, kwargs, sentinel_kwargs, tls=tls)
-
-
-def _address(text: str, url: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":") if ":" in text else (text, "", str(DEFAULT_PORT))
-    host = host.strip("[]")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"Sentinel URL {url!r}: {text!r} is not host:port")
-    return host, int(port)
 
 
 def master_client(target: SentinelTarget, asynchronous: bool, overrides: dict[str, Any]) -> Any:
