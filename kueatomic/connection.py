@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import redis as redis_sync
 import redis.asyncio as redis_async
 
-from . import cluster, sentinel
+from . import cluster, extras, sentinel
 from .errors import ConfigError
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
@@ -115,6 +115,7 @@ def _client(option: Any, module: Any, fake: str, overrides: dict[str, Any]) -> A
     if option is None or isinstance(option, str):
         url = check_url(option or DEFAULT_URL)
         if url.startswith("memory://"):
+            extras.require("embedded", "the embedded engine (memory://)")
             import fakeredis
 
             return getattr(fakeredis, fake)(server=memory_server(url), **_DECODING)

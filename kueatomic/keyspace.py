@@ -140,3 +140,18 @@ class Keys:
 
     def search_object(self, job_id: int | str) -> str:
         return f"{self.prefix}:search:object:{job_id}"
+
+    # The workers registry and the activity series (kueatomic/presence.py): on a sharded
+    # queue only shard 0's are used.
+    @property
+    def workers(self) -> str:
+        """kueatomic's addition: zset of worker ids scored by when their entry expires (ms)."""
+        return f"{self.prefix}:workers"
+
+    def worker(self, worker_id: str) -> str:
+        """kueatomic's addition: a worker's registry entry (hash, expiring with its ttl)."""
+        return f"{self.prefix}:worker:{worker_id}"
+
+    def activity(self, minute: int | str) -> str:
+        """kueatomic's addition: the counts of the minute starting at ``minute`` (ms; hash)."""
+        return f"{self.prefix}:activity:{minute}"

@@ -10,6 +10,7 @@ import ipaddress
 import sys
 from typing import Any
 
+from .. import extras
 from ..errors import ConfigError
 from .credentials import add_redis_options, redis_url, secret
 
@@ -50,6 +51,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    extras.require("web", "kueatomic dashboard")
     import uvicorn
 
     from ..aio import Queue as AsyncQueue

@@ -28,8 +28,9 @@ import threading
 import time
 from typing import Any
 
+from .. import extras
 from ..cluster import is_cluster_url
-from ..errors import KueError
+from ..errors import ConfigError, KueError
 from .credentials import add_redis_options, redis_url, shown_url
 
 PREFIX = "kueatomic-demo"
@@ -158,13 +159,15 @@ def status_line(queue: Any, total: int, started: float) -> tuple[str, dict[str, 
 
 
 def start_dashboard(queue: Any, port: int) -> tuple[str | None, Any]:
-    try:
-        import uvicorn
-
-        from ..web import create_app
-    except ImportError as exc:  # the dashboard is optional for the demo
-        print(f"(dashboard unavailable: {exc})")
+    try:  # the dashboard is optional for the demo
+        extras.require("web", "the dashboard")
+    except ConfigError as exc:
+        print(f"(no dashboard: {exc})")
         return None, None
+    import uvicorn
+
+    from ..web import create_app
+
     port = _free_port(port)
     config = uvicorn.Config(create_app(queue, title=TITLE), host="127.0.0.1", port=port,
                             log_level="warning")

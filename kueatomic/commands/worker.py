@@ -22,6 +22,7 @@ import os
 import sys
 from typing import Any
 
+from .. import extras
 from ..errors import ConfigError
 
 log = logging.getLogger("kueatomic.worker")
@@ -170,11 +171,8 @@ def serve_metrics(args: argparse.Namespace, workers: list[Any]) -> None:
     """Every worker counts into the default registry, which also gets ``kueatomic_jobs`` of
     each queue (read at scrape time on a sync queue), served on the first free port of
     --metrics-port..+span-1 (a supervisor's children share the range)."""
-    try:
-        from .. import metrics
-    except ImportError:
-        raise ConfigError("--metrics-port needs prometheus_client: pip install "
-                          "'kueatomic[metrics]'") from None
+    extras.require("metrics", "--metrics-port")
+    from .. import metrics
     from ..sync_queue import SyncQueue
 
     registry = metrics.default()
