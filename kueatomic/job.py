@@ -55,6 +55,8 @@ def _int_or_none(value: str | None) -> int | None:
 class JobBase:
     """A job's fields. Builder methods return the job so calls chain like Kue's."""
 
+    existing = False  # saved with a unique key another live job held: that job is answered
+
     def __init__(self, queue: Any, job_type: str, data: Any = None) -> None:
         # New jobs get a type that keeps key names unambiguous (from_hash keeps whatever type
         # Node Kue gave a job).
@@ -74,6 +76,12 @@ class JobBase:
         self.ttl_ms = 0
         self.backoff_spec: Any = None
         self.remove_on_complete_flag = False
+        self.keep_complete: str | None = None  # retention policies: "age_ms,count" (see keep_policy)
+        self.keep_failed: str | None = None
+        self.unique_key: str | None = None
+        self.depends_ids: list[int] = []
+        self.on_dependency_failure = "fail"
+        self.extra_fields: dict[str, str] = {}  # more hash fields create_jobs writes (TRACE_FIELDS)
         self.search_key_paths: list[str] | None = None
         self.shard_key_value: str | None = None
         self.state: str | None = None
@@ -133,8 +141,60 @@ class JobBase:
         self.shard_key_value = key
         return self
 
-    def remove_on_complete(self, flag: bool = True) -> Self:
-        self.remove_on_complete_flag = bool(flag)
+    def remove_on_complete(self, policy: bool | dict[str, int] = True) -> Self:
+        """True: remove the job once it completes (Kue's removeOnComplete); False: keep it;
+        ``{"age": ms, "count": n}`` (either key or both): keep completed jobs that had such a
+        policy for at most ``age`` ms and at most the newest ``count`` of them, trimmed as
+        jobs complete (BullMQ's keep-jobs)."""
+        if isinstance(policy, dict):
+            self.remove_on_complete_flag, self.keep_complete = False, keep_policy(policy)
+        else:
+            self.remove_on_complete_flag, self.keep_complete = bool(policy), None
+        return self
+
+    def remove_on_fail(self, policy: bool | dict[str, int] = True) -> Self:
+        """Like ``remove_on_complete`` for jobs that fail for good (True: removed at once)."""
+        if isinstance(policy, dict):
+            self.keep_failed = keep_policy(policy)
+        else:
+            self.keep_failed = "0," if policy else None
+        return self
+
+    def unique(self, key: str) -> Self:
+        """While a job with this key is inactive, delayed or active, saving another with the
+        same key creates nothing and answers the existing job (``job.existing`` is then True,
+        and ``job.id`` that job's id). The key is free again once that job completes, fails
+        for good or is removed."""
+        if (not isinstance(key, str) or not key or encodable(key) != key
+                or len(key.encode("utf-8")) > MAX_UNIQUE_KEY_BYTES):
+            raise InvalidArgument(
+                f"unique key must be a string of 1..{MAX_UNIQUE_KEY_BYTES} bytes, not {key!r}")
+        self.unique_key = key
+        return self
+
+    def depends_on(self, jobs: Any, on_failure: str = "fail") -> Self:
+        """Wait (in Kue's delayed state) until every one of ``jobs`` (ids or saved jobs)
+        completed, then enter inactive. A dependency that fails for good, is cancelled or
+        removed fails this job too (``on_failure="fail"``), or counts as done
+        (``on_failure="ignore"``). The jobs must exist when this one is saved."""
+        if isinstance(jobs, (int, str, JobBase)):
+            jobs = [jobs]
+        if not isinstance(jobs, (list, tuple)) or not 1 <= len(jobs) <= MAX_DEPENDENCIES:
+            raise InvalidArgument(
+                f"depends_on takes 1..{MAX_DEPENDENCIES} job ids or jobs, not {jobs!r}")
+        ids: list[int] = []
+        for item in jobs:
+            job_id = item.id if isinstance(item, JobBase) else item
+            if isinstance(job_id, str) and _ascii_digits(job_id):
+                job_id = int(job_id)
+            if (isinstance(job_id, bool) or not isinstance(job_id, int) or job_id < 1
+                    or job_id > MAX_EXACT_INT):
+                raise InvalidArgument(f"a dependency must be a saved job or its id, not {item!r}")
+            if job_id not in ids:
+                ids.append(job_id)
+        if on_failure not in ("fail", "ignore"):
+            raise InvalidArgument(f"on_failure must be 'fail' or 'ignore', not {on_failure!r}")
+        self.depends_ids, self.on_dependency_failure = ids, on_failure
         return self
 
     def search_keys(self, paths: list[str]) -> Self:
@@ -181,9 +241,35 @@ class JobBase:
     def encode_create(self) -> list[Any]:
         """This job's argument block for lua/create_jobs.lua (see its ARGV header)."""
         texts = self.search_texts()
-        return [self.type, self.data_json(), self.priority_value, self.max_attempts,
-                self.delay_ms, self.ttl_ms, _backoff.encode(self.backoff_spec),
-                "true" if self.remove_on_complete_flag else "", len(texts), *texts]
+        block = [self.type, self.data_json(), self.priority_value, self.max_attempts,
+                 self.delay_ms, self.ttl_ms, _backoff.encode(self.backoff_spec),
+                 "true" if self.remove_on_complete_flag else "", len(texts), *texts]
+        extra = self.extra_create_fields()
+        block.append(len(extra) // 2)
+        block.extend(extra)
+        return block
+
+    def extra_create_fields(self) -> list[str]:
+        """kueatomic's additions to the new job's hash, as create_jobs' name/value pairs."""
+        if not (self.unique_key or self.depends_ids or self.keep_complete or self.keep_failed
+                or self.extra_fields):
+            return []
+        pairs: list[str] = []
+        if self.unique_key:
+            pairs += ["unique_key", self.unique_key]
+        if self.depends_ids:
+            pairs += ["depends_on", ",".join(map(str, self.depends_ids))]
+            if self.on_dependency_failure != "fail":
+                pairs += ["on_dependency_failure", self.on_dependency_failure]
+        if self.keep_complete:
+            pairs += ["keep_complete", self.keep_complete]
+        if self.keep_failed:
+            pairs += ["keep_failed", self.keep_failed]
+        for name, value in self.extra_fields.items():
+            if name not in TRACE_FIELDS:
+                raise InvalidArgument(f"extra field {name!r} is not one of {sorted(TRACE_FIELDS)}")
+            pairs += [name, value]
+        return pairs
 
     def encode_update(self) -> tuple[Any, ...]:
         return (self.data_json(), self.priority_value, self.max_attempts, self.delay_ms,
@@ -235,6 +321,13 @@ class JobBase:
         self.ttl_ms = number(get("ttl")) or 0
         self.backoff_spec = _backoff.decode(get("backoff"))
         self.remove_on_complete_flag = get("removeOnComplete") == "true"
+        self.keep_complete = get("keep_complete")
+        self.keep_failed = get("keep_failed")
+        self.unique_key = get("unique_key")
+        depends = get("depends_on")
+        self.depends_ids = [int(i) for i in depends.split(",") if i.isdigit()] if depends else []
+        self.on_dependency_failure = get("on_dependency_failure") or "fail"
+        self.extra_fields = {}
         self.state = get("state")
         self.progress_percent = number(get("progress"))
         self.progress_data = loads_or_raw(get("progress_data"))
@@ -270,6 +363,10 @@ class JobBase:
             out[name] = None if value is None else str(value)
         out["delay"] = str(self.delay_ms) if self.delay_ms else None
         out["workerId"] = self.worker_id
+        if self.depends_ids:
+            out["depends_on"] = self.depends_ids
+        if self.unique_key:
+            out["unique_key"] = self.unique_key
         out["ttl"] = str(self.ttl_ms) if self.ttl_ms else None
         out["attempts"] = {
             "made": made,
@@ -352,6 +449,13 @@ class Job(JobBase):
     def remove(self) -> Job:
         self.queue._run(ops.remove(*self._located()))
         return self
+
+    def cancel(self) -> Job:
+        """End the job failed with error "Cancelled", never retried, from any process. An
+        inactive or delayed job never runs; a running one loses its lease (its late result is
+        discarded) and its handler sees ``ctx.cancelled`` set (threads) or its task cancelled
+        (``async def``). Raises ``InvalidTransition`` for a job that already ended."""
+        return self.queue.cancel(self._require_id(), into=self)
 
     def log(self, message: Any, *args: Any) -> Job:
         """Append a line formatted like Node's util.format (``%s``, ``%d``, ``%j``...)."""
@@ -449,4 +553,30 @@ _OPTION_SETTERS = {
     "search_keys": "search_keys",
     "removeOnComplete": "remove_on_complete",
     "remove_on_complete": "remove_on_complete",
+    "removeOnFail": "remove_on_fail",
+    "remove_on_fail": "remove_on_fail",
+    "unique": "unique",
+    "dependsOn": "depends_on",
+    "depends_on": "depends_on",
 }
+
+
+MAX_UNIQUE_KEY_BYTES = 1024  # lua/create_jobs.lua's limit
+MAX_DEPENDENCIES = 100
+TRACE_FIELDS = frozenset({"traceparent", "tracestate"})  # W3C trace context (kueatomic.tracing)
+
+
+def keep_policy(policy: dict[str, int]) -> str:
+    """A retention policy ``{"age": ms, "count": n}`` as the stored "age,count" text."""
+    unknown = set(policy) - {"age", "count"}
+    values = {}
+    for name in ("age", "count"):
+        value = policy.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not 0 <= value <= MAX_EXACT_INT):
+            raise InvalidArgument(f"retention {name} must be an integer >= 0, not {value!r}")
+        values[name] = "" if value is None else str(value)
+    if unknown or not (values["age"] or values["count"]):
+        raise InvalidArgument(
+            f'a retention policy is {{"age": ms, "count": n}} (either or both), not {policy!r}')
+    return f"{values['age']},{values['count']}"

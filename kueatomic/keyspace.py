@@ -92,6 +92,49 @@ class Keys:
         return f"{self.prefix}:leases"
 
     @property
+    def repeats(self) -> str:
+        """kueatomic's addition: hash, repeatable job name -> its spec (JSON)."""
+        return f"{self.prefix}:repeats"
+
+    @property
+    def repeats_next(self) -> str:
+        """kueatomic's addition: zset, repeatable job name -> its next tick (ms)."""
+        return f"{self.prefix}:repeats:next"
+
+    @property
+    def repeats_last(self) -> str:
+        """kueatomic's addition: hash, repeatable job name -> the last tick that got a job."""
+        return f"{self.prefix}:repeats:last"
+
+    @property
+    def unique(self) -> str:
+        """kueatomic's addition: hash of unique keys -> the id of the job holding each."""
+        return f"{self.prefix}:unique"
+
+    @property
+    def paused(self) -> str:
+        """kueatomic's addition: set of the types paused for every worker."""
+        return f"{self.prefix}:paused"
+
+    def retained(self, state: str) -> str:
+        """kueatomic's addition: zset of the ``state`` (complete, failed) jobs that carry a
+        retention policy, scored by when they ended (lua/lib/lifecycle.lua)."""
+        return f"{self.prefix}:retained:{state}"
+
+    @property
+    def end_keys(self) -> tuple[str, str, str]:
+        """The keys every script that ends a job takes (lua/lib/lifecycle.lua)."""
+        return (self.unique, self.retained("complete"), self.retained("failed"))
+
+    def waiting(self, job_id: int | str) -> str:
+        """kueatomic's addition: the parents a job still waits for (set of ids)."""
+        return f"{self.prefix}:job:{job_id}:waiting"
+
+    def dependents(self, job_id: int | str) -> str:
+        """kueatomic's addition: the jobs waiting for this one (set of ids)."""
+        return f"{self.prefix}:job:{job_id}:dependents"
+
+    @property
     def search_scratch(self) -> str:
         return f"{self.prefix}:searchtmpkey"
 

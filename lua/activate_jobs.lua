@@ -1,5 +1,5 @@
 -- name: activate_jobs
--- version: 11
+-- version: 12
 -- transition: inactive -> active
 -- purpose: Claim up to `count` inactive jobs of one type for a worker, most urgent first
 --   (lowest priority score, then FIFO within a priority), as Kue's worker dequeue does but many
@@ -12,10 +12,12 @@
 --   call (they note outcomes in <prefix>:claim:<token>:complete and :failed). A member
 --   whose hash is gone or not inactive is dropped from the queue, never run. count 0 only
 --   re-balances the type's wake-up tokens (a worker that consumed a token and stopped calls it
---   so).
+--   so). A type paused for every worker (set_type_paused, in <prefix>:paused) claims nothing:
+--   the reply says so and when to look again.
 -- KEYS:
 --   1 inactive: <prefix>:jobs:<type>:inactive, the type's queue (zset by priority, FIFO zids)
 --   2 leases: <prefix>:leases, claimed jobs scored by lease deadline (ms)
+--   3 paused: <prefix>:paused, the types paused for every worker
 -- ARGV:
 --   1 prefix: the queue prefix
 --   2 type: the job type
@@ -32,7 +34,8 @@
 -- Returns: flat array now, id1, fields1, id2, fields2, ... in claim order: now is the claim
 --   time (ms), fields the job hash before the claim as a flat field/value array (as HGETALL
 --   gives it); the claim wrote state=active, updated_at=started_at=now, workerId and lease.
---   With a rate limit whose window is full: {now, "rate", ms until the window reopens}
+--   With a rate limit whose window is full: {now, "rate", ms until the window reopens}; for a
+--   paused type: {now, "paused", ms until the caller should look again}
 -- Errors: KUE_BAD_ARGS
 -- Publishes: start
 --@include lib/kue.lua
@@ -48,12 +51,18 @@ if not (count and lease_ms and jtype ~= '' and is_token(token)
   return bad_args('expected type, count 0..1000, worker id, token ("<letters>:<n>"), ' ..
     'lease_ms > 0 and, for a rate limit, limit >= 1 and window_ms >= 1')
 end
-e = check_keys({ type_state_key(prefix, jtype, 'inactive'), leases_key(prefix) })
+e = check_keys({ type_state_key(prefix, jtype, 'inactive'), leases_key(prefix),
+                 prefix .. ':paused' })
 if e then return e end
 local FROM = moves_from('activate_jobs')
+local PAUSED_POLL_MS = 1000  -- how long a worker waits before asking again for a paused type
 local now = now_ms()
 local now_text = int_text(now)
 local out = { now_text }
+if count > 0 and redis.call('SISMEMBER', KEYS[3], jtype) == 1 then
+  sync_tokens(prefix, jtype)
+  return { now_text, 'paused', PAUSED_POLL_MS }
+end
 local rate_key
 if rate_limit and count > 0 then
   rate_key = prefix .. ':rate:' .. jtype

@@ -1,5 +1,5 @@
 -- name: complete_jobs
--- version: 9
+-- version: 10
 -- transition: active -> complete | removed
 -- purpose: Record many successful runs at once, each exactly as Kue's done(null, result):
 --   duration, result (JSON, only when truthy in JavaScript), progress 100, state complete,
@@ -13,10 +13,14 @@
 --   exists): a job that no longer holds the token but whose id is in that set is a retried call
 --   whose reply was lost (also after removeOnComplete deleted the hash), answered 2 and left
 --   alone (no events, no work time). The same id twice under one token in a call is completed
---   once.
+--   once. Then each completed job's end rules run (lib/lifecycle.lua): its unique key is freed,
+--   its dependents waiting only for it enter inactive, its retention policy trims.
 -- KEYS:
 --   1 leases: <prefix>:leases, claimed jobs scored by lease deadline (ms)
 --   2 work_time: <prefix>:stats:work-time, total ms of completed jobs
+--   3 unique: <prefix>:unique, unique key -> the id of the job holding it
+--   4 retained_complete: <prefix>:retained:complete, completed jobs with a retention policy
+--   5 retained_failed: <prefix>:retained:failed, failed jobs with a retention policy
 -- ARGV:
 --   1 prefix: the queue prefix
 --   2 count: how many jobs follow
@@ -24,13 +28,15 @@
 -- Derived keys: <prefix>:job:<id>, <prefix>:job:<id>:log, <prefix>:jobs,
 --   <prefix>:jobs:<state>, <prefix>:jobs:<type>:<state>, <prefix>:search:word:<code>,
 --   <prefix>:search:object:<id>, <prefix>:claim:<token> (PTTL only),
---   <prefix>:claim:<token>:complete
+--   <prefix>:claim:<token>:complete, <prefix>:job:<id>:waiting, <prefix>:job:<id>:dependents,
+--   <prefix>:<type>:jobs
 -- Returns: array with one integer per job, in order: 1 completed, 2 already completed under
 --   this token (a retry; nothing done), 0 lease lost (nothing done)
 -- Errors: KUE_BAD_ARGS
--- Publishes: complete, remove
+-- Publishes: complete, remove, enqueue, failed
 --@include lib/kue.lua
 --@include lib/search.lua
+--@include lib/lifecycle.lua
 
 local prefix, count = ARGV[1], int_arg(ARGV[2], 0, 100000)
 local e = check_prefix(prefix)
@@ -38,7 +44,8 @@ if e then return e end
 if not count or #ARGV ~= 2 + 4 * count then
   return bad_args('expected count then 4 arguments per job')
 end
-e = check_keys({ leases_key(prefix), prefix .. ':stats:work-time' })
+e = check_keys({ leases_key(prefix), prefix .. ':stats:work-time', prefix .. ':unique',
+                 prefix .. ':retained:complete', prefix .. ':retained:failed' })
 if e then return e end
 -- A call's jobs mostly share their token and repeat durations: each distinct text is checked
 -- once.
@@ -85,7 +92,8 @@ for n = 1, count do
   local id, token, duration, result = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]
   local key = job_key(prefix, id)
   local f = redis.call('HMGET', key, 'lease', 'type', 'state', 'priority',
-    'removeOnComplete', 'attempts', 'max_attempts')
+    'removeOnComplete', 'attempts', 'max_attempts', 'unique_key', 'has_dependents',
+    'keep_complete')
   if f[1] ~= token or not f[2] or not FROM[f[3]] then
     -- Not (or no longer) this token's job. A second copy of a job this call completed reads
     -- so too (its lease is gone): completed once. Else the retry of a completion noted
@@ -116,25 +124,23 @@ for n = 1, count do
     end
     jobs[#jobs + 1] = { id = id, key = key, type = f[2], state = 'active',
                         priority = finite(f[4]) or 0,
-                        set = set, remove = f[5] == 'true', result = result }
+                        set = set, remove = f[5] == 'true', result = result,
+                        unique_key = f[8], has_dependents = f[9], keep = f[10] }
     work_time = work_time + ms
     statuses[n] = 1
   end
 end
 move_many(prefix, jobs, 'complete', now, nil, true)
+local ends = end_keys(prefix, KEYS[3], KEYS[4], KEYS[5])
 for _, job in ipairs(jobs) do
-  if job.remove then
-    local z, key = zid(job.id), job_key(prefix, job.id)
-    redis.call('ZREM', state_key(prefix, 'complete'), z)
-    redis.call('ZREM', type_state_key(prefix, job.type, 'complete'), z)
-    redis.call('ZREM', prefix .. ':jobs', z)
-    redis.call('DEL', key, key .. ':log')
-    search_remove(prefix, job.id)
-    publish(prefix, job.id, 'remove', json_string(job.type))
-  end
+  if job.remove then delete_job(ends, job.id, job.type, 'complete') end
   local result = job.result
   if result == '' then result = 'null' end
   publish(prefix, job.id, 'complete', result .. ',null')
+  if job.unique_key or job.has_dependents or job.keep and not job.remove then
+    job_ended(ends, job.id, 'complete', job.unique_key, job.has_dependents,
+      not job.remove and job.keep, now)
+  end
 end
 -- Kue INCRBYs per job, so the key exists (maybe "0") once any job completed.
 if #jobs > 0 then redis.call('INCRBY', KEYS[2], work_time) end

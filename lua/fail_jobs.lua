@@ -1,5 +1,5 @@
 -- name: fail_jobs
--- version: 9
+-- version: 10
 -- transition: active -> inactive | delayed | failed
 -- purpose: Record many failed runs at once, each exactly as Kue's failedAttempt: error text and
 --   a log summary line, failed_at, attempts + 1, then back to inactive (no backoff), to delayed
@@ -12,9 +12,14 @@
 --   remaining PTTL per token, only while the record <prefix>:claim:<token> exists): a job that
 --   no longer holds the token but whose id is noted there is a retried call whose reply was
 --   lost, answered that state again and left alone (no events). The same id twice under one
---   token in a call fails once.
+--   token in a call fails once. A job that failed for good then gets its end rules
+--   (lib/lifecycle.lua): unique key freed, dependents failed (or released, for those created
+--   with on_dependency_failure "ignore"), retention policy applied.
 -- KEYS:
 --   1 leases: <prefix>:leases, claimed jobs scored by lease deadline (ms)
+--   2 unique: <prefix>:unique, unique key -> the id of the job holding it
+--   3 retained_complete: <prefix>:retained:complete, completed jobs with a retention policy
+--   4 retained_failed: <prefix>:retained:failed, failed jobs with a retention policy
 -- ARGV:
 --   1 prefix: the queue prefix
 --   2 count: how many jobs follow
@@ -23,13 +28,16 @@
 --     "" = compute from the stored backoff)
 -- Derived keys: <prefix>:job:<id>, <prefix>:job:<id>:log, <prefix>:jobs:<state>,
 --   <prefix>:jobs:<type>:<state>, <prefix>:<type>:jobs, <prefix>:claim:<token> (PTTL only),
---   <prefix>:claim:<token>:failed
+--   <prefix>:claim:<token>:failed, <prefix>:jobs, <prefix>:job:<id>:waiting,
+--   <prefix>:job:<id>:dependents, <prefix>:search:word:<code>, <prefix>:search:object:<id>
 -- Returns: array with one string per job, in order: the state it ended in (inactive, delayed
 --   or failed; for a retry, the state noted by the first call, nothing done), or "" when the
 --   lease was lost (nothing done)
 -- Errors: KUE_BAD_ARGS
--- Publishes: error, enqueue, failed attempt, failed
+-- Publishes: error, enqueue, failed attempt, failed, remove
 --@include lib/kue.lua
+--@include lib/search.lua
+--@include lib/lifecycle.lua
 
 local prefix, count = ARGV[1], int_arg(ARGV[2], 0, 100000)
 local e = check_prefix(prefix)
@@ -37,7 +45,8 @@ if e then return e end
 if not count or #ARGV ~= 2 + 6 * count then
   return bad_args('expected count then 6 arguments per job')
 end
-e = check_keys({ leases_key(prefix) })
+e = check_keys({ leases_key(prefix), prefix .. ':unique', prefix .. ':retained:complete',
+                 prefix .. ':retained:failed' })
 if e then return e end
 for n = 1, count do
   local base = 2 + (n - 1) * 6
@@ -56,6 +65,7 @@ local touched_types = {}
 local FAILED_STATES = { inactive = true, delayed = true, failed = true }
 local done, ended_in = {}, {}  -- id -> token and id -> state, for the jobs this call fails
 local notes = claim_notes(prefix)
+local ends = end_keys(prefix, KEYS[2], KEYS[3], KEYS[4])
 
 for n = 1, count do
   local base = 2 + (n - 1) * 6
@@ -80,6 +90,8 @@ for n = 1, count do
     end
     if state == 'failed' then
       publish(prefix, id, 'failed', json_string(message) .. ',null')
+      local f = redis.call('HMGET', job_key(prefix, id), 'unique_key', 'has_dependents', 'keep_failed')
+      if f[1] or f[2] or f[3] then job_ended(ends, id, 'failed', f[1], f[2], f[3], now) end
     else
       publish(prefix, id, 'failed attempt', json_string(message) .. ',' .. attempts)
     end

@@ -1,5 +1,5 @@
 -- name: reclaim_jobs
--- version: 8
+-- version: 9
 -- transition: active -> same
 -- purpose: Give a worker back the jobs of a claim whose reply it lost (a timeout or a dropped
 --   connection after Redis ran activate_jobs): the claim record <prefix>:claim:<token> (the

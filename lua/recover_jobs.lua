@@ -1,5 +1,5 @@
 -- name: recover_jobs
--- version: 8
+-- version: 9
 -- transition: active -> inactive | delayed | failed
 -- purpose: Crash recovery and Kue's ttl, for any process to call at any time (no lock):
 --   1) jobs whose lease expired (the worker was killed, hung or lost Redis for longer than its
@@ -11,11 +11,15 @@
 --   back) get a failed attempt "TTL exceeded" (retried if attempts remain), as Kue's ttl
 --   sweeper does; a job claimed by a Node Kue worker (no lease) is left to Kue's own sweeper
 --   for grace_ms first. 3) with rebalance "1", every type's wake-up tokens are re-synced
---   (watchStuckJobs). At most `limit` jobs per part per call.
+--   (watchStuckJobs). At most `limit` jobs per part per call. A job that fails for good gets
+--   its end rules (lib/lifecycle.lua), as in fail_jobs.
 -- KEYS:
 --   1 leases: <prefix>:leases, claimed jobs scored by lease deadline (ms)
 --   2 active: <prefix>:jobs:active, active jobs scored by ttl deadline (or <= 0 without ttl)
 --   3 types: <prefix>:job:types, every job type (read for rebalance)
+--   4 unique: <prefix>:unique, unique key -> the id of the job holding it
+--   5 retained_complete: <prefix>:retained:complete, completed jobs with a retention policy
+--   6 retained_failed: <prefix>:retained:failed, failed jobs with a retention policy
 -- ARGV:
 --   1 prefix: the queue prefix
 --   2 limit: jobs to handle at most per part (> 0)
@@ -23,12 +27,17 @@
 --   4 grace_ms: extra ms a lease-less (Node Kue) job past its ttl is left to Kue's sweeper
 --   5 rebalance: "1" to re-sync every type's wake-up tokens, "" not to
 -- Derived keys: <prefix>:job:<id>, <prefix>:job:<id>:log, <prefix>:jobs:<state>,
---   <prefix>:jobs:<type>:<state>, <prefix>:<type>:jobs
+--   <prefix>:jobs:<type>:<state>, <prefix>:<type>:jobs, <prefix>:jobs,
+--   <prefix>:job:<id>:waiting, <prefix>:job:<id>:dependents, <prefix>:search:word:<code>,
+--   <prefix>:search:object:<id>
 -- Returns: {requeued, stalled_failed, ttl_failed}: counts of jobs put back to inactive after a
 --   stall, failed attempts for stalling too often, and failed attempts for an exceeded ttl
 -- Errors: KUE_BAD_ARGS
--- Publishes: stalled, enqueue, error, failed attempt, failed, ttl exceeded, ttl exceeded ack
+-- Publishes: stalled, enqueue, error, failed attempt, failed, ttl exceeded, ttl exceeded ack,
+--   remove
 --@include lib/kue.lua
+--@include lib/search.lua
+--@include lib/lifecycle.lua
 
 local prefix, limit, max_stalls = ARGV[1], int_arg(ARGV[2], 1, 100000), int_arg(ARGV[3], 0, MAX_INT)
 local grace_ms = int_arg(ARGV[4], 0, MAX_INT)
@@ -37,12 +46,14 @@ if e then return e end
 if not (limit and max_stalls and grace_ms and #ARGV == 5 and (ARGV[5] == '1' or ARGV[5] == '')) then
   return bad_args('expected limit 1..100000, max_stalls >= 0, grace_ms >= 0, rebalance "1" or ""')
 end
-e = check_keys({ leases_key(prefix), state_key(prefix, 'active'), prefix .. ':job:types' })
+e = check_keys({ leases_key(prefix), state_key(prefix, 'active'), prefix .. ':job:types',
+                 prefix .. ':unique', prefix .. ':retained:complete', prefix .. ':retained:failed' })
 if e then return e end
 local FROM = moves_from('recover_jobs')
 local now = now_ms()
 local requeued, stalled_failed, ttl_failed = 0, 0, 0
 local touched_types = {}
+local ends = end_keys(prefix, KEYS[4], KEYS[5], KEYS[6])
 
 -- The events of a failed attempt, after failed_attempt() ran.
 local function publish_outcome(job, state, attempts, message)
@@ -52,6 +63,9 @@ local function publish_outcome(job, state, attempts, message)
   end
   if state == 'failed' then
     publish(prefix, job.id, 'failed', json_string(message) .. ',null')
+    local f = redis.call('HMGET', job_key(prefix, job.id), 'unique_key', 'has_dependents',
+      'keep_failed')
+    if f[1] or f[2] or f[3] then job_ended(ends, job.id, 'failed', f[1], f[2], f[3], now) end
   else
     publish(prefix, job.id, 'failed attempt', json_string(message) .. ',' .. attempts)
   end

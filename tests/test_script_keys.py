@@ -16,7 +16,7 @@ import pytest
 import redis
 
 import kueatomic
-from kueatomic import ops
+from kueatomic import ops, repeats
 from kueatomic.scripts import registry
 from kueatomic.worker import calls
 
@@ -107,6 +107,11 @@ def queue_life(queue: kueatomic.Queue) -> None:
             time.sleep(1.0)  # renewed meanwhile; released (or ttl-failed) at shutdown
         return {"ok": job.id}
 
+    # kueatomic's additions: retention, unique keys, dependencies (lua/lib/lifecycle.lua)
+    kept = [queue.create("email", {"n": n}).remove_on_complete({"count": 1}).unique(f"u{n}")
+            .save() for n in range(2)]
+    queue.create("email", {}).depends_on([kept[0].id]).save()
+    queue.create("email", {}).remove_on_fail({"age": 0}).ttl(1).save()
     worker = kueatomic.Worker(queue, upkeep_interval_ms=50, lease_ms=600)
     worker.process("email", 2, handler)
     worker.process("video", 2, handler)
@@ -122,6 +127,17 @@ def queue_life(queue: kueatomic.Queue) -> None:
     token = calls.claim_token()
     queue._run(ops.single(calls.reclaim(queue.keys, token, 1000)))
     assert slow.id and ran
+    name = queue.repeat("email", every=1000, catch_up_ms=5000)["name"]
+    queue.client.zadd(queue.keys.repeats_next, {name: 1000}, xx=True)  # missed: catch up
+    assert queue._run(repeats.fire_due(queue.keys))
+    assert queue.remove_repeat(name)
+    parent = queue.create("video", {}).save()
+    queue.create("video", {}).depends_on(parent).save()
+    parent.cancel()  # its dependent fails too
+    queue.retry_failed("video", limit=1)
+    queue.clean("failed", limit=2)
+    queue.pause_type("video")
+    queue.resume_type("video")
 
 
 @pytest.mark.parametrize("backend", ["real"], indirect=True)

@@ -40,13 +40,18 @@ def worker_id(job_type: str) -> str:
 def activate(keys: Keys, job_type: str, count: int, worker: str, token: str, lease_ms: int,
              rate: tuple[int, int] | None = None) -> Call:
     """``rate``: (limit, window_ms), at most ``limit`` jobs of the type started per window."""
-    return Call("activate_jobs", (keys.type_state(job_type, "inactive"), keys.leases),
+    return Call("activate_jobs", (keys.type_state(job_type, "inactive"), keys.leases, keys.paused),
                 (keys.prefix, job_type, count, worker, token, lease_ms, *(rate or ())))
 
 
+# activate_jobs' replies that claimed nothing on purpose: {now, word, ms to wait}.
+HOLD_WORDS = frozenset({"rate", "paused"})
+
+
 def rate_wait_ms(reply: Sequence[Any]) -> int | None:
-    """The ms until a full rate window reopens, for activate_jobs' {now, "rate", ms} reply."""
-    if len(reply) == 3 and to_text(reply[1]) == "rate":
+    """The ms to wait before claiming again, for activate_jobs' {now, "rate", ms} (a full
+    rate window) and {now, "paused", ms} (the type is paused for every worker) replies."""
+    if len(reply) == 3 and to_text(reply[1]) in HOLD_WORDS:
         return max(1, int(reply[2]))
     return None
 
@@ -61,7 +66,7 @@ def complete(keys: Keys, items: Sequence[tuple[int, str, int, str]]) -> Call:
     args: list[Any] = [keys.prefix, len(items)]
     for item in items:
         args.extend(item)
-    return Call("complete_jobs", (keys.leases, keys.work_time), tuple(args))
+    return Call("complete_jobs", (keys.leases, keys.work_time, *keys.end_keys), tuple(args))
 
 
 def fail(keys: Keys, items: Sequence[tuple[int, str, str, str, str, str]]) -> Call:
@@ -69,7 +74,7 @@ def fail(keys: Keys, items: Sequence[tuple[int, str, str, str, str, str]]) -> Ca
     args: list[Any] = [keys.prefix, len(items)]
     for item in items:
         args.extend(item)
-    return Call("fail_jobs", (keys.leases,), tuple(args))
+    return Call("fail_jobs", (keys.leases, *keys.end_keys), tuple(args))
 
 
 def renew(keys: Keys, lease_ms: int, pairs: Iterable[tuple[int, str]]) -> Call:
@@ -86,7 +91,7 @@ def promote(keys: Keys, limit: int) -> Call:
 
 
 def recover(keys: Keys, limit: int, max_stalls: int, grace_ms: int, rebalance: bool) -> Call:
-    return Call("recover_jobs", (keys.leases, keys.state("active"), keys.types),
+    return Call("recover_jobs", (keys.leases, keys.state("active"), keys.types, *keys.end_keys),
                 (keys.prefix, limit, max_stalls, grace_ms, "1" if rebalance else ""))
 
 

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+from contextvars import ContextVar
 from typing import Any
+
+from .registration import ABANDONED, LOST
+
+# The job the current handler runs (its InFlight record), set by the runtimes for handlers
+# that take a ctx: ctx.cancelled is per job, while one ctx serves all of a registration's slots.
+RUNNING_JOB: ContextVar[Any] = ContextVar("kueatomic_running_job", default=None)
 
 
 class WorkerContext:
@@ -27,6 +35,21 @@ class WorkerContext:
     @property
     def worker_id(self) -> str:
         return str(self._registration.worker_id)
+
+    @property
+    def cancelled(self) -> threading.Event:
+        """Set once the job this handler runs is no longer this worker's: cancelled
+        (``job.cancel()``), or its lease lost otherwise. A long handler checks it (or waits on
+        it) and returns early; its result would be discarded anyway."""
+        record = RUNNING_JOB.get()
+        if record is None:
+            raise RuntimeError("ctx.cancelled is only available inside a handler")
+        event = record.cancel_event
+        if event is None:
+            event = record.cancel_event = threading.Event()
+            if record.stage in (ABANDONED, LOST):  # lost before the handler asked
+                event.set()
+        return event  # type: ignore[no-any-return]
 
     @property
     def paused(self) -> bool:

@@ -106,8 +106,8 @@ class Registration:
 class InFlight:
     """A claimed job from its claim until its outcome is written (or given up)."""
 
-    __slots__ = ("check_at", "claimed_at", "fields", "finished_at", "handle", "id", "job",
-                 "load_error", "reg", "stage", "token")
+    __slots__ = ("cancel_event", "check_at", "claimed_at", "fields", "finished_at", "handle",
+                 "id", "job", "load_error", "reg", "stage", "token")
 
     def __init__(self, job_id: int, token: str, reg: Registration, fields: dict[str, str],
                  now: float) -> None:
@@ -121,6 +121,7 @@ class InFlight:
         self.claimed_at = now
         self.finished_at = 0.0
         self.handle: Any = None  # the runtime's: the thread or task running it
+        self.cancel_event: Any = None  # ctx.cancelled's Event, made when a handler asks
         # For a job with a ttl: when (monotonic) to ask Redis whether it still holds the job,
         # so a handler hung past its ttl frees its slot soon after recovery fails it.
         ttl = ttl_seconds(fields) if "ttl" in fields else 0.0

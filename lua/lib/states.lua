@@ -6,7 +6,10 @@ local NO_STATE = 'none'
 local DATA_FORMAT = 1
 -- The states a job must be in for the named script to move it.
 local function moves_from(script)
-  if script == 'activate_jobs' then return { inactive = true }
+  if script == 'cancel_job' then return { inactive = true, delayed = true, active = true }
+  elseif script == 'clean_jobs' then return { inactive = true, delayed = true, complete = true, failed = true }
+  elseif script == 'retry_jobs' then return { failed = true }
+  elseif script == 'activate_jobs' then return { inactive = true }
   elseif script == 'complete_jobs' then return { active = true }
   elseif script == 'fail_jobs' then return { active = true }
   elseif script == 'renew_leases' then return { active = true }
