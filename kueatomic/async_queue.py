@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from . import ops, scripts
+from . import ops, repeats, scripts
 from .coalesce import Pending, hand_out
 from .codec import format_log
 from .connection import ASYNC
@@ -478,6 +478,21 @@ class AsyncQueue(QueueBase):
     async def job_logs(self, job_id: int | str) -> list[str]:
         number = parse_job_id(job_id)
         return await self._run(ops.logs(self.keys.for_job(number), number))
+
+    # --- repeatable jobs (kueatomic/repeats.py) ------------------------------------------
+    async def repeat(self, job_type: str, every: int | None = None, cron: str | None = None,
+                     tz: str = "UTC", data: Any = None, name: str | None = None,
+                     options: dict[str, Any] | None = None,
+                     catch_up_ms: int = repeats.DEFAULT_CATCH_UP_MS) -> dict[str, Any]:
+        """As ``kueatomic.Queue.repeat``."""
+        return await self._run(self.repeat_plan(job_type, every, cron, tz, data, name, options,
+                                                catch_up_ms))
+
+    async def repeats(self) -> list[dict[str, Any]]:
+        return await self._run(repeats.listing(self.keys))
+
+    async def remove_repeat(self, name: str) -> bool:
+        return await self._run(repeats.remove(self.keys, name))
 
     async def check_format(self) -> int:
         """The queue's data-format version (``<prefix>:meta``, recorded on first use); raises

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from . import ops
+from . import ops, repeats
 from . import shards as shard_plans
 from .cluster import require_hash_tag
 from .coalesce import Coalescer
@@ -294,6 +294,15 @@ class QueueBase:
         for hook in CREATED_HOOKS[:]:  # a copy: a hook may be removed meanwhile
             for job_type, count in counts.items():
                 hook(self.prefix, job_type, count)
+
+    def repeat_plan(self, job_type: str, every: int | None, cron: str | None, tz: str,
+                    data: Any, name: str | None, options: dict[str, Any] | None,
+                    catch_up_ms: int) -> ops.Plan[dict[str, Any]]:
+        """``repeat()``'s plan, its arguments checked first (kueatomic/repeats.py)."""
+        spec = repeats.build_spec(job_type, every=every, cron=cron, tz=tz, data=data, name=name,
+                                  options=options, catch_up_ms=catch_up_ms,
+                                  max_payload_bytes=self.max_payload_bytes)
+        return repeats.save(self.keys, spec)
 
     @staticmethod
     def _progress_args(completed: Any, total: Any, data: Any) -> tuple[Any, Any, str]:

@@ -32,6 +32,11 @@ TRANSITIONS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "set_job_progress": ((ANY,), (SAME,)),
     "search_jobs": ((), ()),
     "open_queue": ((), ()),
+    # repeatable jobs (kueatomic/repeats.py)
+    "add_repeat": ((), ()),
+    "scan_repeats": ((), ()),
+    "remove_repeat": ((), ()),
+    "fire_repeat": ((NEW,), ("inactive", "delayed")),
     # worker transitions (kueatomic/worker)
     "activate_jobs": (("inactive",), ("active",)),
     "complete_jobs": (("active",), ("complete", REMOVED)),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from . import ops
+from . import ops, repeats
 from .coalesce import Pending, hand_out
 from .connection import SYNC
 from .driver import SyncDriver
@@ -185,6 +185,31 @@ class SyncQueue(QueueBase):
     def job_logs(self, job_id: int | str) -> list[str]:
         number = parse_job_id(job_id)
         return self._run(ops.logs(self.keys.for_job(number), number))
+
+    # --- repeatable jobs (kueatomic/repeats.py) ------------------------------------------
+    def repeat(self, job_type: str, every: int | None = None, cron: str | None = None,
+               tz: str = "UTC", data: Any = None, name: str | None = None,
+               options: dict[str, Any] | None = None,
+               catch_up_ms: int = repeats.DEFAULT_CATCH_UP_MS) -> dict[str, Any]:
+        """Create a ``job_type`` job every ``every`` ms (ticks at multiples of it since the
+        epoch, >= 1000) or at each tick of ``cron`` in time zone ``tz``, with ``data`` and
+        job ``options`` (priority, attempts, backoff, ttl, delay, remove_on_complete).
+        Workers' upkeep fires it: exactly one job per tick, whatever the number of
+        processes; ticks missed while no worker ran get their job when at most
+        ``catch_up_ms`` old. The same ``name`` (default: from type and schedule) replaces
+        the repeat; the same schedule again keeps its next tick. Returns it as ``repeats()``
+        lists it. Bad arguments raise ``InvalidArgument`` and write nothing."""
+        return self._run(self.repeat_plan(job_type, every, cron, tz, data, name, options,
+                                          catch_up_ms))
+
+    def repeats(self) -> list[dict[str, Any]]:
+        """Every repeatable job, by name: name, type, every, cron, tz, data, options,
+        catch_up_ms, next_at, last_at, created_at (times in ms)."""
+        return self._run(repeats.listing(self.keys))
+
+    def remove_repeat(self, name: str) -> bool:
+        """Stop a repeatable job (jobs it created stay); False if there was none."""
+        return self._run(repeats.remove(self.keys, name))
 
     def check_format(self) -> int:
         """The queue's data-format version (``<prefix>:meta``, recorded on first use); raises

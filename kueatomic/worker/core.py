@@ -29,6 +29,7 @@ from ..codec import to_text
 from ..errors import KueError, LeaseLost, RedisRefused, is_outage
 from ..keyspace import Keys
 from ..ops import Call
+from ..repeats import Scheduler
 from . import calls
 from .episodes import Episode
 from .housekeeping import HousekeepingRules
@@ -162,6 +163,8 @@ class WorkerCore(HousekeepingRules):
         self.format_due: float | None = 0.0 if check_format else None
         self.fatal: BaseException | None = None
         self.observer = observer or NO_OBSERVER
+        # Repeatable jobs are fired by upkeep passes (kueatomic/repeats.py).
+        self.scheduler = Scheduler(keys, clock) if upkeep and settings.repeats else None
 
     # --- registrations ------------------------------------------------------------------
     def add(self, reg: Registration) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from ..errors import IncompatibleFormat, KueError, LeaseLost, is_outage
 from ..keyspace import Keys
 from ..ops import Plan, Request, unwrap
+from ..repeats import Scheduler
 from ..shards import format_plan
 from . import calls
 from .registration import (
@@ -35,12 +36,13 @@ class Housekeeping:
     """Lease renewals (grouped like their calls), then the data-format check (``check``, the
     plan whose requests follow the renewals) or, when due, the upkeep calls."""
 
-    __slots__ = ("check", "renew_groups", "requests", "upkeep")
+    __slots__ = ("check", "renew_groups", "repeats", "requests", "upkeep")
 
     def __init__(self, requests: list[Request], renew_groups: list[list[InFlight]],
-                 upkeep: bool, check: Plan[int] | None = None) -> None:
+                 upkeep: bool, check: Plan[int] | None = None, repeats: int = 0) -> None:
         self.requests, self.renew_groups, self.upkeep = requests, renew_groups, upkeep
         self.check = check
+        self.repeats = repeats  # the scheduler's calls, after the renewals (upkeep passes)
 
 
 class HousekeepingRules:
@@ -61,6 +63,7 @@ class HousekeepingRules:
     renewals_failing: bool
     format_due: float | None
     fatal: BaseException | None
+    scheduler: Scheduler | None  # fires repeatable jobs in upkeep passes
 
     def loop_ok(self, name: str) -> None:
         raise NotImplementedError
@@ -133,9 +136,13 @@ class HousekeepingRules:
                         requests.append(calls.renew(keys, lease_ms,
                                                     [(r.id, r.token) for r in part]))
                         groups.append(part)
-            if upkeep:  # promotion and recovery: a pair of calls per shard
+            repeat_calls: list[Request] = []
+            if upkeep:  # repeats due, then promotion and recovery: a pair of calls per shard
                 self.poke_upkeep = False
                 s = self.settings
+                if self.scheduler is not None:
+                    repeat_calls = self.scheduler.requests()
+                    requests.extend(repeat_calls)
                 for keys in self.layouts:
                     requests.append(calls.promote(keys, s.promote_batch))
                     requests.append(calls.recover(keys, s.recover_batch, s.max_stalls,
@@ -147,7 +154,7 @@ class HousekeepingRules:
         if not requests:  # nothing to renew: no claimed job can stall
             self._renewals_ok(True)
             return self.next_housekeeping()
-        return Housekeeping(requests, groups, upkeep, plan)
+        return Housekeeping(requests, groups, upkeep, plan, len(repeat_calls))
 
     def housekept(self, hk: Housekeeping, replies: Sequence[Any]) -> list[InFlight]:
         """Read renewals and upkeep; returns the running jobs whose lease was lost (the
@@ -169,6 +176,12 @@ class HousekeepingRules:
             now = self.clock()
             interval = (self.upkeep_interval_ms or self.settings.upkeep_interval_ms) / 1000
             wait = interval
+            if hk.repeats and self.scheduler is not None:
+                first = len(hk.renew_groups)
+                failure = self.scheduler.read(replies[first:first + hk.repeats]) or failure
+                soonest = self.scheduler.wait_s()
+                if soonest is not None:
+                    wait = min(wait, soonest)
             pairs = replies[len(replies) - 2 * len(self.layouts):]
             for promoted, recovered in zip(pairs[::2], pairs[1::2]):
                 wait, failure = self._upkeep_read(promoted, recovered, interval, wait, failure)

@@ -25,7 +25,9 @@ class WorkerSettings:
     count it as lost (the worker then asks Redis what its call did; a blocking wait for new
     jobs is kept shorter than this). ``result_retry_ms``: how long a finished job's result is
     retried through an outage (its lease renewed meanwhile); after that the result is given up
-    and the lease let go, so upkeep runs the job again."""
+    and the lease let go, so upkeep runs the job again. ``repeats``: whether upkeep also
+    fires repeatable jobs (``queue.repeat``); any number of workers may: the scripts
+    make one job per tick."""
 
     lease_ms: int = 15000
     max_stalls: int = 1
@@ -39,6 +41,7 @@ class WorkerSettings:
     rebalance_tokens: bool = True
     reply_timeout_ms: int = 5000
     result_retry_ms: int = 60000
+    repeats: bool = True
 
     def __post_init__(self) -> None:
         minimum = {"lease_ms": 100, "max_stalls": 0, "claim_batch": 1, "flush_batch": 1,
