@@ -14,6 +14,7 @@ from typing import Any
 import redis
 
 from . import ops, repeats, scripts
+from . import presence
 from .coalesce import Pending, hand_out
 from .codec import format_log
 from .connection import ASYNC
@@ -468,6 +469,14 @@ class AsyncQueue(QueueBase):
 
     async def types(self) -> list[str]:
         return await self._run(self.plans.types(self.keys))
+
+    async def workers(self) -> list[dict[str, Any]]:
+        """As ``kueatomic.Queue.workers``: the live workers (kueatomic/presence.py)."""
+        return await self._run(presence.workers(self.keys))
+
+    async def activity(self, minutes: int = 60) -> list[dict[str, Any]]:
+        """As ``kueatomic.Queue.activity``: the last ``minutes`` minutes' counts."""
+        return await self._run(presence.activity(self.keys, minutes))
 
     async def work_time(self) -> int | None:
         return await self._run(self.plans.work_time(self.keys))

@@ -37,6 +37,7 @@ TRANSITIONS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "scan_repeats": ((), ()),
     "remove_repeat": ((), ()),
     "fire_repeat": ((NEW,), ("inactive", "delayed")),
+    "register_worker": ((), ()),  # the workers registry (kueatomic/presence.py): no job
     # worker transitions (kueatomic/worker)
     "activate_jobs": (("inactive",), ("active",)),
     "complete_jobs": (("active",), ("complete", REMOVED)),

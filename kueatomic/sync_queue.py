@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 from . import ops, repeats
+from . import presence
 from .coalesce import Pending, hand_out
 from .connection import SYNC
 from .driver import SyncDriver
@@ -172,6 +173,20 @@ class SyncQueue(QueueBase):
 
     def types(self) -> list[str]:
         return self._run(self.plans.types(self.keys))
+
+    # --- the workers registry and the activity series (kueatomic/presence.py) -------------
+    def workers(self) -> list[dict[str, Any]]:
+        """The queue's live workers, one dict per worker process (its heartbeat keeps the
+        entry; a clean stop removes it, a killed worker's expires with its ttl): ``id``,
+        ``host``, ``pid``, ``types``, ``slots``, ``busy``, ``started_at`` and
+        ``heartbeat_at`` (ms, the Redis clock)."""
+        return self._run(presence.workers(self.keys))
+
+    def activity(self, minutes: int = 60) -> list[dict[str, Any]]:
+        """The last ``minutes`` (1..1440) minutes, oldest first, the current one last: a
+        dict each of ``minute`` (its start, ms), ``completed``, ``failed``, ``wait_ms_avg``
+        and ``run_ms_avg`` (None without a sample), as the workers' heartbeats counted them."""
+        return self._run(presence.activity(self.keys, minutes))
 
     def work_time(self) -> int | None:
         """Total ms spent by completed jobs (``<prefix>:stats:work-time``), None if none yet."""

@@ -16,7 +16,7 @@ SKIPPED_DIRS = {".git", ".venv", "node_modules", "__pycache__", ".pytest_cache",
 NOT_YET: set[str] = set()  # files still allowed to name the old document: none
 
 PLACEHOLDERS = {"job_id": "<id>", "state": "<state>", "job_type": "<type>", "token": "<token>",
-                "code": "<CODE>"}
+                "code": "<CODE>", "worker_id": "<worker id>", "minute": "<minute>"}
 NOT_KEYS = {"for_job", "zset", "layouts", "kue_locks"}  # return Keys / compose the others
 
 

@@ -26,6 +26,7 @@ PLACEHOLDERS = {
     "<type>": r"[^:]+",
     "<token>": r"[A-Za-z0-9]+:\d+",
     "<code>": r"[^:]+",
+    "<minute>": r"\d+",
 }
 _ARG = re.compile(r'"((?:[^"\\]|\\.)*)"')
 

@@ -69,7 +69,8 @@ class Worker(WorkerBase):
         self.loop = loop
         self._events = {}
         self.core = WorkerCore(self.keys, self.settings, self.events.emit, signal=self._signal,
-                               upkeep=self.upkeep, check_format=True, observer=self.observer)
+                               upkeep=self.upkeep, check_format=True, observer=self.observer,
+                               heartbeat=self._heartbeat())
         if self.upkeep:
             self.core.enable_upkeep(self.settings.upkeep_interval_ms)
         self.driver = self.queue.new_driver(ASYNC, AsyncDriver, AsyncRoutedDriver,

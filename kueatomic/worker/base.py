@@ -11,6 +11,7 @@ from ..errors import InvalidArgument
 from . import control
 from .context import WorkerContext
 from .core import Observer, WorkerCore
+from .heartbeat import Heartbeat, worker_entry_id
 from .registration import Registration, check_process_args, check_rate_limit
 from .settings import WorkerSettings
 
@@ -37,6 +38,12 @@ class WorkerBase:
         self.registrations: list[Registration] = []
         self.core: WorkerCore | None = None  # made at start, with the settings of that time
         self.started = False
+        # This worker's id in the workers registry (queue.workers(); worker/heartbeat.py).
+        self.registry_id = worker_entry_id()
+
+    def _heartbeat(self) -> Heartbeat | None:
+        """A new core's heartbeat (None with ``heartbeat_interval_ms=0``)."""
+        return Heartbeat.from_settings(self.settings, self.registry_id)
 
     def configure(self, **settings: Any) -> WorkerSettings:
         """Change settings (see ``WorkerSettings``) for registrations started afterwards."""

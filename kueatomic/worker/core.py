@@ -97,6 +97,37 @@ class Observer:
 NO_OBSERVER = Observer()
 
 
+class Observers(Observer):
+    """Several observers as one (the user's and the heartbeat's), called in turn."""
+
+    def __init__(self, *observers: Observer) -> None:
+        self.observers = tuple(o for o in observers if o is not NO_OBSERVER)
+
+    def claimed(self, job_type: str, records: Sequence[InFlight]) -> None:
+        for observer in self.observers:
+            observer.claimed(job_type, records)
+
+    def started(self, record: InFlight) -> None:
+        for observer in self.observers:
+            observer.started(record)
+
+    def finished(self, record: InFlight, ok: bool, duration_ms: int | None) -> None:
+        for observer in self.observers:
+            observer.finished(record, ok, duration_ms)
+
+    def released(self, job_type: str, count: int) -> None:
+        for observer in self.observers:
+            observer.released(job_type, count)
+
+    def lost(self, record: InFlight) -> None:
+        for observer in self.observers:
+            observer.lost(record)
+
+    def outage(self, loop: str) -> None:
+        for observer in self.observers:
+            observer.outage(loop)
+
+
 class Claim:
     """One activate_jobs (or, after a lost reply, reclaim_jobs) call for a registration, on
     ``keys``: the queue's layout (a sharded queue's shard whose turn it was)."""
@@ -134,7 +165,8 @@ class WorkerCore(HousekeepingRules):
     def __init__(self, keys: Any, settings: WorkerSettings, emit: Callable[..., None], *,
                  clock: Callable[[], float] = time.monotonic, lock: Any = None,
                  signal: Callable[[Any], None] | None = None, upkeep: bool = True,
-                 check_format: bool = False, observer: Observer | None = None) -> None:
+                 check_format: bool = False, observer: Observer | None = None,
+                 heartbeat: Any = None) -> None:
         self.keys = keys  # Keys, or a sharded queue's ShardedKeys
         self.layouts: tuple[Keys, ...] = keys.layouts
         self.settings = settings
@@ -165,6 +197,10 @@ class WorkerCore(HousekeepingRules):
         self.observer = observer or NO_OBSERVER
         # Repeatable jobs are fired by upkeep passes (kueatomic/repeats.py).
         self.scheduler = Scheduler(keys, clock) if upkeep and settings.repeats else None
+        # The workers registry entry and the activity counts (worker/heartbeat.py), if any.
+        self.heartbeat = heartbeat
+        if heartbeat is not None:
+            self.observer = Observers(self.observer, heartbeat)
 
     # --- registrations ------------------------------------------------------------------
     def add(self, reg: Registration) -> None:

@@ -64,6 +64,7 @@ class HousekeepingRules:
     format_due: float | None
     fatal: BaseException | None
     scheduler: Scheduler | None  # fires repeatable jobs in upkeep passes
+    heartbeat: Any  # worker/heartbeat.py's Heartbeat, or None
 
     def loop_ok(self, name: str) -> None:
         raise NotImplementedError
@@ -109,8 +110,12 @@ class HousekeepingRules:
             known = format_due is None and self.fatal is None  # a format this version reads
             interval = self.upkeep_interval_ms if known else None
             upkeep = interval is not None and (now >= self.next_upkeep or self.poke_upkeep)
-            if not renew and not upkeep and not check:
+            heartbeat = self.heartbeat if known else None  # none before the format check
+            beat = heartbeat is not None and heartbeat.due(now)
+            if not renew and not upkeep and not check and not beat:
                 until = self.next_renew
+                if heartbeat is not None and not heartbeat.done:
+                    until = min(until, heartbeat.next_at)
                 if interval is not None:
                     until = min(until, self.next_upkeep)
                 if format_due is not None:
@@ -120,6 +125,7 @@ class HousekeepingRules:
                 return max(0.0, until - now)
             requests: list[Request] = []
             groups: list[list[InFlight]] = []
+            beating = heartbeat.beat(self, now) if heartbeat is not None and beat else None
             if renew:
                 self.next_renew = now + self.renew_every()
                 for record in records:
@@ -151,6 +157,8 @@ class HousekeepingRules:
         if check:  # a fresh plan each time: one that raised cannot be sent again
             plan = format_plan(self.keys)
             requests.extend(next(plan))
+        if beating is not None:  # the heartbeat goes last (Heartbeat.split reads it)
+            requests.append(beating.call)
         if not requests:  # nothing to renew: no claimed job can stall
             self._renewals_ok(True)
             return self.next_housekeeping()
@@ -162,6 +170,8 @@ class HousekeepingRules:
         abandoned: list[InFlight] = []
         failure: BaseException | None = None
         renew_failure = False
+        if self.heartbeat is not None:  # its reply, if it was sent, is the last one
+            replies, failure = self.heartbeat.split(hk.requests, replies)
         for group, reply in zip(hk.renew_groups, replies):
             if isinstance(reply, BaseException):
                 failure = reply
@@ -256,6 +266,8 @@ class HousekeepingRules:
                 self._signal_slots(reg)
 
     def housekeeping_failed(self, hk: Housekeeping, exc: BaseException) -> float:
+        if self.heartbeat is not None:
+            self.heartbeat.split(hk.requests, [exc] * len(hk.requests))
         if hk.renew_groups and is_outage(exc):
             self._renewals_ok(False)
         delay = self.loop_failed("housekeeping", exc)

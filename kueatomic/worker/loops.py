@@ -131,6 +131,28 @@ def housekeeping_loop(core: WorkerCore) -> Loop:
         abandoned = core.housekept(due, replies)
         if abandoned:
             yield Abandon(abandoned)
+    yield from farewell(core)
+
+
+FAREWELL_TRIES = 3
+
+
+def farewell(core: WorkerCore) -> Loop:
+    """At a clean stop: remove the worker's registry entry, with its last counts
+    (worker/heartbeat.py); an outage or a lost reply is tried again, a few times."""
+    heartbeat = core.heartbeat
+    for _ in range(FAREWELL_TRIES):
+        beat = heartbeat.farewell(core) if heartbeat is not None else None
+        if beat is None:
+            return
+        try:
+            replies = yield Send([beat.call])
+            reply = replies[0]
+        except Exception as exc:  # noqa: BLE001 - read as the call's error
+            reply = exc
+        if heartbeat.farewell_read(beat, reply):
+            return
+        yield Wait(c.NEVER, 0.1)
 
 
 def stop_loop(core: WorkerCore, regs: list[Registration], timeout_ms: float | None,

@@ -9,6 +9,9 @@ from typing import Any
 from ..errors import InvalidArgument
 
 
+MAX_HEARTBEAT_TTL_MS = 86400000  # what lua/register_worker.lua takes
+
+
 @dataclass(frozen=True)
 class WorkerSettings:
     """How a queue's workers claim, renew and recover jobs. Times are in ms.
@@ -42,12 +45,18 @@ class WorkerSettings:
     reply_timeout_ms: int = 5000
     result_retry_ms: int = 60000
     repeats: bool = True
+    # The workers registry (worker/heartbeat.py): the worker's entry is written every
+    # heartbeat_interval_ms (0: never) and lives heartbeat_ttl_ms (0: three intervals)
+    # without another; the activity counts travel with it.
+    heartbeat_interval_ms: int = 5000
+    heartbeat_ttl_ms: int = 0
 
     def __post_init__(self) -> None:
         minimum = {"lease_ms": 100, "max_stalls": 0, "claim_batch": 1, "flush_batch": 1,
                    "block_timeout_ms": 10, "upkeep_interval_ms": 10, "promote_batch": 1,
                    "recover_batch": 1, "foreign_ttl_grace_ms": 0,
-                   "reply_timeout_ms": 100, "result_retry_ms": 0}
+                   "reply_timeout_ms": 100, "result_retry_ms": 0,
+                   "heartbeat_interval_ms": 0, "heartbeat_ttl_ms": 0}
         for name, low in minimum.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -55,6 +64,13 @@ class WorkerSettings:
                                       f"not {value!r}")
         if self.claim_batch > 1000:
             raise InvalidArgument("worker setting claim_batch must be <= 1000")
+        beat, ttl = self.heartbeat_interval_ms, self.heartbeat_ttl_ms
+        if beat and not (ttl or 3 * beat) <= MAX_HEARTBEAT_TTL_MS:
+            raise InvalidArgument(f"worker setting heartbeat_ttl_ms (or 3 x heartbeat_interval_"
+                                  f"ms) must be <= {MAX_HEARTBEAT_TTL_MS}")
+        if beat and ttl and ttl <= beat:
+            raise InvalidArgument("worker setting heartbeat_ttl_ms must be longer than "
+                                  "heartbeat_interval_ms, or the entry would blink out")
 
     def updated(self, **changes: Any) -> WorkerSettings:
         known = {f.name for f in fields(self)}

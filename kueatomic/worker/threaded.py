@@ -68,7 +68,7 @@ class Worker(WorkerBase):
         self._events = {}
         self.core = WorkerCore(self.keys, self.settings, self.events.emit, lock=threading.Lock(),
                                signal=self._signal, upkeep=self.upkeep, check_format=True,
-                               observer=self.observer)
+                               observer=self.observer, heartbeat=self._heartbeat())
         if self.upkeep:
             self.core.enable_upkeep(self.settings.upkeep_interval_ms)
         self.driver = self.queue.new_driver(SYNC, SyncDriver, SyncRoutedDriver,
