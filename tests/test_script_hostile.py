@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from kueatomic import InvalidArgument, Queue
 from kueatomic.keyspace import Keys, check_prefix
-from kueatomic.ops import single
+from kueatomic.ops import Call, single
 from kueatomic.scripts import expand_includes, lua_dir, registry
 from kueatomic.worker import calls
 
@@ -32,6 +32,9 @@ PREFIXES = [PREFIX, PREFIX, PREFIX, "q:x", "", "a b", "{q}", "x" * 65]
 TYPES = ["email", "video", "", "a:b", "claim", "é", b"\xc3\x28"]
 TEXTS = ["e", "é", b"\xff", b"\xed\xa0\x80"]  # error texts: UTF-8 or not (a surrogate)
 TOKENS = ["bench:1", "tok", "a:b:c", "", "x:1"]
+REPEAT_NAMES = ["r", "r", "s", "", "é", b"\xff"]  # seed() adds repeat r: spec {"a":1}, tick 1000
+SPECS = ['{"a":1}', '{"a":1}', '{"b":2}', "[1]", "{", "", b'{"a":"\xff"}']
+TICKS = ["1000", "1000", "2000", "0", "-1", "x", "", "1e3", "9007199254740993"]
 WORKER_IDS = ["kue:h:1:1", "kue:h:1:1", "w", "", "jobs", "a b", "x" * 201, "é"]
 HOSTS = ["h", "h", "", "é", b"\xff", "a\nb", "x" * 256]
 
@@ -68,6 +71,13 @@ def declared_keys(name: str, prefix: str, args: list[str]) -> list[str]:
         "add_job_log": [f"{prefix}:job:{job_id}", f"{prefix}:job:{job_id}:log"],
         "search_jobs": [f"{prefix}:searchtmpkey"],
         "open_queue": [f"{prefix}:meta"],
+        "add_repeat": [f"{prefix}:repeats", f"{prefix}:repeats:next"],
+        "scan_repeats": [f"{prefix}:repeats", f"{prefix}:repeats:next"],
+        "remove_repeat": [f"{prefix}:repeats", f"{prefix}:repeats:next",
+                          f"{prefix}:repeats:last"],
+        "fire_repeat": [f"{prefix}:repeats", f"{prefix}:repeats:next",
+                        f"{prefix}:repeats:last", f"{prefix}:ids", f"{prefix}:job:types",
+                        f"{prefix}:jobs"],
         "register_worker": [f"{prefix}:workers",
                             f"{prefix}:worker:{args[1] if len(args) > 1 else 'w'}"],
     }
@@ -128,6 +138,22 @@ def hand_calls(draw: st.DrawFn) -> tuple[str, list[str], list[str]]:
         "add_job_log": list,
         "search_jobs": lambda: [draw(st.text(max_size=10))],
         "open_queue": lambda: [draw(st.sampled_from(NUMBERS))],
+        "add_repeat": lambda: [draw(st.sampled_from(REPEAT_NAMES)),
+                               draw(st.sampled_from(["", *SPECS])), draw(st.sampled_from(SPECS)),
+                               draw(st.sampled_from(TICKS)), draw(st.sampled_from(["", "keep", "x"]))],
+        "scan_repeats": lambda: [draw(st.sampled_from(["0", "1", "100", "1001", "-1", "x"]))],
+        "remove_repeat": lambda: [draw(st.sampled_from(REPEAT_NAMES))],
+        "fire_repeat": lambda: [draw(st.sampled_from(REPEAT_NAMES)), draw(st.sampled_from(SPECS)),
+                                draw(st.sampled_from(TICKS)), draw(st.sampled_from(TICKS)),
+                                *draw(st.sampled_from([("1", "0"), ("3", "2"), ("2", "2")])),
+                                draw(st.sampled_from(TYPES)), draw(st.sampled_from(JSON)),
+                                draw(st.sampled_from(NUMBERS)), draw(st.sampled_from(NUMBERS)),
+                                draw(st.sampled_from(NUMBERS)), draw(st.sampled_from(NUMBERS)),
+                                draw(st.sampled_from(BACKOFFS)),
+                                draw(st.sampled_from(["", "true", "yes"])),
+                                *draw(st.sampled_from([("0",), ("1", "1000"), ("2", "1000", "1500"),
+                                                       ("2", "1500", "1000"), ("1", "x"),
+                                                       ("1", "9007199254740991"), ("101",)]))],
         "register_worker": lambda: worker_args(draw),
     }
     args = [prefix, *shapes[name]()]
@@ -156,6 +182,8 @@ def seed(queue: Queue) -> None:
     queue.create("video", {"x": 1}).delay(60000).save()
     queue._run(single(calls.activate(KEYS, "email", 1, "w", "bench:1", 60000)))
     queue.create("email", {}).save().complete()
+    queue._run(single(Call("add_repeat", (KEYS.repeats, KEYS.repeats_next),
+                           (PREFIX, "r", "", '{"a":1}', 1000, ""))))
 
 
 @pytest.mark.parametrize("backend", ["real"], indirect=True)
