@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from ..errors import KueError
 from ..states import parse_state
+from ..presence import parse_minutes
 from .body import is_empty, read_json
 from .errors import SearchDisabled
 from .gateway import Gateway, job_number, parse_api_priority, parse_bound, parse_order
@@ -37,6 +38,18 @@ async def type_stats(request: Request) -> Response:
     """kueatomic's addition: every type's counts per state in one request (the dashboard's
     sidebar), instead of one ``/jobs/:type/:state/stats`` call per type and state."""
     return _json(await _gateway(request).type_stats())
+
+
+async def workers(request: Request) -> Response:
+    """kueatomic's addition: the live workers (``queue.workers()``, kueatomic/presence.py)."""
+    return _json(await _gateway(request).workers())
+
+
+async def activity(request: Request) -> Response:
+    """kueatomic's addition: the last ``?minutes=`` (1..1440, default 60) minutes' counts,
+    oldest first (``queue.activity()``); other values are a 400."""
+    minutes = parse_minutes(request.query_params.get("minutes"))
+    return _json(await _gateway(request).activity(minutes))
 
 
 async def search(request: Request) -> Response:
@@ -147,6 +160,8 @@ async def create_job(request: Request) -> Response:
 ROUTES = [
     Route("/stats", stats, methods=["GET"]),
     Route("/stats/types", type_stats, methods=["GET"]),
+    Route("/stats/activity", activity, methods=["GET"]),
+    Route("/workers", workers, methods=["GET"]),
     Route("/job/search", search, methods=["GET"]),
     Route("/jobs/{start}..{stop}", job_range, methods=["GET"]),
     Route("/jobs/{start}..{stop}/{order}", job_range, methods=["GET"]),

@@ -12,6 +12,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from .. import ops
+from .. import presence
 from ..async_queue import AsyncQueue
 from ..codec import to_text
 from ..errors import InvalidPriority, InvalidRange, JobNotFound
@@ -123,6 +124,12 @@ class Gateway:
 
     async def type_stats(self) -> dict[str, dict[str, int]]:
         return await self.run(type_counts(self.keys))
+
+    async def workers(self) -> list[dict[str, Any]]:
+        return await self.run(presence.workers(self.keys))
+
+    async def activity(self, minutes: int) -> list[dict[str, Any]]:
+        return await self.run(presence.activity(self.keys, minutes))
 
     async def types(self) -> list[str]:
         return await self.run(self.plans.types(self.keys))

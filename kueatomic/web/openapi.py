@@ -126,6 +126,36 @@ _SCHEMAS: dict[str, Any] = {
             "shard_key": _SHARD_KEY,
         },
     },
+    "Worker": {
+        "type": "object",
+        "description": "kueatomic addition: a live worker process (its heartbeat's entry)",
+        "required": ["id", "host", "pid", "types", "slots", "busy", "started_at",
+                     "heartbeat_at"],
+        "properties": {
+            "id": {"type": "string", "description": "kue:<host>:<pid>:<n>"},
+            "host": {"type": "string"},
+            "pid": {"type": "integer", "minimum": 0},
+            "types": {"type": "array", "items": {"type": "string"}},
+            "slots": {"type": "integer", "minimum": 0, "description": "jobs it may run at once"},
+            "busy": {"type": "integer", "minimum": 0, "description": "handlers running"},
+            **{name: {"type": "integer", "description": "ms, the Redis clock"}
+               for name in ("started_at", "heartbeat_at")},
+        },
+    },
+    "ActivityMinute": {
+        "type": "object",
+        "description": "kueatomic addition: what the workers counted in one minute",
+        "required": ["minute", "completed", "failed", "wait_ms_avg", "run_ms_avg"],
+        "properties": {
+            "minute": {"type": "integer", "description": "the minute's start, ms"},
+            "completed": {"type": "integer", "minimum": 0},
+            "failed": {"type": "integer", "minimum": 0},
+            "wait_ms_avg": {"type": "number", "nullable": True,
+                            "description": "claimed jobs' mean wait; null without one"},
+            "run_ms_avg": {"type": "number", "nullable": True,
+                           "description": "handlers' mean duration; null without one"},
+        },
+    },
     "Backoff": {
         "nullable": True,
         "description": "retry delay: true (the job's own delay), {type, delay, maxDelay}, or "
@@ -198,6 +228,15 @@ def _paths() -> dict[str, Any]:
             {"200": _json({"type": "object", "additionalProperties": {
                 "type": "object", "additionalProperties": {"type": "integer"}}},
                 "{type: {state: count}}")})},
+        "/stats/activity": {"get": _get(
+            "kueatomic addition: the workers' counts per minute, oldest first, zero-filled",
+            {"200": _json({"type": "array", "items": _ref("ActivityMinute")}, "one per minute"),
+             "400": _error("minutes is not an integer 1..1440")},
+            [{"name": "minutes", "in": "query", "required": False,
+              "schema": {"type": "integer", "minimum": 1, "maximum": 1440, "default": 60}}])},
+        "/workers": {"get": _get(
+            "kueatomic addition: the live workers",
+            {"200": _json({"type": "array", "items": _ref("Worker")}, "the workers")})},
         "/job/search": {"get": _get(
             "ids of jobs whose indexed text has every query word (reds)",
             {"200": _json({"type": "array", "items": {"type": "string"}}, "ids, best first"),
