@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from . import ops, repeats, scripts
+from . import lifecycle, ops, repeats, scripts
 from . import presence
 from .coalesce import Pending, hand_out
 from .codec import format_log
@@ -208,6 +208,10 @@ class Job(JobBase):
     async def remove(self) -> Job:
         await self.queue._run(ops.remove(*self._located()))
         return self
+
+    async def cancel(self) -> Job:
+        """See ``kueatomic.Job.cancel``."""
+        return await self.queue.cancel(self._require_id(), into=self)
 
     async def log(self, message: Any, *args: Any) -> Job:
         line = format_log(message, *args)
@@ -502,6 +506,40 @@ class AsyncQueue(QueueBase):
 
     async def remove_repeat(self, name: str) -> bool:
         return await self._run(repeats.remove(self.keys, name))
+
+    # --- ending and tidying jobs, pausing types (kueatomic/lifecycle.py) -------------------
+    async def cancel(self, job_id: int | str, into: Job | None = None) -> Job:
+        """Cancel a job that has not ended (see ``Job.cancel``); the job after it."""
+        number = parse_job_id(job_id)
+        await self._run(lifecycle.cancel(self.keys, number))
+        return await self.get_job(number, into=into)
+
+    async def clean(self, state: str, older_than_ms: int = 0, limit: int = 1000,
+              job_type: str | None = None) -> int:
+        """Remove up to ``limit`` jobs in ``state`` (inactive, delayed, complete, failed) that
+        entered it at least ``older_than_ms`` ago, of ``job_type`` or of every type; how many
+        went. Runs in short script calls, however many jobs the state holds."""
+        return await self._run(lifecycle.clean(self.keys, state, older_than_ms, limit, job_type))
+
+    async def retry_failed(self, job_type: str | None = None, limit: int = 1000) -> int:
+        """Put up to ``limit`` failed jobs back to inactive (the dashboard's restart, in
+        bulk); how many went."""
+        return await self._run(lifecycle.retry_failed(self.keys, job_type, limit))
+
+    async def pause_type(self, job_type: str) -> bool:
+        """Stop every worker of the queue from starting jobs of ``job_type`` (running ones
+        finish) until ``resume_type``; whether it was running before."""
+        return await self._run(lifecycle.set_paused(self.keys, job_type, True))
+
+    async def resume_type(self, job_type: str) -> bool:
+        return await self._run(lifecycle.set_paused(self.keys, job_type, False))
+
+    async def paused_types(self) -> list[str]:
+        return await self._run(lifecycle.paused_types(self.keys))
+
+    async def dependents(self, job_id: int | str) -> list[int]:
+        """Ids of the jobs created with ``depends_on`` this job."""
+        return await self._run(lifecycle.dependents(self.keys, parse_job_id(job_id)))
 
     async def check_format(self) -> int:
         """The queue's data-format version (``<prefix>:meta``, recorded on first use); raises

@@ -20,7 +20,7 @@ from typing import TextIO
 
 from .errors import KueError
 
-SUBCOMMANDS = ("demo", "worker", "dashboard", "scripts", "stats", "repeat", "workers")
+SUBCOMMANDS = ("demo", "worker", "dashboard", "scripts", "stats", "repeat", "clean", "workers")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

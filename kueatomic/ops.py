@@ -220,7 +220,8 @@ def set_priority(keys: Keys, job_id: int | str, priority: int) -> Plan[int]:
 
 
 def remove(keys: Keys, job_id: int | str) -> Plan[str]:
-    call = Call("remove_job", (keys.job(job_id), keys.log(job_id)), (keys.prefix, str(job_id)))
+    call = Call("remove_job", (keys.job(job_id), *keys.end_keys),
+                (keys.prefix, str(job_id)))
     return str(to_text((yield from single(call))))
 
 
@@ -262,7 +263,7 @@ def create(
 
 
 def create_calls(keys: Keys, encoded_jobs: Iterable[Sequence[Any]], chunk: int) -> Iterator[Call]:
-    script_keys = (keys.ids, keys.types, keys.all_jobs)
+    script_keys = (keys.ids, keys.types, keys.all_jobs, *keys.end_keys)
     args: list[Any] = []
     count = 0
     for encoded in encoded_jobs:

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from . import ops, repeats
+from . import ops, repeats, tracing
 from . import shards as shard_plans
 from .cluster import require_hash_tag
 from .coalesce import Coalescer
@@ -34,6 +34,29 @@ def replication(replicas: Any, timeout_ms: Any) -> Replication | None:
     if timeout_ms == 0 and replicas:
         raise ConfigError("wait_timeout_ms=0 would wait forever for the replicas; give a limit")
     return Replication(replicas, timeout_ms) if replicas else None
+
+
+def check_rate_limit(rate: Any) -> tuple[int, int] | None:
+    """``rate_limit=(limit, window_ms)``: at most ``limit`` jobs started per ``window_ms``."""
+    if rate is None:
+        return None
+    try:
+        limit, window_ms = rate
+    except (TypeError, ValueError):
+        raise InvalidArgument(f"rate_limit must be (limit, window_ms), not {rate!r}") from None
+    for name, value in (("limit", limit), ("window_ms", window_ms)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**53 - 1:
+            raise InvalidArgument(f"rate_limit {name} must be an integer >= 1, not {value!r}")
+    return limit, window_ms
+
+
+def check_rate_limits(limits: Any) -> dict[str, tuple[int, int]]:
+    """``Queue(rate_limits={"email": (100, 1000)})``: a rate limit per job type."""
+    if limits is None:
+        return {}
+    if not isinstance(limits, dict) or not all(isinstance(t, str) and t for t in limits):
+        raise InvalidArgument(f"rate_limits must map job types to (limit, window_ms), not {limits!r}")
+    return {t: rate for t, r in limits.items() if (rate := check_rate_limit(r)) is not None}
 
 
 def parse_job_id(value: int | str) -> int:
@@ -105,8 +128,12 @@ class QueueBase:
         wait_replicas: int = 0,
         wait_timeout_ms: int = 1000,
         coalesce_creates: bool = True,
+        rate_limits: dict[str, tuple[int, int]] | None = None,
     ) -> None:
         check_prefix(prefix)
+        # Per type (limit, window_ms): what every worker of this queue starts at most, unless
+        # its process() call gives its own (lua/activate_jobs.lua counts it in Redis).
+        self.rate_limits = check_rate_limits(rate_limits)
         self.replication = replication(wait_replicas, wait_timeout_ms)
         # Concurrent save() calls of new jobs share create calls (kueatomic/coalesce.py).
         self.coalesce_creates = bool(coalesce_creates)
@@ -170,7 +197,7 @@ class QueueBase:
         return cls(self.prefix, self.connection, disable_search=self.disable_search,
                    max_payload_bytes=self.max_payload_bytes, shards=self.shards,
                    wait_replicas=wait.replicas, wait_timeout_ms=wait.timeout_ms,
-                   coalesce_creates=self.coalesce_creates)
+                   coalesce_creates=self.coalesce_creates, rate_limits=self.rate_limits)
 
     # --- events (Kue's queue.on / job.on) --------------------------------------------------
     def on(self, event: str, listener: Listener | None = None) -> Any:
@@ -267,25 +294,53 @@ class QueueBase:
 
     def create_block(self, job: JobBase) -> Any:
         """A new job's arguments for ``plans.create``; on a sharded queue, with its shard."""
+        tracing.on_create(job)  # the trace context it carries, with the otel extra
         block = job.encode_create()
         if isinstance(self.keys, ShardedKeys):
-            return self.keys.pick(job.shard_key_value), block
+            return self._shard_of_new(job), block
         return block
+
+    def _shard_of_new(self, job: JobBase) -> int:
+        """A new job's shard: its dependencies' (which must share one: a script sees one
+        slot), else by its shard key or unique key (one key, one shard), else round robin."""
+        keys = self.keys
+        assert isinstance(keys, ShardedKeys)
+        if job.depends_ids:
+            shards = {(i - 1) % keys.count for i in job.depends_ids}
+            if len(shards) > 1:
+                raise InvalidArgument(
+                    "on a sharded queue a job's dependencies must be in one shard: create them "
+                    "with the same shard_key")
+            return shards.pop()
+        return keys.pick(job.shard_key_value or job.unique_key)
 
     def finish_bulk(self, results: list[Any], todo: list[int], ids: list[int]) -> list[Any]:
         for index, job_id in zip(todo, ids):
             job = results[index]
             job.id = job_id
-            job.state = "delayed" if job.delay_ms else "inactive"
+            self._created_state(job)
         if CREATED_HOOKS and ids:
-            self._count_created([results[index].type for index in todo[:len(ids)]])
+            self._count_created([results[index].type for index in todo[:len(ids)]
+                                 if not results[index].existing])
         return results
 
     def saved_new(self, job: JobBase) -> None:
         """A new job's create call answered (``job.id`` set): its state, and the count."""
-        job.state = "delayed" if job.delay_ms else "inactive"
-        if CREATED_HOOKS:
+        self._created_state(job)
+        if CREATED_HOOKS and not job.existing:
             self._count_created([job.type])
+
+    @staticmethod
+    def _created_state(job: JobBase) -> None:
+        """After create_jobs answered ``job.id``: minus an id means a live job held the unique
+        key (its state is not known here; ``refresh()`` reads it)."""
+        assert job.id is not None
+        if job.id < 0:
+            job.id, job.existing, job.state = -job.id, True, None
+        elif job.depends_ids:
+            job.state = "delayed"  # waiting (or, had a dependency failed, already failed)
+        else:
+            job.state = "delayed" if job.delay_ms else "inactive"
 
     def _count_created(self, job_types: list[str]) -> None:
         counts: dict[str, int] = {}

@@ -23,7 +23,7 @@ REMOVED: Final = "removed"
 # script name -> (from states, to states). Each script header's `transition:` line must say
 # the same; tests check both directions.
 TRANSITIONS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
-    "create_jobs": ((NEW,), ("inactive", "delayed")),
+    "create_jobs": ((NEW,), ("inactive", "delayed", "failed")),
     "update_job": ((ANY,), (SAME,)),
     "set_job_state": ((ANY,), STATES),
     "set_job_priority": ((ANY,), (SAME,)),
@@ -32,12 +32,16 @@ TRANSITIONS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "set_job_progress": ((ANY,), (SAME,)),
     "search_jobs": ((), ()),
     "open_queue": ((), ()),
+    "register_worker": ((), ()),  # the workers registry (kueatomic/presence.py): no job
     # repeatable jobs (kueatomic/repeats.py)
     "add_repeat": ((), ()),
     "scan_repeats": ((), ()),
     "remove_repeat": ((), ()),
     "fire_repeat": ((NEW,), ("inactive", "delayed")),
-    "register_worker": ((), ()),  # the workers registry (kueatomic/presence.py): no job
+    "cancel_job": (("inactive", "delayed", "active"), ("failed",)),
+    "clean_jobs": (("inactive", "delayed", "complete", "failed"), (REMOVED,)),
+    "retry_jobs": (("failed",), ("inactive",)),
+    "set_type_paused": ((), ()),
     # worker transitions (kueatomic/worker)
     "activate_jobs": (("inactive",), ("active",)),
     "complete_jobs": (("active",), ("complete", REMOVED)),

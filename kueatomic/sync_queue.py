@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from . import ops, repeats
+from . import lifecycle, ops, repeats
 from . import presence
 from .coalesce import Pending, hand_out
 from .connection import SYNC
@@ -225,6 +225,40 @@ class SyncQueue(QueueBase):
     def remove_repeat(self, name: str) -> bool:
         """Stop a repeatable job (jobs it created stay); False if there was none."""
         return self._run(repeats.remove(self.keys, name))
+
+    # --- ending and tidying jobs, pausing types (kueatomic/lifecycle.py) -------------------
+    def cancel(self, job_id: int | str, into: Job | None = None) -> Job:
+        """Cancel a job that has not ended (see ``Job.cancel``); the job after it."""
+        number = parse_job_id(job_id)
+        self._run(lifecycle.cancel(self.keys, number))
+        return self.get_job(number, into=into)
+
+    def clean(self, state: str, older_than_ms: int = 0, limit: int = 1000,
+              job_type: str | None = None) -> int:
+        """Remove up to ``limit`` jobs in ``state`` (inactive, delayed, complete, failed) that
+        entered it at least ``older_than_ms`` ago, of ``job_type`` or of every type; how many
+        went. Runs in short script calls, however many jobs the state holds."""
+        return self._run(lifecycle.clean(self.keys, state, older_than_ms, limit, job_type))
+
+    def retry_failed(self, job_type: str | None = None, limit: int = 1000) -> int:
+        """Put up to ``limit`` failed jobs back to inactive (the dashboard's restart, in
+        bulk); how many went."""
+        return self._run(lifecycle.retry_failed(self.keys, job_type, limit))
+
+    def pause_type(self, job_type: str) -> bool:
+        """Stop every worker of the queue from starting jobs of ``job_type`` (running ones
+        finish) until ``resume_type``; whether it was running before."""
+        return self._run(lifecycle.set_paused(self.keys, job_type, True))
+
+    def resume_type(self, job_type: str) -> bool:
+        return self._run(lifecycle.set_paused(self.keys, job_type, False))
+
+    def paused_types(self) -> list[str]:
+        return self._run(lifecycle.paused_types(self.keys))
+
+    def dependents(self, job_id: int | str) -> list[int]:
+        """Ids of the jobs created with ``depends_on`` this job."""
+        return self._run(lifecycle.dependents(self.keys, parse_job_id(job_id)))
 
     def check_format(self) -> int:
         """The queue's data-format version (``<prefix>:meta``, recorded on first use); raises

@@ -92,8 +92,7 @@ for n = 1, count do
   local id, token, duration, result = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]
   local key = job_key(prefix, id)
   local f = redis.call('HMGET', key, 'lease', 'type', 'state', 'priority',
-    'removeOnComplete', 'attempts', 'max_attempts', 'unique_key', 'has_dependents',
-    'keep_complete')
+    'removeOnComplete', 'attempts', 'max_attempts', 'on_end')
   if f[1] ~= token or not f[2] or not FROM[f[3]] then
     -- Not (or no longer) this token's job. A second copy of a job this call completed reads
     -- so too (its lease is gone): completed once. Else the retry of a completion noted
@@ -124,8 +123,7 @@ for n = 1, count do
     end
     jobs[#jobs + 1] = { id = id, key = key, type = f[2], state = 'active',
                         priority = finite(f[4]) or 0,
-                        set = set, remove = f[5] == 'true', result = result,
-                        unique_key = f[8], has_dependents = f[9], keep = f[10] }
+                        set = set, remove = f[5] == 'true', result = result, on_end = f[8] }
     work_time = work_time + ms
     statuses[n] = 1
   end
@@ -133,13 +131,16 @@ end
 move_many(prefix, jobs, 'complete', now, nil, true)
 local ends = end_keys(prefix, KEYS[3], KEYS[4], KEYS[5])
 for _, job in ipairs(jobs) do
+  -- A job with end rules (a unique key, dependents, a retention policy) marks its hash on_end;
+  -- only then are those fields read.
+  local rules = job.on_end and redis.call('HMGET', job.key, 'unique_key', 'has_dependents',
+    'keep_complete')
   if job.remove then delete_job(ends, job.id, job.type, 'complete') end
   local result = job.result
   if result == '' then result = 'null' end
   publish(prefix, job.id, 'complete', result .. ',null')
-  if job.unique_key or job.has_dependents or job.keep and not job.remove then
-    job_ended(ends, job.id, 'complete', job.unique_key, job.has_dependents,
-      not job.remove and job.keep, now)
+  if rules then
+    job_ended(ends, job.id, 'complete', rules[1], rules[2], not job.remove and rules[3], now)
   end
 end
 -- Kue INCRBYs per job, so the key exists (maybe "0") once any job completed.

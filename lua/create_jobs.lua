@@ -78,19 +78,23 @@ local function keep_ok(v)
   local age, kept = string.match(v, '^(%d*),(%d*)$')
   return age ~= nil and #v <= 34 and (age ~= '' or kept ~= '')
 end
--- Extra fields: name -> the check of its value (true when valid).
-local function text_upto(limit)
-  return function(v) return #v >= 1 and #v <= limit and is_utf8(v) end
+-- Extra fields: name -> the check of its value (true when valid). Built on first use: most
+-- calls have none, and every table and closure costs each call its allocation.
+local EXTRA
+local function extra_checks()
+  local function text_upto(limit)
+    return function(v) return #v >= 1 and #v <= limit and is_utf8(v) end
+  end
+  return {
+    unique_key = text_upto(1024),
+    depends_on = function(v) return #v <= 1700 and string.find(v, '^[1-9][%d,]*$') ~= nil end,
+    on_dependency_failure = function(v) return v == 'fail' or v == 'ignore' end,
+    keep_complete = keep_ok,
+    keep_failed = keep_ok,
+    traceparent = text_upto(512),
+    tracestate = text_upto(512),
+  }
 end
-local EXTRA = {
-  unique_key = text_upto(1024),
-  depends_on = function(v) return #v <= 1700 and string.find(v, '^[1-9][%d,]*$') ~= nil end,
-  on_dependency_failure = function(v) return v == 'fail' or v == 'ignore' end,
-  keep_complete = keep_ok,
-  keep_failed = keep_ok,
-  traceparent = text_upto(512),
-  tracestate = text_upto(512),
-}
 local extras = {}  -- job number -> its extra fields (name -> value), for jobs that have some
 local unique = KEYS[4]
 local held = {}  -- unique key -> the id holding it (a number; minus: the n-th job of the call)
@@ -111,9 +115,12 @@ for n = 1, count do
       'object, remove_on_complete "true" or "", n_texts, texts')
   end
   cursor = cursor + 9 + n_texts
-  local n_extra = int_arg(ARGV[cursor], 0, 8)
-  if not n_extra then return bad_args('job ' .. n .. ': n_extra must be 0..8') end
+  local n_extra = int_of(ARGV[cursor])
+  if not (n_extra and n_extra >= 0 and n_extra <= 8) then
+    return bad_args('job ' .. n .. ': n_extra must be 0..8')
+  end
   if n_extra > 0 then
+    EXTRA = EXTRA or extra_checks()
     local fields = {}
     for k = 1, n_extra do
       local name, value = ARGV[cursor + 2 * k - 1], ARGV[cursor + 2 * k]
@@ -200,7 +207,7 @@ for n = 1, count do
         elseif state ~= 'complete' and state ~= 'failed' then
           redis.call('SADD', waiting_key(prefix, id), parent)
           redis.call('SADD', dependents_key(prefix, parent), id)
-          redis.call('HSET', job_key(prefix, parent), 'has_dependents', '1')
+          redis.call('HSET', job_key(prefix, parent), 'has_dependents', '1', 'on_end', '1')
           waiting = true
         end
       end
@@ -217,6 +224,9 @@ for n = 1, count do
     if fields then
       for name, value in pairs(fields) do set[#set + 1], set[#set + 2] = name, value end
       if fields.unique_key then redis.call('HSET', unique, fields.unique_key, id) end
+      if fields.unique_key or fields.keep_complete or fields.keep_failed then
+        set[#set + 1], set[#set + 2] = 'on_end', '1'  -- complete_jobs reads the rest only then
+      end
     end
     local z = zid(id)
     local job = { id = id, zid = z, type = jtype, state = false, priority = priority,
@@ -232,7 +242,7 @@ for n = 1, count do
       cursor = cursor + 1
     end
   end
-  cursor = cursor + 1 + 2 * (int_arg(ARGV[cursor], 0, 8))
+  cursor = cursor + 1 + 2 * nums[ARGV[cursor]]
 end
 for jtype in pairs(types) do redis.call('SADD', KEYS[2], jtype) end
 for i = 1, #all_jobs, 4000 do  -- unpack() is limited by the C stack

@@ -5,6 +5,7 @@ rules in lua/lib/lifecycle.lua."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import textwrap
@@ -391,3 +392,30 @@ async def test_the_asyncio_queue_has_every_operation(make_aqueue: Any) -> None:
         assert await queue.resume_type("t")
     finally:
         await queue.close()
+
+
+# --- the CLI -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["real"], indirect=True)
+def test_kueatomic_clean_and_retry(backend: str) -> None:
+    queue = Queue("cli", backend)
+    try:
+        queue.create_bulk([{"type": "a"} for _ in range(6)])
+        for job_id in queue.inactive():
+            queue.get_job(job_id).failed()
+
+        def cli(*args: str) -> Any:
+            out = subprocess.run([sys.executable, "-m", "kueatomic", *args, "-r", backend,
+                                  "-q", "cli"], capture_output=True, text=True, timeout=60)
+            assert out.returncode == 0, out.stderr
+            return json.loads(out.stdout)
+
+        assert cli("retry", "--limit", "2") == {"retried": 2}
+        assert cli("clean", "failed", "--older-than", "3600000") == {"removed": 0}
+        assert cli("clean", "failed", "-t", "a") == {"removed": 4}
+        assert queue.counts()["inactive"] == 2 and queue.failed_count() == 0
+        bad = subprocess.run([sys.executable, "-m", "kueatomic", "clean", "active", "-r", backend],
+                             capture_output=True, text=True, timeout=60)
+        assert bad.returncode == 2 and "invalid choice" in bad.stderr
+    finally:
+        queue.close()

@@ -101,3 +101,24 @@ def shard_url(request: pytest.FixtureRequest) -> str:
     if request.param == "fake":
         return f"memory://rl-{time.monotonic_ns()}"
     return str(request.getfixturevalue("real_redis_url"))
+
+
+def test_a_queue_level_limit_applies_to_every_worker_of_the_queue(make_queue: Any) -> None:
+    queue = make_queue(rate_limits={"t": (15, 400)})
+    jobs = queue.create_bulk([{"type": "t"} for _ in range(45)])
+    worker = kueatomic.Worker(queue, upkeep_interval_ms=100)
+    worker.process("t", 10, lambda job: None)  # no rate_limit here: the queue's holds
+    worker.process("u", 1, lambda job: None, rate_limit=(1, 10))
+    assert [r.rate_limit for r in worker.registrations] == [(15, 400), (1, 10)]
+    worker.start()
+    try:
+        wait_for(lambda: queue.complete_count() == 45, timeout=20, what="all 45 complete")
+    finally:
+        worker.shutdown(timeout=2000)
+    assert windows_hold(starts_of(queue, [j.id for j in jobs]), 15, 400)
+
+
+def test_bad_queue_level_limits_are_refused(backend: str) -> None:
+    for bad in [{"t": (0, 10)}, {"": (1, 1)}, [("t", (1, 1))], {"t": "fast"}]:
+        with pytest.raises(InvalidArgument, match="rate_limit"):
+            Queue("q", backend, rate_limits=bad)

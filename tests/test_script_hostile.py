@@ -32,11 +32,18 @@ PREFIXES = [PREFIX, PREFIX, PREFIX, "q:x", "", "a b", "{q}", "x" * 65]
 TYPES = ["email", "video", "", "a:b", "claim", "é", b"\xc3\x28"]
 TEXTS = ["e", "é", b"\xff", b"\xed\xa0\x80"]  # error texts: UTF-8 or not (a surrogate)
 TOKENS = ["bench:1", "tok", "a:b:c", "", "x:1"]
+WORKER_IDS = ["kue:h:1:1", "kue:h:1:1", "w", "", "jobs", "a b", "x" * 201, "é"]
+HOSTS = ["h", "h", "", "é", b"\xff", "a\nb", "x" * 256]
 REPEAT_NAMES = ["r", "r", "s", "", "é", b"\xff"]  # seed() adds repeat r: spec {"a":1}, tick 1000
 SPECS = ['{"a":1}', '{"a":1}', '{"b":2}', "[1]", "{", "", b'{"a":"\xff"}']
 TICKS = ["1000", "1000", "2000", "0", "-1", "x", "", "1e3", "9007199254740993"]
-WORKER_IDS = ["kue:h:1:1", "kue:h:1:1", "w", "", "jobs", "a b", "x" * 201, "é"]
-HOSTS = ["h", "h", "", "é", b"\xff", "a\nb", "x" * 256]
+# create_jobs' extra fields: n_extra, then name/value pairs (well-formed and not)
+EXTRAS = [("0",), ("1", "unique_key", "u"), ("1", "unique_key", ""), ("1", "depends_on", "1"),
+          ("1", "depends_on", "99"), ("1", "depends_on", "1,1"), ("1", "depends_on", "1,"),
+          ("2", "depends_on", "2", "on_dependency_failure", "ignore"),
+          ("1", "keep_complete", ",2"), ("1", "keep_failed", "0,"), ("1", "keep_failed", ","),
+          ("1", "keep_complete", "-1,"), ("1", "traceparent", "00-ab-cd-01"), ("1", "x", "y"),
+          ("2", "unique_key", "u", "unique_key", "v"), ("9",), ("1", "unique_key")]
 
 
 def ids() -> st.SearchStrategy[str]:
@@ -52,25 +59,35 @@ def declared_keys(name: str, prefix: str, args: list[str]) -> list[str]:
     """The KEYS the header declares, built as the Python client builds them (prefix and, for
     per-type and per-job keys, the type or id in the args)."""
     job_id = args[1] if len(args) > 1 else "1"
+    ends = [f"{prefix}:unique", f"{prefix}:retained:complete", f"{prefix}:retained:failed"]
     by_script = {
-        "create_jobs": [f"{prefix}:ids", f"{prefix}:job:types", f"{prefix}:jobs"],
+        "create_jobs": [f"{prefix}:ids", f"{prefix}:job:types", f"{prefix}:jobs", *ends],
         "activate_jobs": [f"{prefix}:jobs:{args[1] if len(args) > 1 else 'email'}:inactive",
-                          f"{prefix}:leases"],
-        "complete_jobs": [f"{prefix}:leases", f"{prefix}:stats:work-time"],
-        "fail_jobs": [f"{prefix}:leases"],
+                          f"{prefix}:leases", f"{prefix}:paused"],
+        "complete_jobs": [f"{prefix}:leases", f"{prefix}:stats:work-time", *ends],
+        "fail_jobs": [f"{prefix}:leases", *ends],
         "renew_leases": [f"{prefix}:leases"],
         "reclaim_jobs": [f"{prefix}:leases"],
         "release_jobs": [f"{prefix}:leases"],
         "promote_delayed_jobs": [f"{prefix}:jobs:delayed", "promotion:lock"],
-        "recover_jobs": [f"{prefix}:leases", f"{prefix}:jobs:active", f"{prefix}:job:types"],
+        "recover_jobs": [f"{prefix}:leases", f"{prefix}:jobs:active", f"{prefix}:job:types",
+                         *ends],
         "set_job_state": [f"{prefix}:job:{job_id}", f"{prefix}:leases"],
         "set_job_priority": [f"{prefix}:job:{job_id}"],
         "set_job_progress": [f"{prefix}:job:{job_id}"],
         "update_job": [f"{prefix}:job:{job_id}"],
-        "remove_job": [f"{prefix}:job:{job_id}", f"{prefix}:job:{job_id}:log"],
+        "remove_job": [f"{prefix}:job:{job_id}", *ends],
+        "cancel_job": [f"{prefix}:job:{job_id}", *ends],
+        "clean_jobs": [f"{prefix}:jobs:{args[2]}:{args[1]}" if len(args) > 2 and args[2]
+                       else f"{prefix}:jobs:{args[1] if len(args) > 1 else 'complete'}", *ends],
+        "retry_jobs": [f"{prefix}:jobs:{args[1]}:failed" if len(args) > 1 and args[1]
+                       else f"{prefix}:jobs:failed"],
+        "set_type_paused": [f"{prefix}:paused"],
         "add_job_log": [f"{prefix}:job:{job_id}", f"{prefix}:job:{job_id}:log"],
         "search_jobs": [f"{prefix}:searchtmpkey"],
         "open_queue": [f"{prefix}:meta"],
+        "register_worker": [f"{prefix}:workers",
+                            f"{prefix}:worker:{args[1] if len(args) > 1 else 'w'}"],
         "add_repeat": [f"{prefix}:repeats", f"{prefix}:repeats:next"],
         "scan_repeats": [f"{prefix}:repeats", f"{prefix}:repeats:next"],
         "remove_repeat": [f"{prefix}:repeats", f"{prefix}:repeats:next",
@@ -78,8 +95,6 @@ def declared_keys(name: str, prefix: str, args: list[str]) -> list[str]:
         "fire_repeat": [f"{prefix}:repeats", f"{prefix}:repeats:next",
                         f"{prefix}:repeats:last", f"{prefix}:ids", f"{prefix}:job:types",
                         f"{prefix}:jobs"],
-        "register_worker": [f"{prefix}:workers",
-                            f"{prefix}:worker:{args[1] if len(args) > 1 else 'w'}"],
     }
     return by_script[name]
 
@@ -106,7 +121,8 @@ def hand_calls(draw: st.DrawFn) -> tuple[str, list[str], list[str]]:
                                 draw(st.sampled_from(NUMBERS)), draw(st.sampled_from(NUMBERS)),
                                 draw(st.sampled_from(NUMBERS)), draw(st.sampled_from(NUMBERS)),
                                 draw(st.sampled_from(BACKOFFS)),
-                                draw(st.sampled_from(["", "true", "yes"])), "0"],
+                                draw(st.sampled_from(["", "true", "yes"])), "0",
+                                *draw(st.sampled_from(EXTRAS))],
         "activate_jobs": lambda: [draw(st.sampled_from(TYPES)), draw(st.sampled_from(NUMBERS)),
                                   "w", draw(st.sampled_from(TOKENS)),
                                   draw(st.sampled_from(NUMBERS)),
@@ -135,9 +151,18 @@ def hand_calls(draw: st.DrawFn) -> tuple[str, list[str], list[str]]:
                                draw(st.sampled_from(NUMBERS)), draw(st.sampled_from(NUMBERS)),
                                draw(st.sampled_from(BACKOFFS)), draw(st.sampled_from(["", "true"]))],
         "remove_job": lambda: [draw(ids())],
+        "cancel_job": lambda: [draw(ids())],
+        "clean_jobs": lambda: [draw(st.sampled_from(["complete", "failed", "inactive", "delayed",
+                                                     "active", "x"])),
+                               draw(st.sampled_from(["", *TYPES])),
+                               *(draw(st.sampled_from(NUMBERS)) for _ in range(4))],
+        "retry_jobs": lambda: [draw(st.sampled_from(["", *TYPES])), draw(st.sampled_from(NUMBERS))],
+        "set_type_paused": lambda: [draw(st.sampled_from(TYPES)),
+                                    draw(st.sampled_from(["1", "", "0"]))],
         "add_job_log": list,
         "search_jobs": lambda: [draw(st.text(max_size=10))],
         "open_queue": lambda: [draw(st.sampled_from(NUMBERS))],
+        "register_worker": lambda: worker_args(draw),
         "add_repeat": lambda: [draw(st.sampled_from(REPEAT_NAMES)),
                                draw(st.sampled_from(["", *SPECS])), draw(st.sampled_from(SPECS)),
                                draw(st.sampled_from(TICKS)), draw(st.sampled_from(["", "keep", "x"]))],
@@ -154,7 +179,6 @@ def hand_calls(draw: st.DrawFn) -> tuple[str, list[str], list[str]]:
                                 *draw(st.sampled_from([("0",), ("1", "1000"), ("2", "1000", "1500"),
                                                        ("2", "1500", "1000"), ("1", "x"),
                                                        ("1", "9007199254740991"), ("101",)]))],
-        "register_worker": lambda: worker_args(draw),
     }
     args = [prefix, *shapes[name]()]
     if name == "add_job_log":

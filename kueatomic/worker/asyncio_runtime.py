@@ -12,6 +12,7 @@ stopped, so its registration moves on to a new thread pool.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,7 @@ from ..routing import AsyncRoutedDriver, clients_of
 from ..sync_queue import SyncQueue
 from . import calls, loops
 from .base import WorkerBase, log
+from .context import RUNNING_JOB
 from .core import ENDED, STICKY, STOP, WorkerCore
 from .registration import ABANDONED, InFlight, Registration
 
@@ -77,6 +79,7 @@ class Worker(WorkerBase):
                                             socket_timeout=self.settings.reply_timeout_ms / 1000)
         self._spawn(self._drive("flush", loops.flush_loop, (self.core,)), self._loops)
         self._spawn(self._drive("upkeep", loops.housekeeping_loop, (self.core,)), self._loops)
+        self._listen_for_cancels(self._on_loop)  # its signals are the loop's asyncio.Events
         self._log_start()
 
     def _registered(self, reg: Registration) -> None:
@@ -230,14 +233,17 @@ class Worker(WorkerBase):
             return
         reg = record.reg
         args = (record.job, reg.ctx) if reg.wants_ctx else (record.job,)
+        if reg.wants_ctx:
+            RUNNING_JOB.set(record)  # ctx.cancelled's job; this task's context, copied below
         start = time.perf_counter()
         payload: Any
         try:
             if reg.is_async:
                 value = await reg.handler(*args)
             else:
-                value = await asyncio.get_running_loop().run_in_executor(reg.slots, reg.handler,
-                                                                          *args)
+                run = contextvars.copy_context().run if reg.wants_ctx else None
+                value = await asyncio.get_running_loop().run_in_executor(
+                    reg.slots, *((run, reg.handler) if run else (reg.handler,)), *args)
             ok, payload = True, calls.encode_result(value)
         except asyncio.CancelledError:
             if record.stage == ABANDONED:

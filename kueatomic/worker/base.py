@@ -12,7 +12,8 @@ from . import control
 from .context import WorkerContext
 from .core import Observer, WorkerCore
 from .heartbeat import Heartbeat, worker_entry_id
-from .registration import Registration, check_process_args, check_rate_limit
+from ..queue_base import check_rate_limit
+from .registration import Registration, check_process_args
 from .settings import WorkerSettings
 
 log = logging.getLogger("kueatomic.worker")
@@ -40,6 +41,24 @@ class WorkerBase:
         self.started = False
         # This worker's id in the workers registry (queue.workers(); worker/heartbeat.py).
         self.registry_id = worker_entry_id()
+        self._cancel_listener: Callable[..., None] | None = None
+
+    def _listen_for_cancels(self, deliver: Callable[..., None]) -> None:
+        """Tell the core of every ``cancel`` event (lua/cancel_job.lua), through ``deliver``
+        (the runtime's way of calling into the core from the events thread), so a cancelled
+        job this worker runs is stopped at once rather than at its next lease renewal. One
+        subscription per queue, shared with job.wait() and the queue's listeners."""
+        if self._cancel_listener is not None:
+            return
+
+        def seen(job_id: Any, *args: Any) -> None:
+            core = self.core
+            if core is not None and isinstance(job_id, int):
+                deliver(core.cancel_seen, job_id)
+
+        self._cancel_listener = seen
+        self.queue.events.on("job cancel", seen)
+        self.queue._ensure_subscriber()
 
     def _heartbeat(self) -> Heartbeat | None:
         """A new core's heartbeat (None with ``heartbeat_interval_ms=0``)."""
@@ -70,7 +89,9 @@ class WorkerBase:
                 return fn
             return decorate
         reg = self._registration(job_type, concurrency, handler, lease_ms, batch)
-        reg.rate_limit = check_rate_limit(rate_limit)
+        # The process() call's limit, else the queue's for the type (Queue(rate_limits=...)).
+        reg.rate_limit = (check_rate_limit(rate_limit)
+                          or getattr(self.queue, "rate_limits", {}).get(reg.job_type))
         reg.ctx = WorkerContext(self, reg)
         self.registrations.append(reg)
         control.deferring(self)  # the CLI finds the workers a module registers handlers on

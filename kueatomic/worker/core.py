@@ -195,12 +195,12 @@ class WorkerCore(HousekeepingRules):
         self.format_due: float | None = 0.0 if check_format else None
         self.fatal: BaseException | None = None
         self.observer = observer or NO_OBSERVER
-        # Repeatable jobs are fired by upkeep passes (kueatomic/repeats.py).
-        self.scheduler = Scheduler(keys, clock) if upkeep and settings.repeats else None
         # The workers registry entry and the activity counts (worker/heartbeat.py), if any.
         self.heartbeat = heartbeat
         if heartbeat is not None:
             self.observer = Observers(self.observer, heartbeat)
+        # Repeatable jobs are fired by upkeep passes (kueatomic/repeats.py).
+        self.scheduler = Scheduler(keys, clock) if upkeep and settings.repeats else None
 
     # --- registrations ------------------------------------------------------------------
     def add(self, reg: Registration) -> None:
@@ -311,8 +311,7 @@ class WorkerCore(HousekeepingRules):
                 reg.free -= claim.want  # stop_claiming freed them: hold them again, as below
             reg.free += claim.want - len(records)
             reg.empty_claims = 0 if records else reg.empty_claims + 1
-            if reg.rate_limit is not None:
-                self._rate_read(reg, reply, now)
+            self._rate_read(reg, reply, now)  # a full rate window, or a paused type
             for record in records:
                 self.inflight[record.id] = record
                 if record.load_error is not None:
@@ -386,6 +385,15 @@ class WorkerCore(HousekeepingRules):
             reg.empty_claims = 0
             keys = self.layouts[reg.shard_cursor % len(self.layouts)]
         return calls.wait_for_token(keys, (reg.job_type,), min(block_ms, SHARD_WAIT_MS))
+
+    def cancel_seen(self, job_id: int) -> None:
+        """A ``cancel`` event named a job (lua/cancel_job.lua): if this worker runs it, renew
+        now, so its lost lease stops the handler at once instead of at the next renewal."""
+        with self.lock:
+            if job_id not in self.inflight:
+                return
+            self.next_renew = self.clock()
+        self.signal(WAKE)
 
     # --- running handlers -----------------------------------------------------------------
     def start(self, record: InFlight) -> bool:

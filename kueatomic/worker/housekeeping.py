@@ -63,8 +63,8 @@ class HousekeepingRules:
     renewals_failing: bool
     format_due: float | None
     fatal: BaseException | None
-    scheduler: Scheduler | None  # fires repeatable jobs in upkeep passes
     heartbeat: Any  # worker/heartbeat.py's Heartbeat, or None
+    scheduler: Scheduler | None  # fires repeatable jobs in upkeep passes
 
     def loop_ok(self, name: str) -> None:
         raise NotImplementedError
@@ -289,6 +289,9 @@ class HousekeepingRules:
                 return False  # finished: the flush tells whether it was written
             if self.inflight.get(record.id) is record:
                 del self.inflight[record.id]
+            cancelled = record.cancel_event
+        if cancelled is not None:
+            cancelled.set()  # the handler's ctx.cancelled: the job is no longer ours
         self._signal_slots(record.reg)
         self._report(LeaseLost(
             f"job {record.id} ({record.reg.job_type}): the lease was lost while "

@@ -7,6 +7,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from .. import tracing
 from ..errors import InvalidArgument
 from . import calls
 
@@ -42,20 +43,6 @@ def check_process_args(job_type: Any, concurrency: Any) -> tuple[str, int]:
     return job_type, concurrency
 
 
-def check_rate_limit(rate: Any) -> tuple[int, int] | None:
-    """``rate_limit=(limit, window_ms)``: at most ``limit`` jobs started per ``window_ms``."""
-    if rate is None:
-        return None
-    try:
-        limit, window_ms = rate
-    except (TypeError, ValueError):
-        raise InvalidArgument(f"rate_limit must be (limit, window_ms), not {rate!r}") from None
-    for name, value in (("limit", limit), ("window_ms", window_ms)):
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**53 - 1:
-            raise InvalidArgument(f"rate_limit {name} must be an integer >= 1, not {value!r}")
-    return limit, window_ms
-
-
 class Registration:
     """The worker of one ``process()`` call: ``concurrency`` slots for one job type.
 
@@ -68,9 +55,9 @@ class Registration:
                  lease_ms: int, batch: int) -> None:
         self.job_type = job_type
         self.concurrency = concurrency
-        self.handler = handler
         self.wants_ctx = handler_wants_ctx(handler)
         self.is_async = is_async_handler(handler)
+        self.handler = tracing.traced(handler, self.is_async)  # a span per run (otel extra)
         self.lease_ms = lease_ms
         self.batch = batch
         self.worker_id = calls.worker_id(job_type)

@@ -22,6 +22,7 @@ from ..driver import SyncDriver
 from ..routing import SyncRoutedDriver, clients_of
 from . import calls, control, loops
 from .base import WorkerBase, log
+from .context import RUNNING_JOB
 from .core import ENDED, STICKY, STOP, WorkerCore
 from .registration import InFlight, Registration
 
@@ -75,6 +76,7 @@ class Worker(WorkerBase):
                                             socket_timeout=self.settings.reply_timeout_ms / 1000)
         self._threads = [self._thread("flush", loops.flush_loop, self.core),
                          self._thread("upkeep", loops.housekeeping_loop, self.core)]
+        self._listen_for_cancels(lambda fn, *args: fn(*args))  # the core takes its own lock
         self._log_start()
 
     def _registered(self, reg: Registration) -> None:
@@ -211,6 +213,8 @@ class Worker(WorkerBase):
             if not core.start(record):
                 continue
             record.handle = me
+            if wants_ctx:
+                RUNNING_JOB.set(record)  # ctx.cancelled's job
             start = clock()
             payload: Any
             try:
