@@ -18,8 +18,15 @@ MODULES: dict[str, tuple[str, ...]] = {
 
 
 def missing(extra: str) -> list[str]:
-    """The modules of ``extra`` that cannot be imported here."""
-    return [name for name in MODULES[extra] if importlib.util.find_spec(name) is None]
+    """The modules of ``extra`` that cannot be imported here (found without importing them)."""
+    return [name for name in MODULES[extra] if not _findable(name)]
+
+
+def _findable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # an import hook refusing it, a broken half-install
+        return False
 
 
 def require(extra: str, feature: str) -> None:
