@@ -206,6 +206,8 @@ def read_scan(reply: Any, unreadable: set[str] | None = None) -> tuple[int, list
     entries = []
     for i in range(1, len(items) - 2, 3):
         name, tick, text = items[i], int(float(items[i + 1])), items[i + 2]
+        if unreadable is not None and text in unreadable:
+            continue
         try:
             spec = loads_or_raw(text)
             if not isinstance(spec, dict):
@@ -333,7 +335,8 @@ class Scheduler:
         self.clock = clock
         self.entries: list[Entry] = []
         self.offset_ms: float | None = None  # server ms - clock ms
-        self.unreadable: set[str] = set()
+        self.unreadable: set[str] = set()  # spec texts that cannot be fired
+        self.sent: list[Entry] = []  # the entries of the fire calls of the pass in flight
         self.fired = 0  # jobs this scheduler created
 
     def server_now(self) -> int | None:
@@ -341,20 +344,24 @@ class Scheduler:
 
     def requests(self) -> list[Request]:
         now = self.server_now()
-        out: list[Request] = []
-        if now is not None:
-            out = [fire_call(self.keys, e.name, e.text, e.spec, e.tick, now)
-                   for e in self.entries if e.tick <= now]
+        self.sent = [] if now is None else [e for e in self.entries if e.tick <= now]
+        out: list[Request] = [fire_call(self.keys, e.name, e.text, e.spec, e.tick, now)
+                              for e in self.sent if now is not None]
         out.append(scan_call(self.keys))
         return out
 
     def read(self, replies: Sequence[Any]) -> BaseException | None:
         """The pass's replies (fires, then the scan); the first error, if any."""
         failure: BaseException | None = None
-        for reply in replies[:-1]:
+        for entry, reply in zip(self.sent, replies[:-1]):
             try:
                 _, ids = read_fire(reply)
-            except Exception as exc:  # noqa: BLE001 - reported by the upkeep
+            except InvalidArgument as exc:  # a spec the script refuses: never fired again
+                self.unreadable.add(entry.text)
+                log.warning("repeat %r: fire_repeat refuses its spec, so it is not fired: %s",
+                            entry.name, exc)
+                continue
+            except Exception as exc:  # noqa: BLE001 - reported by the upkeep (an outage...)
                 failure = failure or exc
                 continue
             if ids:

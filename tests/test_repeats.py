@@ -19,7 +19,7 @@ import pytest
 import kueatomic
 from kueatomic import InvalidArgument, Queue, repeats
 from kueatomic.cli import main as cli_main
-from kueatomic.ops import single
+from kueatomic.ops import Call, single
 
 from .invariants import check_invariants
 from .keydump import dump_keys
@@ -254,6 +254,48 @@ def test_a_sharded_queue_keeps_repeats_and_their_jobs_in_shard_0(make_queue: Any
     assert len(ids) >= 2 and all((i - 1) % 3 == 0 for i in ids)  # shard 0's ids
     assert {queue.get_job(i).fields["repeat"] for i in ids} == {name}
     assert [r["name"] for r in queue.repeats()] == [name]
+
+
+# --- the scheduler (sans I/O, its clock injected) ----------------------------------------
+
+def test_the_scheduler_fires_due_ticks_and_says_when_the_next_comes(
+        queue: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [100.0]
+    scheduler = repeats.Scheduler(queue.keys, lambda: clock[0])
+    queue.driver.load_all()  # else a first EVALSHA's NOSCRIPT retry runs after the scan
+    name = queue.repeat("report", every=1000, catch_up_ms=5000)["name"]
+    now = server_now(queue)
+    set_next_tick(queue, name, now - now % 1000 - 3000)
+
+    def run_pass() -> list[str]:
+        batch = scheduler.requests()
+        assert scheduler.read(queue.driver.execute(list(batch))) is None
+        return [call.script for call in batch]
+
+    assert run_pass() == ["scan_repeats"]  # no server clock known yet: nothing fired
+    assert scheduler.wait_s() == 0.0  # the recorded tick is due
+    assert run_pass() == ["fire_repeat", "scan_repeats"]
+    assert scheduler.fired == len(repeat_jobs(queue, name)) >= 3
+    wait = scheduler.wait_s()
+    assert wait is not None and 0 < wait <= 1.0
+    assert run_pass() == ["scan_repeats"]  # the clock has not moved: the next is not due
+    clock[0] += 30  # the clock runs ahead of the server: the script refuses the early tick
+    assert run_pass() == ["fire_repeat", "scan_repeats"]
+    assert scheduler.fired == len(repeat_jobs(queue, name))
+
+    # A spec the script refuses is left out from then on, without failing the upkeep.
+    clock[0] -= 30
+    set_next_tick(queue, name, now - 1000)
+    assert run_pass() == ["scan_repeats"]  # (the clock went back) sees the due tick
+    original = repeats.fire_call
+
+    def refused(*args: Any) -> Call:  # priority "x"
+        call = original(*args)
+        return Call(call.script, call.keys, (*call.args[:9], "x", *call.args[10:]))
+
+    monkeypatch.setattr(repeats, "fire_call", refused)
+    assert run_pass() == ["fire_repeat", "scan_repeats"]
+    assert run_pass() == ["scan_repeats"] and scheduler.wait_s() is None
 
 
 # --- workers ------------------------------------------------------------------------------
