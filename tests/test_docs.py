@@ -17,7 +17,7 @@ NOT_YET: set[str] = set()  # files still allowed to name the old document: none
 
 PLACEHOLDERS = {"job_id": "<id>", "state": "<state>", "job_type": "<type>", "token": "<token>",
                 "code": "<CODE>", "worker_id": "<worker id>", "minute": "<minute>"}
-NOT_KEYS = {"for_job", "zset", "layouts", "kue_locks"}  # return Keys / compose the others
+NOT_KEYS = {"for_job", "zset", "layouts", "kue_locks", "end_keys"}  # Keys, or composed of others
 
 
 def repo_files() -> list[Path]:
