@@ -181,3 +181,26 @@ def test_kueatomic_jobs_run_on_a_node_kue_worker(node: KueNode, queue: Queue) ->
     assert names(ours, delayed.id)[:2] == ["promotion", "enqueue"]
     check_invariants(queue.client, PREFIX)
     assert progress == [(50, {"step": 1}), (100, {"step": 2})]
+
+
+def test_node_kue_sees_valid_jobs_with_kueatomic_additions(node: KueNode, queue: Queue) -> None:
+    """Unique keys, retention policies and dependencies are hash fields and keys Node Kue
+    ignores: its worker runs such jobs, and its promoter leaves a job waiting for a dependency
+    in delayed (promote_at is never due)."""
+    from .invariants import check_invariants
+
+    blocker = queue.create("held", {}).save()  # nobody processes "held"
+    waiting = queue.create("nd", {"n": 0}).depends_on(blocker).save()
+    unique = queue.create("nd", {"n": 1}).unique("only-one").remove_on_complete({"count": 5}).save()
+    assert queue.create("nd", {"n": 2}).unique("only-one").save().existing
+    lines = node.run("process", type="nd", ids=[unique.id], concurrency=1, timeout=30000)
+    assert not any(line.get("timeout") for line in lines), lines
+    done = queue.get_job(unique.id)
+    assert done.state == "complete" and done.result == {"by": "node"}
+    assert lines[-1]["jobs"][str(unique.id)]["state"] == "complete"
+    # Node completed it (no end rules ran), yet the key is free: only a live holder counts.
+    assert not queue.create("nd", {"n": 3}).unique("only-one").save().existing
+    still = queue.get_job(waiting.id)
+    assert still.state == "delayed" and still.promote_at == 2**53 - 1
+    queue.watch_stuck_jobs(interval=100)
+    check_invariants(queue.client, PREFIX)
