@@ -208,6 +208,8 @@ class WorkerCore(HousekeepingRules):
         sleeping housekeeping loop look again, so a shorter lease is not renewed too late)."""
         with self.lock:
             self.regs.append(reg)
+            if self.heartbeat is not None:  # the registry lists its type at once
+                self.heartbeat.next_at = 0.0
             self.stopped = False
             if self.upkeep_allowed and self.upkeep_interval_ms is None:
                 self.upkeep_interval_ms = self.settings.upkeep_interval_ms
