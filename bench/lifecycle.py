@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import kueatomic  # noqa: E402
-from kueatomic import Queue  # noqa: E402
-from tests.redis_server import RedisServer  # noqa: E402
+import kueatomic
+from kueatomic import Queue
+from tests.redis_server import RedisServer
 
 
 def rate(url: str, jobs: int, limit: int, window_ms: int) -> None:

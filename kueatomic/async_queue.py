@@ -13,8 +13,7 @@ from typing import Any
 
 import redis
 
-from . import lifecycle, ops, repeats, scripts
-from . import presence
+from . import lifecycle, ops, presence, repeats, scripts
 from .coalesce import Pending, hand_out
 from .codec import format_log
 from .connection import ASYNC

@@ -14,6 +14,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "embedded": ("fakeredis", "lupa"),
     "metrics": ("prometheus_client",),
     "otel": ("opentelemetry",),
+    "cron": ("cronsim",),
 }
 
 

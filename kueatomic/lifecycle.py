@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .codec import to_text, encodable
+from .codec import encodable, to_text
 from .errors import InvalidArgument
 from .keyspace import Keys
 from .ops import Call, Plan, Read, single, unwrap

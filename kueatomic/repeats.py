@@ -22,11 +22,11 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cronsim import CronSim, CronSimError
 
 from . import backoff as _backoff
 from .codec import MAX_MS, dumps, encodable, loads_or_raw, to_text
 from .errors import InvalidArgument, KueError
+from .extras import require
 from .job import JobBase
 from .keyspace import Keys
 from .ops import Call, Plan, Read, Request, decode_hash, unwrap
@@ -148,6 +148,9 @@ def next_tick(spec: dict[str, Any], after_ms: int) -> int | None:
     if every:
         return (after_ms // int(every) + 1) * int(every)
     start = _dt.datetime.fromtimestamp(after_ms / 1000, zone(spec["tz"]))
+    require("cron", "a cron schedule (queue.repeat(cron=...))")
+    from cronsim import CronSim, CronSimError  # the cron extra: a worker needs only redis-py
+
     try:
         # cronsim answers the first time strictly after ``start`` (cron ticks are whole
         # seconds): its microseconds are dropped, then it steps one second at least.

@@ -11,8 +11,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from . import lifecycle, ops, repeats
-from . import presence
+from . import lifecycle, ops, presence, repeats
 from .coalesce import Pending, hand_out
 from .connection import SYNC
 from .driver import SyncDriver

@@ -99,7 +99,8 @@ def test_a_retried_job_keeps_its_key(queue: Queue) -> None:
 
 def test_bad_unique_keys_are_refused(queue: Queue) -> None:
     for bad in ["", "x" * 1025, 5, None, "\udc80"]:
-        refused_writes_nothing(queue, lambda: queue.create("t").unique(bad).save(), "unique key")
+        refused_writes_nothing(queue, lambda bad=bad: queue.create("t").unique(bad).save(),
+                               "unique key")
     assert queue.create("t").unique("é" * 512).save().id  # 1024 bytes
 
 
@@ -156,7 +157,7 @@ def test_bad_dependencies_are_refused(queue: Queue) -> None:
     refused_writes_nothing(queue, lambda: queue.create("c").depends_on([99]).save(),
                            "dependency 99 does not exist")
     for bad in ([], [0], ["x"], [1.5], [True], list(range(1, 102))):
-        refused_writes_nothing(queue, lambda: queue.create("c").depends_on(bad), "depend")
+        refused_writes_nothing(queue, lambda bad=bad: queue.create("c").depends_on(bad), "depend")
     refused_writes_nothing(queue, lambda: queue.create("c").depends_on([1], on_failure="maybe"),
                            "on_failure")
 
@@ -213,9 +214,10 @@ def test_remove_on_complete_by_age_and_on_fail(queue: Queue) -> None:
 def test_bad_retention_policies_are_refused(queue: Queue) -> None:
     for bad in [{"age": -1}, {"count": -5}, {}, {"age": 1.5}, {"age": "1"}, {"keep": 3},
                 {"age": True}]:
-        refused_writes_nothing(queue, lambda: queue.create("t").remove_on_complete(bad),
+        refused_writes_nothing(queue, lambda bad=bad: queue.create("t").remove_on_complete(bad),
                                "retention")
-        refused_writes_nothing(queue, lambda: queue.create("t").remove_on_fail(bad), "retention")
+        refused_writes_nothing(queue, lambda bad=bad: queue.create("t").remove_on_fail(bad),
+                               "retention")
 
 
 def test_clean_and_retry_failed(queue: Queue) -> None:
@@ -406,7 +408,7 @@ def test_kueatomic_clean_and_retry(backend: str) -> None:
 
         def cli(*args: str) -> Any:
             out = subprocess.run([sys.executable, "-m", "kueatomic", *args, "-r", backend,
-                                  "-q", "cli"], capture_output=True, text=True, timeout=60)
+                                  "-q", "cli"], capture_output=True, text=True, timeout=60, check=False)
             assert out.returncode == 0, out.stderr
             return json.loads(out.stdout)
 
@@ -415,7 +417,21 @@ def test_kueatomic_clean_and_retry(backend: str) -> None:
         assert cli("clean", "failed", "-t", "a") == {"removed": 4}
         assert queue.counts()["inactive"] == 2 and queue.failed_count() == 0
         bad = subprocess.run([sys.executable, "-m", "kueatomic", "clean", "active", "-r", backend],
-                             capture_output=True, text=True, timeout=60)
+                             capture_output=True, text=True, timeout=60, check=False)
         assert bad.returncode == 2 and "invalid choice" in bad.stderr
     finally:
         queue.close()
+
+
+# --- the JSON API's job card ----------------------------------------------------------------
+
+def test_the_job_route_lists_dependencies_and_dependents(queue: Queue, backend: str) -> None:
+    from .web_helpers import client_for, make_app
+
+    parent = queue.create("t").save()
+    child = queue.create("c").depends_on(parent).save()
+    with client_for(make_app("async", queue, backend)) as client:
+        parent_card = client.get(f"/job/{parent.id}").json()
+        child_card = client.get(f"/job/{child.id}").json()
+    assert parent_card["dependents"] == [child.id] and "depends_on" not in parent_card
+    assert child_card["depends_on"] == [parent.id] and child_card["state"] == "delayed"

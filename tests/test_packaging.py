@@ -127,13 +127,12 @@ def _name(requirement: str) -> str:
     return requirement.lower().replace("_", "-")
 
 
-def test_the_core_needs_only_redis_and_cronsim_and_all_is_every_feature_extra() -> None:
+def test_the_core_needs_only_redis_and_all_is_every_feature_extra() -> None:
     project = _project()
     extras_table: dict[str, list[str]] = project["optional-dependencies"]  # type: ignore[assignment]
-    # redis-py, and cronsim (pure Python, no dependencies: the cron schedules of repeatable
-    # jobs, which every worker's upkeep fires); each feature needing more is an extra
+    # redis-py; each feature needing more is an extra (cron schedules: the cron extra)
     core = {_name(r) for r in project["dependencies"]}  # type: ignore[attr-defined]
-    assert core == {"redis", "cronsim"}
+    assert core == {"redis"}
     features = set(extras.MODULES)
     assert features <= set(extras_table)
     union = sorted({r for extra in features for r in extras_table[extra]})

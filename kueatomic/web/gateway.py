@@ -12,7 +12,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from .. import ops
-from .. import presence
+from .. import lifecycle, presence
 from ..async_queue import AsyncQueue
 from ..codec import to_text
 from ..errors import InvalidPriority, InvalidRange, JobNotFound
@@ -148,7 +148,10 @@ class Gateway:
         fields = await self.run(ops.get_hash(self.keys.for_job(job_id), job_id))
         if fields is None:
             raise JobNotFound(f'job "{as_text}" doesnt exist')
-        return self._job(job_id, fields).to_json(id_as_string=True)
+        body = self._job(job_id, fields).to_json(id_as_string=True)
+        if fields.get("has_dependents"):  # kueatomic's addition: the jobs waiting for this one
+            body["dependents"] = await self.run(lifecycle.dependents(self.keys, job_id))
+        return body
 
     async def log(self, job_id: int, as_text: str) -> list[str]:
         lines = await self.run(job_log_plan(self.keys.for_job(job_id), job_id))

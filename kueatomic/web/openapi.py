@@ -36,6 +36,22 @@ _SEARCH_KEYS = {"type": "array", "items": {"type": "string"},
                 "description": "dotted paths into data to index for search"}
 _TIMESTAMP = {"type": "string", "pattern": "^-?[0-9]+$", "description": "ms, as Redis holds it"}
 
+_RETENTION = {
+    "type": "object", "additionalProperties": False, "minProperties": 1,
+    "description": "kueatomic addition: keep such jobs at most `age` ms, and the newest `count`",
+    "properties": {"age": {"type": "integer", "minimum": 0, "maximum": MAX_MS},
+                   "count": {"type": "integer", "minimum": 0, "maximum": MAX_MS}},
+}
+_REMOVE_ON_COMPLETE = {"anyOf": [{"not": {"type": "object"}}, _RETENTION],
+                       "description": "truthy: remove the job once complete; or a retention policy"}
+_REMOVE_ON_FAIL = {"anyOf": [{"type": "boolean"}, _RETENTION],
+                   "description": "kueatomic addition: true removes the job once it failed for "
+                                  "good; or a retention policy"}
+_DEPENDS_ON = {"type": "array", "minItems": 1, "maxItems": 100, "uniqueItems": True,
+               "items": {"type": "integer", "minimum": 1, "maximum": MAX_PRIORITY},
+               "description": "kueatomic addition: ids of jobs that must complete first "
+                              "(each must exist: else 400)"}
+
 _SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -120,8 +136,15 @@ _SCHEMAS: dict[str, Any] = {
             "backoff": _ref("Backoff"),
             "searchKeys": _SEARCH_KEYS,
             "search_keys": _SEARCH_KEYS,
-            "removeOnComplete": {"description": "truthy: remove the job once complete"},
-            "remove_on_complete": {"description": "truthy: remove the job once complete"},
+            "removeOnComplete": _REMOVE_ON_COMPLETE,
+            "remove_on_complete": _REMOVE_ON_COMPLETE,
+            "removeOnFail": _REMOVE_ON_FAIL,
+            "remove_on_fail": _REMOVE_ON_FAIL,
+            "unique": {"type": "string", "minLength": 1, "maxLength": 256,
+                       "description": "kueatomic addition: while a job with this key is inactive, "
+                                      "delayed or active, the same key answers that job"},
+            "dependsOn": _DEPENDS_ON,
+            "depends_on": _DEPENDS_ON,
             "shardKey": _SHARD_KEY,
             "shard_key": _SHARD_KEY,
         },

@@ -241,9 +241,12 @@ class Worker(WorkerBase):
             if reg.is_async:
                 value = await reg.handler(*args)
             else:
-                run = contextvars.copy_context().run if reg.wants_ctx else None
-                value = await asyncio.get_running_loop().run_in_executor(
-                    reg.slots, *((run, reg.handler) if run else (reg.handler,)), *args)
+                loop = asyncio.get_running_loop()
+                if reg.wants_ctx:  # in this task's context, where ctx.cancelled finds its job
+                    run = contextvars.copy_context().run
+                    value = await loop.run_in_executor(reg.slots, run, reg.handler, *args)
+                else:
+                    value = await loop.run_in_executor(reg.slots, reg.handler, *args)
             ok, payload = True, calls.encode_result(value)
         except asyncio.CancelledError:
             if record.stage == ABANDONED:

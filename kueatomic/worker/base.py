@@ -8,11 +8,11 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import InvalidArgument
+from ..queue_base import check_rate_limit
 from . import control
 from .context import WorkerContext
 from .core import Observer, WorkerCore
 from .heartbeat import Heartbeat, worker_entry_id
-from ..queue_base import check_rate_limit
 from .registration import Registration, check_process_args
 from .settings import WorkerSettings
 
