@@ -100,8 +100,13 @@ class Heartbeat(Observer):
         self.sent = False  # a call went out: there may be an entry to remove at the end
         self.done = False  # deregistered
         self.on_way: Beat | None = None  # the beat a housekeeping pass carries
-        self._lock = threading.Lock()  # the counts: slot threads and the loop add to them
-        self._counts = [0] * len(presence.COUNT_FIELDS)
+        # The counts, without a lock on the jobs' path: each thread that counts (slot threads,
+        # the event loop) adds to a tally of its own, which only it writes; a heartbeat sums
+        # the tallies and sends what grew since the last batch.
+        self._local = threading.local()
+        self._tallies: list[list[int]] = []
+        self._lock = threading.Lock()  # guards _tallies (a new thread's tally joins it)
+        self._taken = [0] * len(presence.COUNT_FIELDS)
 
     @classmethod
     def from_settings(cls, settings: Any, worker_id: str | None = None) -> Heartbeat | None:
@@ -111,28 +116,45 @@ class Heartbeat(Observer):
         return cls(interval, settings.heartbeat_ttl_ms or 3 * interval, worker_id)
 
     # --- Observer: the counts -------------------------------------------------------------
+    def _tally(self) -> list[int]:
+        try:
+            return self._local.tally  # type: ignore[no-any-return]
+        except AttributeError:
+            tally = self._local.tally = [0] * len(presence.COUNT_FIELDS)
+            with self._lock:
+                self._tallies.append(tally)
+            return tally
+
     def started(self, record: InFlight) -> None:
         wait = wait_ms(record.fields)
         if wait is not None:
-            with self._lock:
-                self._counts[2] += wait
-                self._counts[3] += 1
+            tally = self._tally()
+            tally[2] += wait
+            tally[3] += 1
 
     def finished(self, record: InFlight, ok: bool, duration_ms: int | None) -> None:
+        tally = self._tally()
+        tally[0 if ok else 1] += 1
+        if duration_ms is not None:
+            tally[4] += max(0, duration_ms)
+            tally[5] += 1
+
+    def _totals(self) -> list[int]:
         with self._lock:
-            self._counts[0 if ok else 1] += 1
-            if duration_ms is not None:
-                self._counts[4] += max(0, duration_ms)
-                self._counts[5] += 1
+            tallies = list(self._tallies)
+        if not tallies:
+            return [0] * len(self._taken)
+        return [sum(column) for column in zip(*tallies)]
 
     def _take(self) -> Batch:
-        with self._lock:
-            counts, self._counts = self._counts, [0] * len(self._counts)
+        """What was counted since the last batch (the tallies only grow)."""
+        totals = self._totals()
+        counts = [now - before for now, before in zip(totals, self._taken)]
+        self._taken = totals
         return Batch(calls.claim_token(), counts)
 
     def _counting(self) -> bool:
-        with self._lock:
-            return any(self._counts)
+        return self._totals() != self._taken
 
     # --- the calls ------------------------------------------------------------------------
     def due(self, now: float) -> bool:
