@@ -29,9 +29,11 @@ from kueatomic.ops import single
 from kueatomic.presence import COUNT_FIELDS, register_call
 from kueatomic.scripts import registry
 from kueatomic.worker.core import Observer
+from kueatomic.worker.episodes import Episode
 from kueatomic.worker.heartbeat import Heartbeat
 from kueatomic.worker.settings import WorkerSettings
 
+from .fault_proxy import FaultProxy, evalsha_of
 from .test_worker_async import until
 from .test_worker_sync import FAST, wait_for
 from .web_helpers import client_for, make_app
@@ -531,3 +533,51 @@ def test_a_worker_process_killed_leaves_after_its_ttl(tmp_path: Path, real_redis
             proc.kill()
             proc.wait(10)
         queue.close()
+
+
+# --- faults on the way (tests/fault_proxy.py) --------------------------------------------------
+
+@pytest.mark.real_redis
+@pytest.mark.parametrize("fault", ["drop", "cut"])
+def test_a_lost_heartbeat_reply_counts_once(fault: str, proxy: FaultProxy,
+                                            real_redis_url: str) -> None:
+    """The heartbeat carrying 20 completions has its reply lost after Redis ran it: the
+    worker sends the same batch again and the script adds it once."""
+    reader = Queue("lost", real_redis_url)  # straight to the server, never through the proxy
+    queue = Queue("lost", proxy.url)
+    worker = Worker(queue, **{**BEAT, "heartbeat_interval_ms": 1000, "reply_timeout_ms": 300})
+    worker.process("email", 4, lambda job: None)
+    try:
+        worker.start()
+        wait_for(reader.workers, what="the first heartbeat")  # the next one is a second away
+        match = evalsha_of(registry()["register_worker"].sha)
+        if fault == "drop":
+            proxy.drop_reply(match, count=1)
+        else:
+            proxy.cut_mid_reply(match, count=1)
+        queue.create_bulk([{"type": "email"} for _ in range(20)])
+        wait_for(lambda: reader.counts()["complete"] == 20, what="the jobs done")
+        wait_for(lambda: proxy.dropped + proxy.cut >= 1, what="the reply lost")
+        wait_for(lambda: totals(reader.activity(3)) == (20, 0), what="the counts in")
+        time.sleep(1.2)  # another heartbeat: nothing more
+        assert totals(reader.activity(3)) == (20, 0)
+    finally:
+        worker.shutdown()
+        queue.close()
+    assert totals(reader.activity(3)) == (20, 0) and reader.workers() == []
+    reader.close()
+
+
+def test_no_farewell_while_housekeeping_fails(queue: Queue) -> None:
+    """A stop while Redis is away does not wait for it: the entry expires with its ttl."""
+    beat = Heartbeat(1000, 3000, "kue:t:1:1")
+    core = FakeCore(queue)
+    beat.read(beat.beat(core, 0.0), [1, 1, 1])
+    failing = Episode("housekeeping", lambda *args: None)
+    failing.failed(RedisUnavailable("away"), 1.0)
+    core.episodes = {"housekeeping": failing}  # type: ignore[attr-defined]
+    assert beat.farewell(core) is None
+    core.episodes = {}  # type: ignore[attr-defined]
+    bye = beat.farewell(core)
+    assert bye is not None and bye.call.args[2] == 0  # ttl 0
+    assert beat.farewell_read(bye, [1, 1, 1]) and beat.farewell(core) is None

@@ -209,10 +209,13 @@ class Heartbeat(Observer):
             self.pending = None  # refused as a bug: it would be refused again
 
     def farewell(self, core: Any) -> Beat | None:
-        """The deregistration call of a clean stop, or None (nothing was ever registered,
-        or it is done)."""
+        """The deregistration call of a clean stop, or None: nothing was ever registered, it
+        is done, or housekeeping is failing (a stop must not wait for Redis to come back)."""
         if self.done or not self.sent:
             return None
+        episode = getattr(core, "episodes", {}).get("housekeeping")
+        if episode is not None and episode.since is not None:
+            return None  # housekeeping is failing (Redis away): the entry expires with its ttl
         with core.lock:
             return self.beat(core, core.clock(), ttl_ms=0)
 

@@ -134,7 +134,7 @@ def housekeeping_loop(core: WorkerCore) -> Loop:
     yield from farewell(core)
 
 
-FAREWELL_TRIES = 3
+FAREWELL_TRIES = 2
 
 
 def farewell(core: WorkerCore) -> Loop:
