@@ -67,6 +67,17 @@ def wait_ms(fields: dict[str, str]) -> int | None:
     return max(0, started - since)
 
 
+MAX_TYPES = 1000  # what register_worker.lua takes, each type at most 512 bytes of UTF-8
+
+
+def listable(job_type: str) -> bool:
+    """A type the script lists (any other would make every heartbeat a refused call)."""
+    try:
+        return len(job_type.encode("utf-8")) <= 512
+    except UnicodeEncodeError:
+        return False
+
+
 class Batch:
     """Counts on their way: kept, with their token, until Redis answered for them."""
 
@@ -169,7 +180,7 @@ class Heartbeat(Observer):
         batch = self.pending
         regs = [r for r in core.regs if not r.closed]
         busy = sum(1 for r in core.inflight.values() if r.stage == RUNNING)
-        types = sorted({r.job_type for r in regs})
+        types = [t for t in sorted({r.job_type for r in regs}) if listable(t)][:MAX_TYPES]
         call = presence.register_call(
             core.keys, self.id, self.ttl_ms if ttl_ms is None else ttl_ms, self.host, self.pid,
             sum(r.concurrency for r in regs), busy, self.started_at, batch.token, batch.counts,
