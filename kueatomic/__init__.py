@@ -35,7 +35,17 @@ from .sync_queue import SyncQueue
 from .worker import WorkerContext, WorkerSettings
 from .worker.threaded import Worker
 
-__version__ = "0.1.0"
+def _installed_version() -> str:
+    """The version pyproject.toml gives (one home for it), as the installed metadata says."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("kueatomic")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "0+unknown"
+
+
+__version__ = _installed_version()
 
 
 def create_queue(**options: Any) -> Queue:

@@ -29,15 +29,10 @@ def version_text() -> str:
     """``kueatomic <version> (data format <n>)``: the installed distribution's version (from
     its metadata, so it is the one pip installed) and the Redis data format it reads and
     writes (``<prefix>:meta`` field ``format``)."""
-    from importlib.metadata import PackageNotFoundError, version
-
+    from . import __version__
     from .states import DATA_FORMAT
 
-    try:
-        installed = version("kueatomic")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        from . import __version__ as installed
-    return f"kueatomic {installed} (data format {DATA_FORMAT})"
+    return f"kueatomic {__version__} (data format {DATA_FORMAT})"
 
 
 def build_parser() -> argparse.ArgumentParser:
