@@ -7,15 +7,11 @@ import argparse
 import json
 from typing import Any
 
-from ..queue import Queue
-from .credentials import add_redis_options, redis_url
+from .queue_args import add_queue_options, open_queue
 
 
 def _queue_options(parser: argparse.ArgumentParser) -> None:
-    add_redis_options(parser)
-    parser.add_argument("-q", "--prefix", default="q", help="queue prefix (default q)")
-    parser.add_argument("--shards", type=int, default=None,
-                        help="the queue's number of shards, if it is sharded")
+    add_queue_options(parser)
     parser.add_argument("-t", "--type", default=None, help="only jobs of this type")
     parser.add_argument("--limit", type=int, default=1000, help="at most this many (default 1000)")
 
@@ -40,7 +36,7 @@ def register(subparsers: Any) -> None:
 
 
 def run_clean(args: argparse.Namespace) -> int:
-    queue = Queue(args.prefix, redis_url(args), shards=args.shards)
+    queue = open_queue(args)
     try:
         removed = queue.clean(args.state, args.older_than, args.limit, args.type)
     finally:
@@ -50,7 +46,7 @@ def run_clean(args: argparse.Namespace) -> int:
 
 
 def run_retry(args: argparse.Namespace) -> int:
-    queue = Queue(args.prefix, redis_url(args), shards=args.shards)
+    queue = open_queue(args)
     try:
         retried = queue.retry_failed(args.type, args.limit)
     finally:

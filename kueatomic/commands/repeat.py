@@ -9,9 +9,8 @@ import json
 from typing import Any
 
 from ..errors import InvalidArgument
-from ..queue import Queue
 from ..repeats import DEFAULT_CATCH_UP_MS
-from .credentials import add_redis_options, redis_url
+from .queue_args import add_queue_options, open_queue
 
 
 def register(subparsers: Any) -> None:
@@ -35,10 +34,7 @@ def register(subparsers: Any) -> None:
     remove = actions.add_parser("remove", help="remove a repeatable job by name")
     remove.add_argument("name")
     for sub in (add, actions.choices["list"], remove):
-        add_redis_options(sub)
-        sub.add_argument("-q", "--prefix", default="q", help="queue prefix (default q)")
-        sub.add_argument("--shards", type=int, default=None,
-                         help="the queue's number of shards, if it is sharded")
+        add_queue_options(sub)
     parser.set_defaults(func=run)
 
 
@@ -52,7 +48,7 @@ def _json(text: str | None, option: str) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    queue = Queue(args.prefix, redis_url(args), shards=args.shards)
+    queue = open_queue(args)
     try:
         if args.action == "add":
             out: Any = queue.repeat(args.type, every=args.every, cron=args.cron, tz=args.tz,

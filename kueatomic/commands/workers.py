@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..presence import MAX_MINUTES
-from ..queue import Queue
-from .credentials import add_redis_options, redis_url
+from .queue_args import add_queue_options, open_queue
 
 COLUMNS = ("ID", "HOST", "PID", "TYPES", "BUSY", "STARTED", "HEARTBEAT")
 
@@ -23,10 +22,7 @@ COLUMNS = ("ID", "HOST", "PID", "TYPES", "BUSY", "STARTED", "HEARTBEAT")
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("workers", help="list the live workers of a queue",
                                    description=__doc__)
-    add_redis_options(parser)
-    parser.add_argument("-q", "--prefix", default="q", help="queue prefix (default q)")
-    parser.add_argument("--shards", type=int, default=None,
-                        help="the queue's number of shards, if it is sharded")
+    add_queue_options(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--activity", type=int, default=0, metavar="MINUTES",
                         help=f"also the counts of the last MINUTES minutes (1..{MAX_MINUTES})")
@@ -34,7 +30,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    queue = Queue(args.prefix, redis_url(args), shards=args.shards)
+    queue = open_queue(args)
     try:
         found = queue.workers()
         series = queue.activity(args.activity) if args.activity else None
