@@ -13,11 +13,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..errors import KueError
-from ..states import parse_state
+from ..codec import MAX_MS
+from ..errors import InvalidArgument, KueError
 from ..presence import parse_minutes
+from ..states import parse_state
 from .body import is_empty, read_json
-from .errors import SearchDisabled
+from .errors import RepeatNotFound, SearchDisabled
 from .gateway import Gateway, job_number, parse_api_priority, parse_bound, parse_order
 from .responses import KueJSONResponse
 
@@ -155,6 +156,94 @@ async def create_job(request: Request) -> Response:
     return _json(answer, status)
 
 
+# --- operator actions (kueatomic's additions: bulk retry and clean, pausing a type, cancel,
+# repeatable jobs); each is one engine plan (kueatomic/lifecycle.py, kueatomic/repeats.py),
+# whose own checks answer bad values with InvalidArgument (400).
+
+async def _options(request: Request, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """The body as an object with only ``allowed`` keys; an empty body is ``{}``."""
+    body = await read_json(request, request.app.state.max_body_bytes)
+    if is_empty(body):
+        return {}
+    if not isinstance(body, dict):
+        raise InvalidArgument(f"the body must be a JSON object, not {type(body).__name__}")
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise InvalidArgument(f"unknown fields {unknown}; this route takes {', '.join(allowed)}")
+    return body
+
+
+async def retry_failed(request: Request) -> Response:
+    """Failed jobs (of ``type``, or of every type) back to inactive, ``limit`` at most."""
+    body = await _options(request, ("type", "limit"))
+    retried = await _gateway(request).retry_failed(body.get("type"), body.get("limit", 1000))
+    return _json({"retried": retried})
+
+
+async def clean(request: Request) -> Response:
+    """Remove jobs in ``state`` that entered it at least ``older_than_ms`` ago."""
+    body = await _options(request, ("state", "older_than_ms", "limit", "type"))
+    if "state" not in body:
+        raise InvalidArgument("clean needs a state: inactive, delayed, complete or failed")
+    older = body.get("older_than_ms", 0)
+    if isinstance(older, int) and older > MAX_MS:  # the engine checks the rest
+        raise InvalidArgument(f"older_than_ms must be at most {MAX_MS}, not {older}")
+    removed = await _gateway(request).clean(body["state"], older,
+                                            body.get("limit", 1000), body.get("type"))
+    return _json({"removed": removed})
+
+
+def _paused_type(request: Request) -> str:
+    job_type: str = request.path_params["type"]
+    if ":" in job_type:  # create() refuses such a type, so no job of it can exist
+        raise InvalidArgument(f"{job_type!r} is not a job type (types have no ':')")
+    return job_type
+
+
+async def pause_type(request: Request) -> Response:
+    job_type = _paused_type(request)
+    await _gateway(request).set_paused(job_type, True)
+    return _json({"type": job_type, "paused": True})
+
+
+async def resume_type(request: Request) -> Response:
+    job_type = _paused_type(request)
+    await _gateway(request).set_paused(job_type, False)
+    return _json({"type": job_type, "paused": False})
+
+
+async def paused_types(request: Request) -> Response:
+    return _json(await _gateway(request).paused_types())
+
+
+async def cancel(request: Request) -> Response:
+    text = request.path_params["id"]
+    job = await _gateway(request).cancel(job_number(text), text)
+    return _json({"message": f"job {text} cancelled", "state": job.get("state")})
+
+
+async def list_repeats(request: Request) -> Response:
+    return _json(await _gateway(request).repeats())
+
+
+REPEAT_FIELDS = ("name", "type", "every", "cron", "tz", "data", "options", "catch_up_ms")
+
+
+async def add_repeat(request: Request) -> Response:
+    body = await _options(request, REPEAT_FIELDS)
+    if "type" not in body:
+        raise InvalidArgument("a repeat needs a job type")
+    args = {key: body[key] for key in REPEAT_FIELDS if body.get(key) is not None}
+    return _json(await _gateway(request).repeat(args.pop("type"), **args))
+
+
+async def remove_repeat(request: Request) -> Response:
+    name = request.path_params["name"]
+    if not await _gateway(request).remove_repeat(name):
+        raise RepeatNotFound(f"no repeatable job named {name!r}")
+    return _json({"message": f"repeat {name} removed"})
+
+
 # Kue's registration order (docs/redis-layout.md §7); the first match wins, so /job/search and
 # /job/types come before /job/{id}. A range is "<from>..<to>" inside one path segment.
 ROUTES = [
@@ -178,6 +267,15 @@ ROUTES = [
     Route("/job/{id}", remove, methods=["DELETE"]),
     Route("/job", create_job, methods=["POST"]),
     Route("/inactive/{id}", inactive, methods=["GET"]),
+    Route("/jobs/failed/retry", retry_failed, methods=["POST"]),
+    Route("/jobs/clean", clean, methods=["POST"]),
+    Route("/types/paused", paused_types, methods=["GET"]),
+    Route("/types/{type}/pause", pause_type, methods=["POST"]),
+    Route("/types/{type}/resume", resume_type, methods=["POST"]),
+    Route("/job/{id}/cancel", cancel, methods=["POST"]),
+    Route("/repeats", list_repeats, methods=["GET"]),
+    Route("/repeats", add_repeat, methods=["POST"]),
+    Route("/repeats/{name:path}", remove_repeat, methods=["DELETE"]),
 ]
 # Routes that change state on a safe method (Kue's restart): the guard (web/guard.py) holds
 # them to the same-origin rule of unsafe methods.

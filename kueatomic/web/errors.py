@@ -13,6 +13,12 @@ class UnsupportedMediaType(InvalidArgument):
     http_status = 415
 
 
+class RepeatNotFound(KueError):
+    """``DELETE /repeats/{name}`` of a name no repeatable job has."""
+
+    http_status = 404
+
+
 class SearchDisabled(KueError):
     """The queue was made with ``disable_search=True``; a valid request the server's set-up
     cannot answer, so 409 rather than 400."""

@@ -11,8 +11,8 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from .. import ops
-from .. import lifecycle, presence
+from .. import lifecycle, ops, presence
+from .. import repeats as repeat_plans
 from ..async_queue import AsyncQueue
 from ..codec import to_text
 from ..errors import InvalidPriority, InvalidRange, JobNotFound
@@ -182,3 +182,37 @@ class Gateway:
         for index, job_id in zip(todo, ids):
             results[index] = job_id
         return results
+
+    # --- operator actions (kueatomic/lifecycle.py, kueatomic/repeats.py) --------------------
+    async def cancel(self, job_id: int, as_text: str) -> dict[str, Any]:
+        """Cancel a job that has not ended (lua/cancel_job.lua); the job after it."""
+        await self.run(lifecycle.cancel(self.keys, job_id))
+        return await self.job(job_id, as_text)
+
+    async def retry_failed(self, job_type: str | None, limit: int) -> int:
+        return await self.run(lifecycle.retry_failed(self.keys, job_type, limit))
+
+    async def clean(self, state: str, older_than_ms: int, limit: int,
+                    job_type: str | None) -> int:
+        return await self.run(lifecycle.clean(self.keys, state, older_than_ms, limit, job_type))
+
+    async def set_paused(self, job_type: str, paused: bool) -> None:
+        await self.run(lifecycle.set_paused(self.keys, job_type, paused))
+
+    async def paused_types(self) -> list[str]:
+        return await self.run(lifecycle.paused_types(self.keys))
+
+    async def repeats(self) -> list[dict[str, Any]]:
+        return await self.run(repeat_plans.listing(self.keys))
+
+    async def repeat(self, job_type: Any, every: Any = None, cron: Any = None, tz: Any = "UTC",
+                     data: Any = None, name: Any = None, options: Any = None,
+                     catch_up_ms: Any = repeat_plans.DEFAULT_CATCH_UP_MS) -> dict[str, Any]:
+        """``queue.repeat``: its arguments checked (InvalidArgument) before anything is
+        written."""
+        plan = self.queue.repeat_plan(job_type, every, cron, tz, data, name, options,
+                                      catch_up_ms)
+        return await self.run(plan)
+
+    async def remove_repeat(self, name: str) -> bool:
+        return await self.run(repeat_plans.remove(self.keys, name))

@@ -52,6 +52,38 @@ _DEPENDS_ON = {"type": "array", "minItems": 1, "maxItems": 100, "uniqueItems": T
                "description": "kueatomic addition: ids of jobs that must complete first "
                               "(each must exist: else 400)"}
 
+# Fields of the plain form: a number, "*" or "*/step" (a day of the month <= 28, so every
+# expression matching has a tick soon).
+_CRON_FIELDS = ("[1-5]?[0-9]", "(1?[0-9]|2[0-3])", "([1-9]|1[0-9]|2[0-8])", "([1-9]|1[0-2])",
+                "[0-6]")
+_CRON = "^" + " ".join(f"(\\*(/[1-9])?|{field})" for field in _CRON_FIELDS) + "$"
+
+
+def _repeat_spec(schedule: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["type", schedule],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 200,
+                     "description": "default: from the type and schedule; the same name "
+                                    "replaces the repeat"},
+            "type": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[^:]+$"},
+            schedule: schema,
+            "tz": {"type": "string", "enum": ["UTC", "Europe/Paris", "America/New_York"],
+                   "default": "UTC", "description": "an IANA time zone (any zoneinfo has)"},
+            "data": {"description": "each job's data"},
+            "options": {"type": "object", "additionalProperties": False,
+                        "description": "job options",
+                        "properties": {"priority": {"type": "integer", "minimum": -15,
+                                                    "maximum": 15},
+                                       "attempts": {"type": "integer", "minimum": 1,
+                                                    "maximum": 100}}},
+            "catch_up_ms": {"type": "integer", "minimum": 1000, "maximum": MAX_MS},
+        },
+    }
+
+
 _SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -177,6 +209,31 @@ _SCHEMAS: dict[str, Any] = {
                             "description": "claimed jobs' mean wait; null without one"},
             "run_ms_avg": {"type": "number", "nullable": True,
                            "description": "handlers' mean duration; null without one"},
+        },
+    },
+    "RepeatSpec": {
+        "description": "kueatomic addition: queue.repeat's arguments; exactly one of every "
+                       "and cron",
+        "oneOf": [_repeat_spec("every", {
+            "type": "integer", "minimum": 1000, "maximum": MAX_MS,
+            "description": "ms; ticks at multiples of it since the epoch"}),
+                  _repeat_spec("cron", {
+            "type": "string", "pattern": _CRON,
+            "description": "a cron expression (any that cronsim takes: ranges, lists, names; "
+                           "the pattern shows the plain forms)"})],
+    },
+    "Repeat": {
+        "type": "object",
+        "description": "kueatomic addition: a repeatable job (times in ms)",
+        "required": ["name", "type"],
+        "properties": {
+            "name": {"type": "string"}, "type": {"type": "string", "nullable": True},
+            "every": {"type": "integer", "nullable": True},
+            "cron": {"type": "string", "nullable": True},
+            "tz": {"type": "string", "nullable": True},
+            "data": {}, "options": {"type": "object", "nullable": True},
+            **{name: {"type": "integer", "nullable": True}
+               for name in ("catch_up_ms", "next_at", "last_at", "created_at")},
         },
     },
     "Backoff": {
@@ -309,6 +366,81 @@ def _paths() -> dict[str, Any]:
                            "description": "{}: nothing to create (204)"}]}}}})},
         "/inactive/{id}": {"get": _get("restart: move the job to inactive (queued)",
                                        {"200": _MESSAGE, "404": _NOT_FOUND}, [_ID])},
+        **_operator_paths(),
+    }
+
+
+_TYPE_NAME = {"type": "string", "minLength": 1, "pattern": "^[^:]+$"}
+_PAUSED_TYPE = {**_TYPE, "description": "a job type (one without '/' can be reached)",
+                "schema": {"type": "string", "minLength": 1, "pattern": "^[^/:]+$"}}
+_LIMIT = {"type": "integer", "minimum": 1, "default": 1000}
+_BAD_BODY = _error("a bad field or value in the body")
+
+
+def _body(schema: dict[str, Any], required: bool) -> dict[str, Any]:
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
+
+
+def _counted(name: str, description: str) -> dict[str, Any]:
+    return _json({"type": "object", "required": [name],
+                  "properties": {name: {"type": "integer", "minimum": 0}}}, description)
+
+
+def _paused(description: str) -> dict[str, Any]:
+    return _json({"type": "object", "required": ["type", "paused"],
+                  "properties": {"type": {"type": "string"}, "paused": {"type": "boolean"}}},
+                 description)
+
+
+def _operator_paths() -> dict[str, Any]:
+    """kueatomic's additions for operators (the dashboard's bulk actions, pause, cancel and
+    repeats)."""
+    return {
+        "/jobs/failed/retry": {"post": _get(
+            "kueatomic addition: failed jobs (of a type, or all) back to inactive",
+            {"200": _counted("retried", "how many went back"), "400": _BAD_BODY},
+            requestBody=_body({"type": "object", "additionalProperties": False, "properties": {
+                "type": _TYPE_NAME, "limit": _LIMIT}}, False))},
+        "/jobs/clean": {"post": _get(
+            "kueatomic addition: remove jobs that entered a state at least older_than_ms ago",
+            {"200": _counted("removed", "how many were removed"), "400": _BAD_BODY},
+            requestBody=_body({"type": "object", "required": ["state"],
+                               "additionalProperties": False, "properties": {
+                                   "state": {"type": "string", "enum": ["inactive", "delayed",
+                                                                        "complete", "failed"]},
+                                   "older_than_ms": {"type": "integer", "minimum": 0, "maximum": MAX_MS},
+                                   "limit": _LIMIT, "type": _TYPE_NAME}}, True))},
+        "/types/paused": {"get": _get(
+            "kueatomic addition: the types no worker starts jobs of",
+            {"200": _json({"type": "array", "items": {"type": "string"}}, "paused types")})},
+        "/types/{type}/pause": {"post": _get(
+            "kueatomic addition: no worker starts jobs of this type (running ones finish)",
+            {"200": _paused("paused"), "400": _error("not a job type"), "404": _NO_ROUTE}, [_PAUSED_TYPE])},
+        "/types/{type}/resume": {"post": _get(
+            "kueatomic addition: workers start jobs of this type again",
+            {"200": _paused("running"), "400": _error("not a job type"), "404": _NO_ROUTE},
+            [_PAUSED_TYPE])},
+        "/job/{id}/cancel": {"post": _get(
+            "kueatomic addition: cancel a job that has not ended (it ends failed, "
+            "\"Cancelled\", never retried)",
+            {"200": _json({"type": "object", "required": ["message", "state"],
+                           "properties": {"message": {"type": "string"},
+                                          "state": {"type": "string"}}}, "cancelled"),
+             "404": _NOT_FOUND, "409": _error("the job has already ended")}, [_ID])},
+        "/repeats": {
+            "get": _get("kueatomic addition: every repeatable job, by name",
+                        {"200": _json({"type": "array", "items": _ref("Repeat")}, "repeats")}),
+            "post": _get(
+                "kueatomic addition: create (or replace, by name) a repeatable job",
+                {"200": _json(_ref("Repeat"), "the repeat as listed"), "400": _BAD_BODY,
+                 "413": _error("data too large")},
+                requestBody=_body(_ref("RepeatSpec"), True)),
+        },
+        "/repeats/{name}": {"delete": _get(
+            "kueatomic addition: stop a repeatable job (the jobs it made stay)",
+            {"200": _MESSAGE, "404": _error("no repeat of this name")},
+            [{"name": "name", "in": "path", "required": True,
+              "schema": {"type": "string", "minLength": 1, "maxLength": 1000}}])},
     }
 
 
