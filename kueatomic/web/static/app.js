@@ -7,6 +7,8 @@
 (function () {
   const STATES = ["inactive", "active", "failed", "complete", "delayed"];
   const STATE_LABELS = { inactive: "Queued", active: "Active", failed: "Failed", complete: "Complete", delayed: "Delayed" };
+  const COUNT_LABELS = { inactive: "queued", active: "active", failed: "failed", complete: "complete", delayed: "delayed" };
+  const CANCELLABLE = ["inactive", "delayed", "active"];
   const PRIORITIES = { critical: -15, high: -10, medium: -5, normal: 0, low: 10 };
   const PAGE = 20;
   const SEARCH_LIMIT = 50; // each match is one GET /job/:id per poll
@@ -14,7 +16,8 @@
   const body = document.body;
   const POLL_MS = Math.max(250, Number(body.dataset.poll) || 1000);
   const SEARCH_ON = body.dataset.search === "on";
-  const $ = (id) => document.getElementById(id);
+  const { $, enc, api, el, setText, toast, pretty, ms, ago, duration, when, plural,
+    confirmAction, reportHealth, currentView, showView } = window.Kue;
 
   const params = new URLSearchParams(location.search);
   const view = {
@@ -28,75 +31,12 @@
   const rows = new Map(); // job id (string) -> <li>
   let stats = null;
   let typeStats = {};
+  let paused = new Set(); // types no worker starts jobs of (GET types/paused)
   let generation = 0; // bumps whenever the view changes, so stale answers are dropped
   let polling = false;
   let timer = null;
 
-  // --- HTTP --------------------------------------------------------------------------------
-  async function api(path, method) {
-    const response = await fetch(path, { method: method || "GET", headers: { Accept: "application/json" }, cache: "no-store" });
-    let payload = null;
-    const text = await response.text();
-    if (text) {
-      try { payload = JSON.parse(text); } catch (e) { payload = { error: text.slice(0, 200) }; }
-    }
-    if (!response.ok) {
-      const error = new Error((payload && payload.error) || response.status + " " + response.statusText);
-      error.status = response.status;
-      throw error;
-    }
-    return payload;
-  }
-  const enc = encodeURIComponent;
-
-  // --- small DOM helpers (text only) -------------------------------------------------------
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
-  function setText(node, text) {
-    const value = text === undefined || text === null ? "" : String(text);
-    if (node.textContent !== value) node.textContent = value;
-  }
-  function toast(message, bad) {
-    const node = el("div", "toast" + (bad ? " bad" : ""), message);
-    $("toasts").appendChild(node);
-    setTimeout(() => node.remove(), bad ? 6000 : 3000);
-  }
-  function pretty(value) {
-    if (typeof value === "string") return value;
-    try { return JSON.stringify(value, null, 2); } catch (e) { return String(value); }
-  }
-
   // --- formatting --------------------------------------------------------------------------
-  function ms(value) { const n = Number(value); return Number.isFinite(n) && value !== "" ? n : null; }
-  function ago(value) {
-    const t = ms(value);
-    if (t === null) return "";
-    const s = Math.round((Date.now() - t) / 1000);
-    if (s < -1) return "in " + span(-s);
-    if (s < 2) return "just now";
-    return span(s) + " ago";
-  }
-  function span(seconds) {
-    if (seconds < 60) return seconds + "s";
-    if (seconds < 3600) return Math.floor(seconds / 60) + "m " + (seconds % 60) + "s";
-    if (seconds < 86400) return Math.floor(seconds / 3600) + "h " + Math.floor((seconds % 3600) / 60) + "m";
-    return Math.floor(seconds / 86400) + "d " + Math.floor((seconds % 86400) / 3600) + "h";
-  }
-  function duration(value) {
-    const n = ms(value);
-    if (n === null) return "";
-    if (n < 1000) return n + " ms";
-    if (n < 60000) return (n / 1000).toFixed(n < 10000 ? 2 : 1) + " s";
-    return span(Math.round(n / 1000));
-  }
-  function when(value) {
-    const t = ms(value);
-    return t === null ? "" : new Date(t).toLocaleString() + " (" + ago(value) + ")";
-  }
   function priorityLabel(value) {
     for (const [name, number] of Object.entries(PRIORITIES)) if (number === value) return name + " (" + value + ")";
     return "priority " + value;
@@ -107,6 +47,10 @@
       return typeof data.title === "string" ? data.title : pretty(data.title);
     }
     return "";
+  }
+  function firstLine(text) {
+    const line = String(text || "").split("\n").find((l) => l.trim()) || "";
+    return line.length > 200 ? line.slice(0, 200) + "…" : line;
   }
   function percent(job) { return Math.max(0, Math.min(100, Number(job.progress) || 0)); }
 
@@ -122,6 +66,8 @@
     renderTypes();
   }
 
+  // Each type: its name, a paused badge and toggle, and its counts labelled by state name (a
+  // state without jobs is left out, so the line stays short).
   function renderTypes() {
     const names = Object.keys(typeStats).sort();
     $("no-types").hidden = names.length > 0;
@@ -132,27 +78,44 @@
       if (!li) {
         li = el("li");
         li.dataset.type = name;
-        const button = el("button");
+        const button = el("button", "type-select");
         button.type = "button";
-        button.appendChild(el("span", "type-name", name));
+        const head = el("span", "type-head");
+        head.appendChild(el("span", "type-name", name));
+        head.appendChild(el("span", "paused-badge", "paused"));
+        button.appendChild(head);
         const counts = el("span", "type-counts");
         for (const state of STATES) {
-          const item = el("span");
-          item.title = STATE_LABELS[state];
+          const item = el("span", "count-" + state);
+          item.dataset.state = state;
           item.appendChild(el("i", "c-" + state));
           item.appendChild(el("b", "", "0"));
-          item.dataset.state = state;
+          item.appendChild(el("span", "label", " " + COUNT_LABELS[state]));
           counts.appendChild(item);
         }
         button.appendChild(counts);
         button.addEventListener("click", () => setType(view.type === name ? "" : name));
         li.appendChild(button);
+        const toggle = el("button", "pause-toggle");
+        toggle.type = "button";
+        toggle.addEventListener("click", () => togglePause(name));
+        li.appendChild(toggle);
       }
       if (list.children[index] !== li) list.insertBefore(li, list.children[index] || null);
       li.firstChild.classList.toggle("selected", view.type === name);
+      const isPaused = paused.has(name);
+      li.classList.toggle("paused", isPaused);
+      const toggle = li.querySelector(".pause-toggle");
+      setText(toggle, isPaused ? "Resume" : "Pause");
+      toggle.title = (isPaused ? "Let workers start " : "Stop every worker from starting ") + name + " jobs";
+      let any = false;
       for (const item of li.querySelectorAll(".type-counts > span")) {
-        setText(item.lastChild, typeStats[name][item.dataset.state]);
+        const count = typeStats[name][item.dataset.state] || 0;
+        item.hidden = count === 0;
+        any = any || count > 0;
+        setText(item.querySelector("b"), count);
       }
+      li.querySelector(".type-counts").classList.toggle("none", !any);
       existing.delete(name);
     });
     for (const li of existing.values()) li.remove();
@@ -169,6 +132,63 @@
       }));
     }
     select.value = view.type;
+    renderBulk();
+  }
+
+  function togglePause(name) {
+    const pausing = !paused.has(name);
+    const text = pausing
+      ? "Pause type " + name + " for every worker? Running jobs finish; no new " + name + " job starts until you resume it."
+      : "Resume type " + name + "? Workers start its queued jobs again.";
+    act(text, pausing ? "Pause" : "Resume", pausing,
+      () => api("types/" + enc(name) + (pausing ? "/pause" : "/resume"), "POST"),
+      (answer) => {
+        if (answer.paused) paused.add(name); else paused.delete(name);
+        renderTypes();
+        return name + (answer.paused ? " paused" : " resumed");
+      });
+  }
+
+  // --- bulk actions on the list in view ----------------------------------------------------
+  const AGES = [["0", "any age"], ["3600000", "1 hour"], ["86400000", "1 day"], ["604800000", "7 days"], ["2592000000", "30 days"]];
+
+  function renderBulk() {
+    const failed = view.state === "failed";
+    const cleanable = view.state === "complete" || failed;
+    const bar = $("bulk");
+    bar.hidden = !!view.query || !cleanable;
+    if (bar.hidden) return;
+    const total = totalInView();
+    const scope = view.type ? " " + view.type : "";
+    $("retry-failed").hidden = !failed;
+    setText($("retry-failed"), "Retry all" + scope + " failed");
+    $("retry-failed").disabled = total === 0;
+    setText($("clean-label"), failed ? "Remove failed older than" : "Remove completed older than");
+    $("clean-run").disabled = total === 0;
+  }
+
+  function retryFailed() {
+    const total = totalInView();
+    const what = plural(total, (view.type ? view.type + " " : "") + "failed job");
+    const limit = Math.max(1, total);
+    act("Retry " + what + "? " + (total === 1 ? "It goes" : "They go") + " back to the queue (inactive) with their attempts reset.",
+      "Retry " + total, false,
+      () => api("jobs/failed/retry", "POST", view.type ? { type: view.type, limit } : { limit }),
+      (answer) => { resetList(); return "retried " + plural(answer.retried, "job"); });
+  }
+
+  function cleanOld() {
+    const state = view.state;
+    const age = Number($("clean-age").value);
+    const label = $("clean-age").selectedOptions[0].textContent;
+    const total = totalInView();
+    const what = (view.type ? view.type + " " : "") + (state === "complete" ? "completed" : "failed") + " jobs";
+    const text = "Remove " + what + (age ? " that ended more than " + label + " ago" : " of any age") +
+      " (" + (age ? "up to " : "") + total + ")? Their data and logs are deleted.";
+    const request = { state, older_than_ms: age, limit: Math.max(1, total) };
+    if (view.type) request.type = view.type;
+    act(text, "Remove", true, () => api("jobs/clean", "POST", request),
+      (answer) => { resetList(); return "removed " + plural(answer.removed, "job"); });
   }
 
   // --- the job list ------------------------------------------------------------------------
@@ -207,6 +227,7 @@
     meta.appendChild(el("span", "chip state-chip"));
     meta.appendChild(el("span", "attempts"));
     main.appendChild(meta);
+    main.appendChild(el("span", "error-line"));
     li.appendChild(main);
     const progressCol = el("div", "progress-col");
     const bar = el("div", "progress");
@@ -233,10 +254,16 @@
     chip.className = "chip state-chip s-" + state;
     const attempts = job.attempts || {};
     setText(li.querySelector(".attempts"), "attempts " + (attempts.made || 0) + "/" + (attempts.max || 1));
-    const pct = percent(job);
+    // A failed job shows as failed (a red bar, "failed"), with its error's first line.
+    const failed = state === "failed";
+    const errorLine = li.querySelector(".error-line");
+    errorLine.hidden = !job.error;
+    setText(errorLine, firstLine(job.error));
+    errorLine.title = job.error || "";
+    const pct = failed ? 100 : percent(job);
     const bar = li.querySelector(".bar");
     if (bar.style.width !== pct + "%") bar.style.width = pct + "%";
-    setText(li.querySelector(".pct-text"), pct + "%");
+    setText(li.querySelector(".pct-text"), failed ? "failed" : pct + "%");
     const node = li.querySelector(".when");
     setText(node, ago(job.updated_at || job.created_at));
     node.title = when(job.updated_at || job.created_at);
@@ -287,9 +314,12 @@
     setText($("d-state"), STATE_LABELS[state] || state);
     $("d-state").className = "chip s-" + state;
     setText($("d-priority"), priorityLabel(job.priority));
-    const pct = percent(job);
+    const failed = state === "failed";
+    $("d-progress-box").classList.toggle("failed", failed);
+    const pct = failed ? 100 : percent(job);
     $("d-progress-bar").style.width = pct + "%";
-    setText($("d-progress"), pct + "%");
+    setText($("d-progress"), failed ? "failed: " + firstLine(job.error) : pct + "%");
+    $("a-cancel").hidden = !CANCELLABLE.includes(state);
     const named = Object.keys(PRIORITIES).find((name) => PRIORITIES[name] === job.priority);
     const chooser = $("a-priority-value");
     if (document.activeElement !== chooser && chooser.dataset.job !== String(job.id)) {
@@ -308,6 +338,7 @@
     field(fields, "Delay", duration(job.delay));
     field(fields, "TTL", duration(job.ttl));
     field(fields, "Worker", job.workerId);
+    field(fields, "Unique key", job.unique_key);
     const list = $("d-fields");
     const names = JSON.stringify(fields.map((pair) => pair[0]));
     if (list.dataset.names !== names) {
@@ -316,6 +347,8 @@
     } else {
       fields.forEach((pair, index) => setText(list.children[2 * index + 1], pair[1]));
     }
+    renderLinks($("d-depends-box"), $("d-depends"), job.depends_on);
+    renderLinks($("d-dependents-box"), $("d-dependents"), job.dependents);
     $("d-error-box").hidden = !job.error;
     setText($("d-error"), job.error);
     $("d-result-box").hidden = job.result === undefined;
@@ -324,6 +357,24 @@
     $("d-progress-data-box").hidden = job.progress_data === undefined || job.progress_data === null;
     setText($("d-progress-data"), job.progress_data === undefined ? "" : pretty(job.progress_data));
     renderLog(log);
+  }
+
+  // Dependencies (depends_on: the jobs this one waits for; dependents: those waiting for it)
+  // as links that open those jobs' cards.
+  function renderLinks(box, list, ids) {
+    const wanted = (ids || []).map(String);
+    box.hidden = wanted.length === 0;
+    if (list.dataset.ids === wanted.join(",")) return;
+    list.dataset.ids = wanted.join(",");
+    list.replaceChildren(...wanted.map((id) => {
+      const li = el("li");
+      const link = el("a", "job-link", "#" + id);
+      link.href = view.state + "?job=" + enc(id);
+      link.dataset.job = id;
+      link.addEventListener("click", (event) => { event.preventDefault(); select(id); });
+      li.appendChild(link);
+      return li;
+    }));
   }
 
   function renderLog(lines) {
@@ -368,27 +419,13 @@
   }
 
   // --- actions: confirmed, then shown at once ------------------------------------------------
-  function confirmAction(text, okLabel, danger) {
-    const dialog = $("confirm");
-    setText($("confirm-text"), text);
-    const ok = $("confirm-ok");
-    setText(ok, okLabel);
-    ok.className = "button " + (danger ? "danger" : "primary");
-    return new Promise((resolve) => {
-      dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
-      dialog.returnValue = "cancel";
-      dialog.showModal();
-      ok.focus();
-    });
-  }
-
   async function act(text, okLabel, danger, run, done) {
     if (!(await confirmAction(text, okLabel, danger))) return;
     try {
       const answer = await run();
       generation += 1; // an answer already in flight predates the action: drop it
-      done();
-      toast(answer && answer.message ? answer.message : "done");
+      const said = done(answer);
+      toast(typeof said === "string" ? said : answer && answer.message ? answer.message : "done");
     } catch (error) {
       toast(error.message, true);
     }
@@ -420,6 +457,18 @@
       });
   }
 
+  function cancelJob() {
+    const id = view.selected;
+    act("Cancel job #" + id + "? It ends failed (\"Cancelled\") and is not retried; a running handler is told to stop.",
+      "Cancel job", true,
+      () => api("job/" + enc(id) + "/cancel", "POST"),
+      (answer) => {
+        setText($("d-state"), STATE_LABELS[answer.state] || answer.state);
+        $("d-state").className = "chip s-" + answer.state;
+        $("a-cancel").hidden = true;
+      });
+  }
+
   function changePriority() {
     const id = view.selected;
     const name = $("a-priority-value").value;
@@ -440,6 +489,7 @@
     if (view.order !== "asc") query.set("sort", view.order);
     if (view.query) query.set("q", view.query);
     if (view.selected) query.set("job", view.selected);
+    if (currentView() !== "jobs") query.set("view", currentView());
     const search = query.toString();
     history.replaceState(null, "", view.state + (search ? "?" + search : ""));
   }
@@ -455,6 +505,7 @@
 
   function setState(state) {
     view.state = state;
+    if (currentView() !== "jobs") showView("jobs");
     for (const link of document.querySelectorAll(".state")) {
       link.classList.toggle("selected", link.dataset.state === state);
     }
@@ -468,26 +519,24 @@
   }
 
   // --- polling -------------------------------------------------------------------------------
-  function setLive(ok, text) {
-    const node = $("live");
-    node.className = "live " + (ok ? "ok" : "down");
-    setText(node, text);
-  }
-
   async function poll() {
     clearTimeout(timer);
     if (polling) { timer = setTimeout(poll, 50); return; }
     polling = true;
     const mine = generation;
     try {
-      [stats, typeStats] = await Promise.all([api("stats"), api("stats/types")]);
+      let pausedList;
+      [stats, typeStats, pausedList] = await Promise.all([api("stats"), api("stats/types"), api("types/paused")]);
+      paused = new Set(pausedList);
       renderCounts();
-      const jobs = await fetchJobs();
-      if (mine === generation) renderList(jobs);
-      await refreshDetail();
-      setLive(true, document.hidden ? "paused" : "live");
+      if (currentView() === "jobs") {
+        const jobs = await fetchJobs();
+        if (mine === generation) renderList(jobs);
+        await refreshDetail();
+      }
+      reportHealth(null);
     } catch (error) {
-      setLive(false, "cannot reach the server: " + error.message);
+      reportHealth(error);
     } finally {
       polling = false;
       timer = setTimeout(poll, document.hidden ? POLL_MS * 5 : POLL_MS);
@@ -534,6 +583,19 @@
     $("a-remove").addEventListener("click", removeJob);
     $("a-restart").addEventListener("click", restartJob);
     $("a-priority").addEventListener("click", changePriority);
+    $("a-cancel").addEventListener("click", cancelJob);
+    $("retry-failed").addEventListener("click", retryFailed);
+    $("clean-run").addEventListener("click", cleanOld);
+    $("clean-age").replaceChildren(...AGES.map(([value, label]) => {
+      const option = el("option", "", label);
+      option.value = value;
+      return option;
+    }));
+    $("clean-age").value = "86400000";
+    document.addEventListener("kue:view", (event) => {
+      saveUrl();
+      if (event.detail === "jobs") poll();
+    });
     document.addEventListener("keydown", (event) => {
       if (event.key === "Escape" && !$("confirm").open && view.selected) closeDetail();
     });
@@ -541,6 +603,8 @@
   }
 
   wire();
+  const startView = params.get("view") || "jobs";
   setState(view.state);
+  if (startView !== "jobs") showView(startView);
   if (view.selected) select(view.selected);
 })();
