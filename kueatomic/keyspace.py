@@ -82,6 +82,11 @@ class Keys:
         return f"{self.prefix}:events"
 
     @property
+    def cancels(self) -> str:
+        """kueatomic's pub/sub channel (not a stored key) telling workers of cancelled jobs."""
+        return f"{self.prefix}:cancels"
+
+    @property
     def meta(self) -> str:
         """kueatomic's facts about the queue (hash; field ``format``, the data format)."""
         return f"{self.prefix}:meta"

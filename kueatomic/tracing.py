@@ -11,15 +11,16 @@ and the worker's run of the job is a span that continues that trace.
   handler's exception recorded and status ERROR when it raises.
 
 Nothing of opentelemetry is imported here. Tracing is on once the application itself has
-imported ``opentelemetry.trace`` and set a tracer provider (the SDK's ``TracerProvider``);
-until then each hook is a dict lookup and a type check, and with the extra not installed the
-handlers are not even wrapped.
+imported ``opentelemetry.trace`` and set a tracer provider (the SDK's ``TracerProvider``),
+within RECHECK_S of that (``recheck()`` makes it at once); until then each hook costs a clock
+read, and with the extra not installed the handlers are not even wrapped.
 """
 
 from __future__ import annotations
 
 import functools
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -31,14 +32,29 @@ SYSTEM = "kueatomic"  # messaging.system
 
 _tracer: Any = None  # set once a real provider is there (OpenTelemetry sets it only once)
 _w3c: Any = None  # the W3C Trace Context propagator
+# While tracing is off, whether a provider was set is asked at most every RECHECK_S: asking
+# costs each job a few microseconds (redis-py itself imports opentelemetry when installed).
+RECHECK_S = 1.0
+_next_check = 0.0
+
+
+def recheck() -> None:
+    """Look for a tracer provider at the next hook (call it after setting one, for tracing
+    from the very next job on rather than within RECHECK_S)."""
+    global _next_check
+    _next_check = 0.0
 
 
 def tracer() -> Any:
     """kueatomic's tracer, or None while tracing is off (opentelemetry not imported by the
     application, or no tracer provider set)."""
-    global _tracer, _w3c
+    global _tracer, _w3c, _next_check
     if _tracer is not None:
         return _tracer
+    now = time.monotonic()
+    if now < _next_check:
+        return None
+    _next_check = now + RECHECK_S
     trace = sys.modules.get("opentelemetry.trace")
     if trace is None:
         return None

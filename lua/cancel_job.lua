@@ -5,8 +5,9 @@
 --   left (never retried), `cancelled_at` set, a log line and the `failed` event. An inactive or
 --   delayed job (also one waiting for dependencies) never runs. An active job loses its lease,
 --   so the worker running it can no longer complete or fail it (its late result is discarded):
---   the `cancel` event tells that worker to stop the handler (ctx.cancelled, task
---   cancellation), and its next lease renewal reports the lease lost anyway. Then the job's end
+--   a `cancel` message on the channel <prefix>:cancels (Kue's event format, on a channel of its
+--   own so workers need not read every job's events) tells that worker to stop the handler
+--   (ctx.cancelled, task cancellation); its next lease renewal reports the lease lost anyway. Then the job's end
 --   rules run (lib/lifecycle.lua): unique key freed, dependents failed, retention applied.
 -- KEYS:
 --   1 job: <prefix>:job:<id>, the job hash
@@ -21,7 +22,7 @@
 --   <prefix>:job:<id>:dependents, <prefix>:search:word:<code>, <prefix>:search:object:<id>
 -- Returns: the state the job was in
 -- Errors: KUE_BAD_ARGS, KUE_NOT_FOUND, KUE_BAD_MOVE
--- Publishes: cancel, failed, enqueue, remove
+-- Publishes: failed, enqueue, remove
 --@include lib/kue.lua
 --@include lib/search.lua
 --@include lib/lifecycle.lua
@@ -55,7 +56,9 @@ redis.call('HSET', KEYS[1], 'error', 'Cancelled', 'failed_at', now_text, 'cancel
 redis.call('RPUSH', KEYS[1] .. ':log', 'Cancelled')
 move_state(prefix, { id = id, type = f[1], state = old, priority = finite(f[3]) or 0 }, 'failed', now)
 if old == 'inactive' then sync_tokens(prefix, f[1]) end
-if old == 'active' then publish(prefix, id, 'cancel') end
+if old == 'active' then
+  redis.call('PUBLISH', prefix .. ':cancels', '{"id":' .. id .. ',"event":"cancel","args":["cancel"]}')
+end
 publish(prefix, id, 'failed', '"Cancelled",null')
 if f[5] or f[6] or f[7] then job_ended(ends, id, 'failed', f[5], f[6], f[7], now) end
 return old

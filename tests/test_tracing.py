@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from kueatomic import Queue, Worker, aio
+from kueatomic import Queue, Worker, aio, tracing
 from kueatomic.worker.asyncio_runtime import Worker as AsyncWorker
 
 from .test_worker_async import until
@@ -40,6 +40,7 @@ def _install_provider() -> None:
         provider = trace.get_tracer_provider()
     assert isinstance(provider, TracerProvider)
     provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
+    tracing.recheck()  # earlier tests' jobs found no provider: look again now
 
 
 _install_provider()

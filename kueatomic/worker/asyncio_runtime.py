@@ -315,6 +315,7 @@ class Worker(WorkerBase):
             reg.free = reg.concurrency
         # Stopped registrations are done, as after Kue's shutdown; process() adds new ones.
         self.registrations = [r for r in self.registrations if not r.closed]
+        await asyncio.to_thread(self._stop_listening_for_cancels)  # joins its thread
         if self.driver is not None:
             for client in clients_of(self.driver):
                 await client.aclose()

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import InvalidArgument
+from ..events import EventHub, Subscriber
 from ..queue_base import check_rate_limit
 from . import control
 from .context import WorkerContext
@@ -41,24 +42,33 @@ class WorkerBase:
         self.started = False
         # This worker's id in the workers registry (queue.workers(); worker/heartbeat.py).
         self.registry_id = worker_entry_id()
-        self._cancel_listener: Callable[..., None] | None = None
+        self._cancels: Subscriber | None = None
 
     def _listen_for_cancels(self, deliver: Callable[..., None]) -> None:
-        """Tell the core of every ``cancel`` event (lua/cancel_job.lua), through ``deliver``
-        (the runtime's way of calling into the core from the events thread), so a cancelled
-        job this worker runs is stopped at once rather than at its next lease renewal. One
-        subscription per queue, shared with job.wait() and the queue's listeners."""
-        if self._cancel_listener is not None:
+        """Tell the core of every cancel (lua/cancel_job.lua publishes it on
+        ``<prefix>:cancels``), through ``deliver`` (the runtime's way of calling into the core
+        from another thread), so a cancelled job this worker runs is stopped at once rather
+        than at its next lease renewal. A channel of its own: the queue's events channel
+        carries two messages per job, which every worker would have to read."""
+        if self._cancels is not None:
             return
+        hub = EventHub()
 
         def seen(job_id: Any, *args: Any) -> None:
             core = self.core
             if core is not None and isinstance(job_id, int):
                 deliver(core.cancel_seen, job_id)
 
-        self._cancel_listener = seen
-        self.queue.events.on("job cancel", seen)
-        self.queue._ensure_subscriber()
+        hub.on("job cancel", seen)
+        connection = self.queue.connection
+        self._cancels = Subscriber(connection.sync_client(), [k.cancels for k in self.keys.layouts],
+                                   hub, connection.where, owns_client=True)
+        self._cancels.start(wait=0)  # a cancel sent before it listens is seen at the renewal
+
+    def _stop_listening_for_cancels(self) -> None:
+        cancels, self._cancels = self._cancels, None
+        if cancels is not None:
+            cancels.stop()
 
     def _heartbeat(self) -> Heartbeat | None:
         """A new core's heartbeat (None with ``heartbeat_interval_ms=0``)."""

@@ -332,6 +332,7 @@ class Worker(WorkerBase):
         self.registrations = [r for r in self.registrations if not r.closed]
         for thread in threads:
             thread.join(5)
+        self._stop_listening_for_cancels()
         if bridge is not None:
             bridge.close()
         if self.driver is not None:
