@@ -28,10 +28,18 @@ def run_demo(*args: str, env: dict[str, str] | None = None) -> str:
 
 def demo_keys_left(client: redis.Redis, prefix: str) -> set[str]:
     """The demo prefix's keys other than the queue's counters and records (the id counter, the
-    type list, the work time, the format record) and the claim records, which expire."""
+    type list, the work time, the format record) and those that expire: the claim records, the
+    workers registry's entries (a stopped worker's batch token, 60 s) and the activity series
+    (2 hours)."""
     kept = {f"{prefix}:{name}" for name in ("ids", "job:types", "stats:work-time", "meta")}
-    return {key for key in client.keys(f"{prefix}:*")
-            if key not in kept and not key.startswith(f"{prefix}:claim:")}
+    registry = (f"{prefix}:worker:", f"{prefix}:activity:")
+
+    def left(key: str) -> bool:
+        if key in kept or key.startswith(f"{prefix}:claim:"):
+            return False
+        return not key.startswith(registry) or client.pttl(key) == -1  # -1: would never expire
+
+    return {key for key in client.keys(f"{prefix}:*") if left(key)}
 
 
 def test_choose_redis(monkeypatch: pytest.MonkeyPatch) -> None:
