@@ -197,8 +197,9 @@ class WorkerCore(HousekeepingRules):
         self.observer = observer or NO_OBSERVER
         # The workers registry entry and the activity counts (worker/heartbeat.py), if any.
         self.heartbeat = heartbeat
-        if heartbeat is not None:
-            self.observer = Observers(self.observer, heartbeat)
+        if heartbeat is not None:  # the heartbeat alone needs no fan-out: the usual case
+            self.observer = (heartbeat if self.observer is NO_OBSERVER
+                             else Observers(self.observer, heartbeat))
         # Repeatable jobs are fired by upkeep passes (kueatomic/repeats.py).
         self.scheduler = Scheduler(keys, clock) if upkeep and settings.repeats else None
 
