@@ -38,11 +38,22 @@ RECHECK_S = 1.0
 _next_check = 0.0
 
 
+_enabled = True
+
+
 def recheck() -> None:
     """Look for a tracer provider at the next hook (call it after setting one, for tracing
     from the very next job on rather than within RECHECK_S)."""
     global _next_check
     _next_check = 0.0
+
+
+def set_enabled(enabled: bool) -> None:
+    """Turn kueatomic's spans (and the trace context stored in jobs) off, or back on, in this
+    process, whatever tracer provider is set: OpenTelemetry sets one only once per process."""
+    global _enabled, _tracer
+    _enabled, _tracer = bool(enabled), None
+    recheck()
 
 
 def tracer() -> Any:
@@ -51,6 +62,8 @@ def tracer() -> Any:
     global _tracer, _w3c, _next_check
     if _tracer is not None:
         return _tracer
+    if not _enabled:
+        return None
     now = time.monotonic()
     if now < _next_check:
         return None

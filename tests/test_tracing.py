@@ -40,11 +40,19 @@ def _install_provider() -> None:
         provider = trace.get_tracer_provider()
     assert isinstance(provider, TracerProvider)
     provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
-    tracing.recheck()  # earlier tests' jobs found no provider: look again now
 
 
-_install_provider()
-TRACER = trace.get_tracer("tests.test_tracing")
+TRACER = trace.get_tracer("tests.test_tracing")  # a proxy until the provider is set
+
+
+@pytest.fixture(scope="module", autouse=True)
+def provider() -> Iterator[None]:
+    """Tracing on for this module's tests only: the provider stays (OpenTelemetry sets one
+    once per process), so kueatomic's tracing is turned off again for the modules after."""
+    _install_provider()
+    tracing.set_enabled(True)
+    yield
+    tracing.set_enabled(False)
 
 
 @pytest.fixture
