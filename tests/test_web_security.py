@@ -123,7 +123,7 @@ ATTACKS = {
 }
 # A value for each path parameter, chosen so a request that is let through changes something.
 PARAMS = {"id": "1", "state": "inactive", "priority": "high", "start": "0", "stop": "10",
-          "type": "email", "order": "asc"}
+          "type": "email", "order": "asc", "name": "hourly"}
 SAME_ORIGIN = {"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"}
 
 
@@ -137,7 +137,7 @@ def route_cases(app: Any) -> list[tuple[str, str, Route]]:
         assert isinstance(route, Route), route
         missing = set(route.param_convertors) - set(PARAMS)
         assert not missing, f"give {route.path}'s {missing} a value in PARAMS"
-        path = re.sub(r"\{(\w+)\}", lambda m: PARAMS[m.group(1)], route.path)
+        path = re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: PARAMS[m.group(1)], route.path)
         cases.extend((method, path, route) for method in sorted(route.methods or ()))
     assert len(cases) > 20
     return cases
@@ -155,6 +155,7 @@ def seeded(make_queue: Any, prefix: str) -> Queue:
     queue.create("email", {"n": 1}).save().set_state("complete")
     queue.create("email", {"n": 2}).save().set_state("failed")
     queue.create("video", {"n": 3}).save()
+    queue.repeat("report", every=3_600_000, name="hourly")
     return queue
 
 
