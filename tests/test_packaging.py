@@ -36,7 +36,7 @@ def test_wheel_contains_the_lua_scripts(tmp_path: Path) -> None:
         assert f"kueatomic/lua/{name}.lua" in names
     assert "kueatomic/lua/lib/kue.lua" in names and "kueatomic/lua/lib/search.lua" in names
     assert "kueatomic/py.typed" in names
-    for asset in ("index.html", "app.js", "app.css"):
+    for asset in ("index.html", "kit.js", "app.js", "charts.js", "views.js", "app.css"):
         assert f"kueatomic/web/static/{asset}" in names
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
