@@ -82,6 +82,8 @@ def main(out_dir: str, minutes: float) -> None:
         while time.monotonic() < deadline:
             populate(queue, rng, rng.randint(2, 12))
             time.sleep(10)
+        populate(queue, rng, 40)  # a backlog for the overview: queued jobs and active ones
+        time.sleep(2)
         with serve(create_app(server.url, title="Kue")) as base, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport=WIDE, device_scale_factor=1)
