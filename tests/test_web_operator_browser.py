@@ -326,6 +326,28 @@ def test_repeats_view_lists_and_removes(dashboard: Any) -> None:
     page.reload()  # the view is in the URL
     expect(page.locator('[data-view-pane="repeats"]')).to_be_visible()
     expect(rows).to_have_count(1, timeout=WAIT_MS)
+
+    # The form adds one; a bad cron is refused with the server's message and adds nothing.
+    page.fill("#r-type", "digest")
+    page.select_option("#r-kind", "cron")
+    page.fill("#r-when", "not a cron")
+    page.click('#repeat-form button[type="submit"]')
+    expect(page.locator(".toast.bad")).to_contain_text("cron", timeout=WAIT_MS)
+    assert len(queue.repeats()) == 1
+    assert errors == ["Failed to load resource: the server responded with a status of 400 "
+                      "(Bad Request)"]  # the refused POST, logged by the browser
+    errors.clear()
+    page.fill("#r-when", "*/5 * * * *")
+    page.fill("#r-tz", "Europe/Paris")
+    page.fill("#r-name", "digest-5m")
+    page.fill("#r-data", '{"scope": "sales"}')
+    page.click('#repeat-form button[type="submit"]')
+    expect(rows).to_have_count(2, timeout=WAIT_MS)
+    added = {r["name"]: r for r in queue.repeats()}["digest-5m"]
+    assert (added["type"], added["cron"], added["tz"], added["data"]) == (
+        "digest", "*/5 * * * *", "Europe/Paris", {"scope": "sales"})
+    expect(page.locator('#repeats-body tr[data-key="digest-5m"] td').nth(2)).to_have_text(
+        "cron */5 * * * * (Europe/Paris)")
     assert errors == []
 
 

@@ -69,7 +69,8 @@
   // Each type: its name, a paused badge and toggle, and its counts labelled by state name (a
   // state without jobs is left out, so the line stays short).
   function renderTypes() {
-    const names = Object.keys(typeStats).sort();
+    // A paused type is listed even before it has jobs, so it can be resumed.
+    const names = [...new Set([...Object.keys(typeStats), ...paused])].sort();
     $("no-types").hidden = names.length > 0;
     const list = $("type-list");
     const existing = new Map([...list.children].map((li) => [li.dataset.type, li]));
@@ -110,7 +111,7 @@
       toggle.title = (isPaused ? "Let workers start " : "Stop every worker from starting ") + name + " jobs";
       let any = false;
       for (const item of li.querySelectorAll(".type-counts > span")) {
-        const count = typeStats[name][item.dataset.state] || 0;
+        const count = (typeStats[name] || {})[item.dataset.state] || 0;
         item.hidden = count === 0;
         any = any || count > 0;
         setText(item.querySelector("b"), count);

@@ -113,6 +113,28 @@
     setText($("repeats-summary"), plural(repeats.length, "repeat"));
   }
 
+  // The form: POST repeats with queue.repeat's arguments; the server checks them (a bad cron
+  // or time zone answers 400, shown as a toast).
+  async function addRepeat(event) {
+    event.preventDefault();
+    const spec = { type: $("r-type").value.trim(), tz: $("r-tz").value.trim() || "UTC" };
+    const value = $("r-when").value.trim();
+    if ($("r-kind").value === "every") spec.every = Math.round(Number(value) * 1000);
+    else spec.cron = value;
+    if ($("r-name").value.trim()) spec.name = $("r-name").value.trim();
+    if ($("r-data").value.trim()) {
+      try { spec.data = JSON.parse($("r-data").value); } catch (e) { toast("data is not JSON: " + e.message, true); return; }
+    }
+    try {
+      const added = await api("repeats", "POST", spec);
+      toast("repeat " + added.name + " saved");
+      $("repeat-form").reset();
+    } catch (error) {
+      toast(error.message, true);
+    }
+    refresh();
+  }
+
   const SHOW = { workers: showWorkers, activity: showActivity, repeats: showRepeats };
 
   async function refresh() {
@@ -138,6 +160,10 @@
       showView(link.dataset.view);
     });
   }
+  $("repeat-form").addEventListener("submit", addRepeat);
+  $("r-kind").addEventListener("change", () => {
+    $("r-when").placeholder = $("r-kind").value === "every" ? "3600" : "*/5 * * * *";
+  });
   document.addEventListener("kue:view", refresh);
   window.addEventListener("resize", () => { if (currentView() === "activity") refresh(); });
   refresh();
