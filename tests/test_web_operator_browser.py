@@ -334,8 +334,8 @@ def test_repeats_view_lists_and_removes(dashboard: Any) -> None:
     page.click('#repeat-form button[type="submit"]')
     expect(page.locator(".toast.bad")).to_contain_text("cron", timeout=WAIT_MS)
     assert len(queue.repeats()) == 1
-    assert errors == ["Failed to load resource: the server responded with a status of 400 "
-                      "(Bad Request)"]  # the refused POST, logged by the browser
+    refused = "Failed to load resource: the server responded with a status of 400 (Bad Request)"
+    assert errors == [refused]  # the refused POST, as the browser logs it
     errors.clear()
     page.fill("#r-when", "*/5 * * * *")
     page.fill("#r-tz", "Europe/Paris")
