@@ -44,7 +44,8 @@ from kueatomic.worker.registration import QUEUED, RUNNING, InFlight, Registratio
 from kueatomic.worker.settings import WorkerSettings
 
 KEYS = Keys("q")
-BASE = {"lease_ms": 3000, "upkeep_interval_ms": 1000, "block_timeout_ms": 100}
+# repeats=False: the scheduler's calls have their own tests (tests/test_repeats.py)
+BASE = {"lease_ms": 3000, "upkeep_interval_ms": 1000, "block_timeout_ms": 100, "repeats": False}
 RUNTIMES = ("threaded", "asyncio")
 
 
@@ -415,7 +416,8 @@ CASES: list[Any] = [
          got=lambda w: ([c.args[2] for c in w.calls("activate_jobs")], w.reg.free, w.ran,
                         w.waits("claim"), w.norm(w.calls("activate_jobs")[0])),
          want=([3, 1], 0, [1, 2, 3, 4], [("slots", 1.0, 0)] * 2,
-               ("EVALSHA", "activate_jobs", 2, "q:jobs:email:inactive", "q:leases", "q", "email",
+               ("EVALSHA", "activate_jobs", 3, "q:jobs:email:inactive", "q:leases", "q:paused", "q",
+                "email",
                 3, "worker", "claim1", 3000))),
     Case(id="claim: held slots -> no call at all", loops=("claim",), concurrency=2,
          held=((1, "running"), (2, "running")), until=2.5,
@@ -553,7 +555,8 @@ CASES: list[Any] = [
          got=lambda w: (w.times("promote_delayed_jobs"), [w.norm(r)[1:] for r in w.sends[0][1]]),
          want=([0.0, 1.0, 2.0], [("promote_delayed_jobs", 2, "q:jobs:delayed", "promotion:lock",
                                   "q", 1000),
-                                 ("recover_jobs", 3, "q:leases", "q:jobs:active", "q:job:types",
+                                 ("recover_jobs", 6, "q:leases", "q:jobs:active", "q:job:types",
+                                  "q:unique", "q:retained:complete", "q:retained:failed",
                                   "q", 1000, 1, 3000, "1")])),
     Case(id="upkeep: promoted >= promote_batch -> again at once, then when the next is due",
          loops=("housekeeping",), upkeep=True, settings={"promote_batch": 10}, until=1.3,
