@@ -34,7 +34,7 @@ def _calls() -> Any:
     from kueatomic.worker import calls
 
     keys = Keys("q")
-    job = ["bench", '{"i":1}', 0, 1, 0, 0, "", "", 0]  # JobBase.encode_create of a plain job
+    job = ["bench", '{"i":1}', 0, 1, 0, 0, "", "", 0, 0]  # JobBase.encode_create of a plain job
 
     def create(n: int) -> list[str]:
         plan = ops.create(keys, [job] * n, chunk=n)
