@@ -44,12 +44,12 @@ class WorkerSettings:
     rebalance_tokens: bool = True
     reply_timeout_ms: int = 5000
     result_retry_ms: int = 60000
-    repeats: bool = True
     # The workers registry (worker/heartbeat.py): the worker's entry is written every
     # heartbeat_interval_ms (0: never) and lives heartbeat_ttl_ms (0: three intervals)
     # without another; the activity counts travel with it.
     heartbeat_interval_ms: int = 5000
     heartbeat_ttl_ms: int = 0
+    repeats: bool = True
 
     def __post_init__(self) -> None:
         minimum = {"lease_ms": 100, "max_stalls": 0, "claim_batch": 1, "flush_batch": 1,
