@@ -35,6 +35,7 @@ from .sync_queue import SyncQueue
 from .worker import WorkerContext, WorkerSettings
 from .worker.threaded import Worker
 
+
 def _installed_version() -> str:
     """The version pyproject.toml gives (one home for it), as the installed metadata says."""
     from importlib.metadata import PackageNotFoundError, version

@@ -22,7 +22,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-
 from . import backoff as _backoff
 from .codec import MAX_MS, dumps, encodable, loads_or_raw, to_text
 from .errors import InvalidArgument, KueError

@@ -7,6 +7,7 @@ web routes. On fakeredis, the session's redis-server and its Redis Cluster."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -192,7 +193,7 @@ def test_activity_is_zero_filled_oldest_first(queue: Queue) -> None:
     series = queue.activity(7)
     assert len(series) == 7 and all(list(m) == MINUTE_KEYS for m in series)
     minutes = [m["minute"] for m in series]
-    assert minutes == sorted(minutes) and {b - a for a, b in zip(minutes, minutes[1:])} == {60000}
+    assert minutes == sorted(minutes) and {b - a for a, b in itertools.pairwise(minutes)} == {60000}
     now = time.time() * 1000
     assert minutes[-1] <= now < minutes[-1] + 60000 + 1000 and minutes[-1] % 60000 == 0
     assert all(m["completed"] == m["failed"] == 0 and m["wait_ms_avg"] is None

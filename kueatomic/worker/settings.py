@@ -8,7 +8,6 @@ from typing import Any
 
 from ..errors import InvalidArgument
 
-
 MAX_HEARTBEAT_TTL_MS = 86400000  # what lua/register_worker.lua takes
 
 
