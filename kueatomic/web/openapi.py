@@ -314,6 +314,12 @@ def _paths() -> dict[str, Any]:
              "400": _error("minutes is not an integer 1..1440")},
             [{"name": "minutes", "in": "query", "required": False,
               "schema": {"type": "integer", "minimum": 1, "maximum": 1440, "default": 60}}])},
+        "/metrics": {"get": _get(
+            "kueatomic addition: Prometheus metrics in the text exposition format (README, "
+            "Metrics: the names and labels)",
+            {"200": {"description": "the metrics",
+                     "content": {"text/plain": {"schema": {"type": "string"}}}},
+             "501": _error("prometheus_client is not installed (the metrics extra)")})},
         "/workers": {"get": _get(
             "kueatomic addition: the live workers",
             {"200": _json({"type": "array", "items": _ref("Worker")}, "the workers")})},
