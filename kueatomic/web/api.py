@@ -231,9 +231,12 @@ REPEAT_FIELDS = ("name", "type", "every", "cron", "tz", "data", "options", "catc
 
 async def add_repeat(request: Request) -> Response:
     body = await _options(request, REPEAT_FIELDS)
+    nulls = [key for key in REPEAT_FIELDS if key != "data" and key in body and body[key] is None]
+    if nulls:  # the document gives none of them null: leave a field out for its default
+        raise InvalidArgument(f"{', '.join(nulls)} must not be null (leave it out instead)")
     if "type" not in body:
         raise InvalidArgument("a repeat needs a job type")
-    args = {key: body[key] for key in REPEAT_FIELDS if body.get(key) is not None}
+    args = {key: body[key] for key in REPEAT_FIELDS if key in body}
     return _json(await _gateway(request).repeat(args.pop("type"), **args))
 
 
