@@ -31,6 +31,7 @@ __all__ = ["REGISTRY", "CollectorRegistry", "JobsCollector", "Metrics", "StaticC
 from . import queue_base
 from .shards import type_counts
 from .worker.core import Observer
+from .worker.heartbeat import wait_ms  # the wait the registry's activity counts too
 from .worker.registration import InFlight
 
 log = logging.getLogger("kueatomic.metrics")
@@ -185,20 +186,6 @@ class WorkerMetrics(Observer):
 
     def outage(self, loop: str) -> None:
         self.metrics.outages.labels(self.prefix, loop).inc()
-
-
-def wait_ms(fields: dict[str, str]) -> int | None:
-    """started_at - max(created_at, promote_at), all written by Redis' clock (ms); None when
-    a field is missing or odd (a job Node Kue wrote, say)."""
-    try:
-        started = int(fields["started_at"])
-        since = int(fields["created_at"])
-        promote = fields.get("promote_at")
-        if promote:
-            since = max(since, int(float(promote)))
-    except (KeyError, ValueError):
-        return None
-    return max(0, started - since)
 
 
 def serve(port: int, host: str = "127.0.0.1", registry: CollectorRegistry = REGISTRY) -> Any:
