@@ -8,6 +8,7 @@ is what is sent to Redis with SCRIPT LOAD and called with EVALSHA.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from dataclasses import dataclass, field
 from functools import cache
@@ -137,13 +138,77 @@ def _join_continuations(lines: list[str]) -> list[str]:
     return joined
 
 
-def expand_includes(source: str, folder: Path, seen: set[str] | None = None) -> str:
-    """Replace each ``--@include lib/x.lua`` line with that file, expanded the same way. A
-    file included a second time anywhere in the expansion is an error, so no library's code
-    runs twice."""
-    seen = set() if seen is None else seen
+def expand_includes(source: str, folder: Path) -> str:
+    """Replace the ``--@include lib/x.lua`` lines with the library code the script uses.
 
-    def replace(match: re.Match[str]) -> str:
+    Libraries are lists of top-level definitions (lua/README.md, "Libraries"). Redis runs a
+    script's whole top level on every EVALSHA, so each ``local function`` costs a closure and
+    each table a constructor per call, used or not: only the definitions the script's own code
+    reaches (directly or through other kept definitions) are kept, in library order, each with
+    its comment. A library included twice anywhere is an error."""
+    units: list[_Unit] = []
+    body = _flatten(source, folder, set(), units, _LIBRARIES)
+    wanted = _identifiers(_code_of(body))
+    kept: set[int] = set()
+    changed = True
+    while changed:  # a kept unit may need units defined before it
+        changed = False
+        for index, unit in enumerate(units):
+            if index not in kept and (unit.always or unit.names & wanted):
+                kept.add(index)
+                wanted |= unit.uses
+                changed = True
+    libraries = "\n\n".join(unit.text for index, unit in enumerate(units) if index in kept)
+    return body.replace(_LIBRARIES, libraries) if libraries else body.replace(_LIBRARIES + "\n", "")
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """One top-level definition of a library, with the comment above it."""
+
+    text: str
+    names: frozenset[str] = frozenset()
+    uses: frozenset[str] = frozenset()
+    always: bool = False
+
+
+_LIBRARIES = "\0libraries\0"  # where the kept library code goes: the first include's line
+
+
+_DEFINITION = re.compile(r"^local\s+(?:function\s+([A-Za-z_]\w*)|([A-Za-z_][\w\s,]*?)\s*(?:=|$))")
+_WORD = re.compile(r"[A-Za-z_]\w*")
+_LONG_STRING = re.compile(r"\[(=*)\[.*?\]\1\]", re.DOTALL)
+_STRING = re.compile(r"'(?:\\.|[^'\\\n])*'|\"(?:\\.|[^\"\\\n])*\"")
+
+
+def _code_of(text: str) -> str:
+    """Lua text without comments and string literals (a name inside them is no use)."""
+    text = re.sub(r"--\[(=*)\[.*?\]\1\]", " ", text, flags=re.DOTALL)
+    out = []
+    for line in text.splitlines():
+        line = _STRING.sub(" ", line)
+        out.append(line.split("--", 1)[0])
+    return _LONG_STRING.sub(" ", "\n".join(out))
+
+
+def _identifiers(code: str) -> set[str]:
+    return set(_WORD.findall(code))
+
+
+def _flatten(source: str, folder: Path, seen: set[str], units: list[_Unit],
+             marker: str = "") -> str:
+    """Append the units of every library `source` includes (depth first, in order) to
+    `units`, and return `source` with its include lines removed (the first one replaced by
+    `marker` when given)."""
+    kept_lines: list[str] = []
+    for line in source.splitlines():
+        match = _INCLUDE.match(line)
+        if not match:
+            kept_lines.append(line)
+            continue
+        if marker:
+            kept_lines.append(marker)
+            marker = ""
         name = match.group(1)
         path = folder / name
         if not path.is_file():
@@ -151,9 +216,45 @@ def expand_includes(source: str, folder: Path, seen: set[str] | None = None) -> 
         if name in seen:
             raise ConfigError(f"include {name} is included twice")
         seen.add(name)
-        return expand_includes(path.read_text(encoding="utf-8").rstrip("\n"), folder, seen)
+        library = _flatten(path.read_text(encoding="utf-8").rstrip("\n"), folder, seen, units)
+        units.extend(_units_of(library, name))
+    return "\n".join(kept_lines)
 
-    return _INCLUDE.sub(replace, source)
+
+def _units_of(library: str, name: str) -> list[_Unit]:
+    """Split a library into its definitions. A definition starts at a column-0 ``local``
+    (with the comment lines right above it) and runs to the next; anything else at column 0
+    that is code (not a comment, not ``end``) is top-level work and is always kept."""
+    lines = library.splitlines()
+    starts = []
+    for number, line in enumerate(lines):
+        if line.startswith("local ") or (line and not line[0].isspace()
+                                         and not line.startswith(("--", "end", "}", ")"))):
+            first = number
+            while first > 0 and lines[first - 1].startswith("--"):
+                first -= 1
+            starts.append(first)
+    if not starts:
+        return []
+    out = []
+    header = "\n".join(lines[: starts[0]]).strip("\n")
+    bounds = [*starts, len(lines)]
+    for first, after in itertools.pairwise(bounds):
+        text = "\n".join(lines[first:after]).rstrip("\n")
+        code = _code_of(text)
+        head = next(line for line in code.splitlines() if line.strip())
+        match = _DEFINITION.match(head)
+        if match:
+            defined = {match.group(1)} if match.group(1) else {
+                word.strip() for word in match.group(2).split(",")}
+            out.append(_Unit(text=text, names=frozenset(defined),
+                             uses=frozenset(_identifiers(code) - defined)))
+        else:
+            out.append(_Unit(text=text, uses=frozenset(_identifiers(code)), always=True))
+    if header:  # the library's own comment: kept when any of its code is
+        out.insert(0, _Unit(text=header, names=frozenset().union(*(u.names for u in out)),
+                            uses=frozenset()))
+    return out
 
 
 def load_script(path: Path) -> Script:

@@ -1,5 +1,5 @@
 -- name: add_job_log
--- version: 9
+-- version: 10
 -- transition: any -> same
 -- purpose: Append formatted log lines to a job's log and touch updated_at.
 -- KEYS:

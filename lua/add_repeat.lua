@@ -1,5 +1,5 @@
 -- name: add_repeat
--- version: 1
+-- version: 2
 -- transition: -
 -- purpose: Add or replace a repeatable job (queue.repeat): its spec and its next tick. A
 --   compare-and-set on the spec the caller read: when the stored spec is no longer `expected`

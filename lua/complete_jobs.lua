@@ -1,5 +1,5 @@
 -- name: complete_jobs
--- version: 10
+-- version: 11
 -- transition: active -> complete | removed
 -- purpose: Record many successful runs at once, each exactly as Kue's done(null, result):
 --   duration, result (JSON, only when truthy in JavaScript), progress 100, state complete,
@@ -74,6 +74,7 @@ local FALSY = { [''] = true, ['null'] = true, ['false'] = true, ['0'] = true, ['
                 ['0.0'] = true, ['-0.0'] = true, ['""'] = true }
 local now = now_ms()
 local statuses, jobs = {}, {}
+local texts = {}  -- number -> its text (cached_text): durations and attempts repeat
 local work_time = 0
 local notes = claim_notes(prefix)
 local last_token, list  -- the notes list of the last token seen (runs of one token are usual)
@@ -113,13 +114,13 @@ for n = 1, count do
     end
     if list then list[#list + 1] = id end
     local ms = math.floor(durations[duration])
-    local set = { 'duration', int_text(ms), 'progress', '100' }
-    if not FALSY[result] then
-      set[#set + 1], set[#set + 2] = 'result', result
-    end
+    -- Kue's attempt(): + 1 while below max (written back unchanged at max: the same hash).
     local attempts = finite(f[6]) or 0
-    if attempts < (finite(f[7]) or 1) then  -- Kue's attempt(): + 1 while below max
-      set[#set + 1], set[#set + 2] = 'attempts', int_text(attempts + 1)
+    if attempts < (finite(f[7]) or 1) then attempts = attempts + 1 end
+    local set = { 'duration', texts[ms] or cached_text(texts, ms), 'progress', '100',
+                  'attempts', texts[attempts] or cached_text(texts, attempts) }
+    if not FALSY[result] then
+      set[7], set[8] = 'result', result
     end
     jobs[#jobs + 1] = { id = id, key = key, type = f[2], state = 'active',
                         priority = finite(f[4]) or 0,
@@ -137,8 +138,7 @@ for _, job in ipairs(jobs) do
     'keep_complete')
   if job.remove then delete_job(ends, job.id, job.type, 'complete') end
   local result = job.result
-  if result == '' then result = 'null' end
-  publish(prefix, job.id, 'complete', result .. ',null')
+  publish(prefix, job.id, 'complete', result == '' and 'null,null' or result .. ',null')
   if rules then
     job_ended(ends, job.id, 'complete', rules[1], rules[2], not job.remove and rules[3], now)
   end

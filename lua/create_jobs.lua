@@ -1,5 +1,5 @@
 -- name: create_jobs
--- version: 12
+-- version: 13
 -- transition: new -> inactive | delayed | failed
 -- purpose: Create one or many jobs in one call, each written exactly as Kue's save() writes a
 --   new job (hash fields, zsets, one wake-up token per inactive job, "enqueue" event), and index
@@ -43,20 +43,10 @@
 --@include lib/search.lua
 --@include lib/lifecycle.lua
 
-local prefix, count = ARGV[1], int_arg(ARGV[2], 0, 100000)
-local id_step = int_arg(ARGV[3], 1, 1024)
-local id_offset = id_step and int_arg(ARGV[4], 0, id_step - 1)
-local e = check_prefix(prefix)
-if e then return e end
-if not count then return bad_args('count must be an integer 0..100000') end
-if not id_offset then return bad_args('id_step must be 1..1024 and id_offset 0..id_step - 1') end
-e = check_keys({ prefix .. ':ids', prefix .. ':job:types', prefix .. ':jobs', prefix .. ':unique',
-                 prefix .. ':retained:complete', prefix .. ':retained:failed' })
-if e then return e end
--- Check every job before writing anything: the call creates all of them or none. Jobs of a
--- call mostly repeat their type and integer texts: each distinct text is checked once.
-local cursor = 5
-local nums, types_ok = {}, {}  -- integer text -> its number (false: not one); type -> ok
+-- Jobs of a call mostly repeat their integer texts (and "1" and "0" are also the call's own
+-- arguments): each distinct text is checked once. Every table and closure below costs each
+-- call its allocation, so the ones only jobs with extra fields need are made on first use.
+local nums = {}  -- integer text -> its number (false: not one)
 local function int_of(text)
   local v = nums[text]
   if v == nil and text then
@@ -65,25 +55,28 @@ local function int_of(text)
   end
   return v
 end
-local function type_ok(jtype)
-  local ok = types_ok[jtype]
-  if ok == nil and jtype then
-    ok = jtype ~= '' and is_utf8(jtype)
-    types_ok[jtype] = ok
-  end
-  return ok
+local prefix, count, id_step, id_offset = ARGV[1], int_of(ARGV[2]), int_of(ARGV[3]), int_of(ARGV[4])
+local e = check_prefix(prefix)
+if e then return e end
+if not (count and count >= 0 and count <= 100000) then
+  return bad_args('count must be an integer 0..100000')
 end
--- A retention policy: "age_ms,count", either may be empty, not both.
-local function keep_ok(v)
-  local age, kept = string.match(v, '^(%d*),(%d*)$')
-  return age ~= nil and #v <= 34 and (age ~= '' or kept ~= '')
+if not (id_step and id_offset and id_step >= 1 and id_step <= 1024 and id_offset >= 0
+        and id_offset < id_step) then
+  return bad_args('id_step must be 1..1024 and id_offset 0..id_step - 1')
 end
--- Extra fields: name -> the check of its value (true when valid). Built on first use: most
--- calls have none, and every table and closure costs each call its allocation.
-local EXTRA
+e = check_keys({ prefix .. ':ids', prefix .. ':job:types', prefix .. ':jobs', prefix .. ':unique',
+                 prefix .. ':retained:complete', prefix .. ':retained:failed' })
+if e then return e end
+-- Extra fields: name -> the check of its value (true when valid).
 local function extra_checks()
   local function text_upto(limit)
     return function(v) return #v >= 1 and #v <= limit and is_utf8(v) end
+  end
+  -- A retention policy: "age_ms,count", either may be empty, not both.
+  local function keep_ok(v)
+    local age, kept = string.match(v, '^(%d*),(%d*)$')
+    return age ~= nil and #v <= 34 and (age ~= '' or kept ~= '')
   end
   return {
     unique_key = text_upto(1024),
@@ -95,17 +88,21 @@ local function extra_checks()
     tracestate = text_upto(512),
   }
 end
-local extras = {}  -- job number -> its extra fields (name -> value), for jobs that have some
-local unique = KEYS[4]
-local held = {}  -- unique key -> the id holding it (a number; minus: the n-th job of the call)
-local outcome = {}  -- job number -> minus an existing id, for jobs not created
-local parents = {}  -- job number -> its parent ids (texts)
+-- Jobs with extra fields (made on the first one): EXTRA, the checks; extras, job number ->
+-- its fields (name -> value); held, unique key -> the id holding it (a number; minus: the
+-- n-th job of the call); outcome, job number -> minus an existing id, for jobs not created;
+-- parents, job number -> its parent ids (texts).
+local EXTRA, extras, held, outcome, parents
+-- Check every job before writing anything: the call creates all of them or none.
+local cursor = 5
+local last_type  -- the type checked last (a call's jobs mostly share one)
 local new_count = 0
 for n = 1, count do
-  local backoff, remove_on_complete = ARGV[cursor + 6], ARGV[cursor + 7]
+  local jtype, backoff, remove_on_complete = ARGV[cursor], ARGV[cursor + 6], ARGV[cursor + 7]
   local priority, max_attempts = int_of(ARGV[cursor + 2]), int_of(ARGV[cursor + 3])
   local delay, ttl, n_texts = int_of(ARGV[cursor + 4]), int_of(ARGV[cursor + 5]), int_of(ARGV[cursor + 8])
-  if not (type_ok(ARGV[cursor]) and is_json(ARGV[cursor + 1])
+  if jtype ~= last_type and jtype and jtype ~= '' and is_utf8(jtype) then last_type = jtype end
+  if not (jtype == last_type and is_json(ARGV[cursor + 1])
           and priority and max_attempts and max_attempts >= 1 and delay and delay >= 0
           and ttl and ttl >= 0 and n_texts and n_texts >= 0 and n_texts <= 10000
           and (backoff == '' or is_safe_backoff(backoff))
@@ -120,7 +117,7 @@ for n = 1, count do
     return bad_args('job ' .. n .. ': n_extra must be 0..8')
   end
   if n_extra > 0 then
-    EXTRA = EXTRA or extra_checks()
+    if not EXTRA then EXTRA, extras, held, outcome, parents = extra_checks(), {}, {}, {}, {} end
     local fields = {}
     for k = 1, n_extra do
       local name, value = ARGV[cursor + 2 * k - 1], ARGV[cursor + 2 * k]
@@ -154,7 +151,7 @@ for n = 1, count do
     if key then
       local holder = held[key]
       if holder == nil then
-        local id = redis.call('HGET', unique, key)
+        local id = redis.call('HGET', KEYS[4], key)
         local state = id and redis.call('HGET', job_key(prefix, id), 'state')
         holder = (state == 'inactive' or state == 'delayed' or state == 'active') and tonumber(id)
         held[key] = holder
@@ -162,9 +159,9 @@ for n = 1, count do
       if holder then outcome[n] = holder end
     end
   end
-  if not outcome[n] then
+  if not (outcome and outcome[n]) then
     new_count = new_count + 1
-    if extras[n] and extras[n].unique_key then held[extras[n].unique_key] = -n end
+    if extras and extras[n] and extras[n].unique_key then held[extras[n].unique_key] = -n end
   end
   cursor = cursor + 1 + 2 * n_extra
 end
@@ -172,19 +169,20 @@ if #ARGV ~= cursor - 1 then return bad_args('arguments after the last job') end
 if count == 0 then return {} end
 local now = now_ms()
 local now_text = int_text(now)
-local ends = end_keys(prefix, unique, KEYS[5], KEYS[6])
 -- Ids are consecutive, as Kue's INCR per job would give them; one INCRBY takes them all.
 local first_id = new_count > 0 and redis.call('INCRBY', KEYS[1], new_count) - new_count + 1
-local ids, inactive, delayed, all_jobs, types = {}, {}, {}, {}, {}
-local failed_parent = {}  -- new job -> the parent that already failed for good
+local ids, inactive, delayed, all_jobs = {}, {}, {}, {}
+local failed_parent  -- new job -> the parent that already failed for good (made on first use)
 local made = 0  -- jobs created so far
+local texts = {}  -- number -> its text (cached_text): priorities and promote_at repeat
+texts[now] = now_text
 cursor = 5
 for n = 1, count do
   local jtype, data = ARGV[cursor], ARGV[cursor + 1]
   local n_texts = nums[ARGV[cursor + 8]]
-  local fields = extras[n]
-  if outcome[n] then
-    local holder = outcome[n]
+  local fields = extras and extras[n]
+  local holder = outcome and outcome[n]
+  if holder then
     if holder < 0 then holder = ids[-holder] end  -- a job of this call holds the key
     ids[n] = -holder
     cursor = cursor + 9 + n_texts
@@ -196,13 +194,14 @@ for n = 1, count do
     made = made + 1
     local id = int_text(number)
     -- Kue's first-save fields; move_many adds state and updated_at in the same HSET.
-    local priority_text = int_text(priority)
+    local priority_text = texts[priority] or cached_text(texts, priority)
     local promote_at = now + delay
     local waiting = false
-    if parents[n] then  -- a parent not complete yet: wait for it
+    if parents and parents[n] then  -- a parent not complete yet: wait for it
       for _, parent in ipairs(parents[n]) do
         local state = redis.call('HGET', job_key(prefix, parent), 'state')
         if state == 'failed' and fields.on_dependency_failure ~= 'ignore' then
+          failed_parent = failed_parent or {}
           failed_parent[id] = failed_parent[id] or parent
         elseif state ~= 'complete' and state ~= 'failed' then
           redis.call('SADD', waiting_key(prefix, id), parent)
@@ -211,19 +210,20 @@ for n = 1, count do
           waiting = true
         end
       end
-      if waiting or failed_parent[id] then promote_at = WAITING_PROMOTE_AT end
+      if waiting or failed_parent and failed_parent[id] then promote_at = WAITING_PROMOTE_AT end
     end
     local set = { 'max_attempts', max_attempts, 'type', jtype, 'created_at', now_text,
-                  'promote_at', int_text(promote_at), 'priority', priority_text, 'data', data }
-    if delay > 0 then set[#set + 1], set[#set + 2] = 'delay', int_text(delay) end
-    if ttl > 0 then set[#set + 1], set[#set + 2] = 'ttl', int_text(ttl) end
+                  'promote_at', texts[promote_at] or cached_text(texts, promote_at),
+                  'priority', priority_text, 'data', data }
+    if delay > 0 then set[#set + 1], set[#set + 2] = 'delay', cached_text(texts, delay) end
+    if ttl > 0 then set[#set + 1], set[#set + 2] = 'ttl', cached_text(texts, ttl) end
     if remove_on_complete == 'true' then
       set[#set + 1], set[#set + 2] = 'removeOnComplete', 'true'
     end
     if backoff ~= '' then set[#set + 1], set[#set + 2] = 'backoff', backoff end
     if fields then
       for name, value in pairs(fields) do set[#set + 1], set[#set + 2] = name, value end
-      if fields.unique_key then redis.call('HSET', unique, fields.unique_key, id) end
+      if fields.unique_key then redis.call('HSET', KEYS[4], fields.unique_key, id) end
       if fields.unique_key or fields.keep_complete or fields.keep_failed then
         set[#set + 1], set[#set + 2] = 'on_end', '1'  -- complete_jobs reads the rest only then
       end
@@ -232,9 +232,8 @@ for n = 1, count do
     local job = { id = id, zid = z, type = jtype, state = false, priority = priority,
                   promote_at = promote_at, ttl = ttl, set = set }
     if promote_at > now then delayed[#delayed + 1] = job else inactive[#inactive + 1] = job end
-    all_jobs[#all_jobs + 1] = priority_text
-    all_jobs[#all_jobs + 1] = z
-    types[jtype] = true
+    local k = #all_jobs
+    all_jobs[k + 1], all_jobs[k + 2] = priority_text, z
     ids[n] = number
     cursor = cursor + 9
     for t = 1, n_texts do
@@ -244,35 +243,45 @@ for n = 1, count do
   end
   cursor = cursor + 1 + 2 * nums[ARGV[cursor]]
 end
-for jtype in pairs(types) do redis.call('SADD', KEYS[2], jtype) end
-for i = 1, #all_jobs, 4000 do  -- unpack() is limited by the C stack
-  redis.call('ZADD', KEYS[3], unpack(all_jobs, i, math.min(i + 3999, #all_jobs)))
+-- Kue SADDs the type on every save; a call's types are its jobs' (in runs, mostly one).
+local types, seen_type = {}, nil
+for _, list in ipairs({ inactive, delayed }) do
+  for _, job in ipairs(list) do
+    if job.type ~= seen_type and not types[job.type] then
+      seen_type, types[job.type] = job.type, true
+      redis.call('SADD', KEYS[2], job.type)
+    end
+  end
 end
+if #all_jobs > 0 then send_many('ZADD', KEYS[3], all_jobs) end
 move_many(prefix, delayed, 'delayed', now)
 move_many(prefix, inactive, 'inactive', now)
-local touched = {}  -- type -> its JSON text, for the events
+-- One `enqueue` per inactive job, then each type's new wake-up tokens.
+local added, type_json, run_type = {}, nil, nil  -- type -> inactive jobs added
 for _, job in ipairs(inactive) do
-  local type_json = touched[job.type]
-  if not type_json then
-    type_json = json_string(job.type)
-    touched[job.type] = type_json
+  if job.type ~= run_type then
+    run_type, type_json = job.type, json_string(job.type)
   end
   publish(prefix, job.id, 'enqueue', type_json)
+  added[run_type] = (added[run_type] or 0) + 1
 end
-for jtype in pairs(touched) do sync_tokens(prefix, jtype) end
-for _, job in ipairs(delayed) do
-  local parent = failed_parent[job.id]
-  if parent then
-    if redis.call('EXISTS', waiting_key(prefix, job.id)) == 1 then
-      -- It waits for others too: the failed parent decides now.
-      for _, other in ipairs(redis.call('SMEMBERS', waiting_key(prefix, job.id))) do
-        redis.call('SREM', dependents_key(prefix, other), job.id)
+for jtype, n in pairs(added) do add_tokens(prefix, jtype, n) end
+if failed_parent then
+  local ends = end_keys(prefix, KEYS[4], KEYS[5], KEYS[6])
+  for _, job in ipairs(delayed) do
+    local parent = failed_parent[job.id]
+    if parent then
+      if redis.call('EXISTS', waiting_key(prefix, job.id)) == 1 then
+        -- It waits for others too: the failed parent decides now.
+        for _, other in ipairs(redis.call('SMEMBERS', waiting_key(prefix, job.id))) do
+          redis.call('SREM', dependents_key(prefix, other), job.id)
+        end
+        redis.call('DEL', waiting_key(prefix, job.id))
       end
-      redis.call('DEL', waiting_key(prefix, job.id))
+      local f = redis.call('HMGET', job_key(prefix, job.id), 'type', 'priority', 'max_attempts',
+        'unique_key', 'keep_failed')
+      fail_waiting(ends, job.id, f, parent, now)
     end
-    local f = redis.call('HMGET', job_key(prefix, job.id), 'type', 'priority', 'max_attempts',
-      'unique_key', 'keep_failed')
-    fail_waiting(ends, job.id, f, parent, now)
   end
 end
 return ids

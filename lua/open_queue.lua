@@ -1,5 +1,5 @@
 -- name: open_queue
--- version: 7
+-- version: 8
 -- transition: -
 -- purpose: Record and report the data-format version of a queue's keys: the first caller's
 --   format is stored in <prefix>:meta field `format` (HSETNX, so it is never overwritten), and

@@ -1,5 +1,5 @@
 -- name: register_worker
--- version: 1
+-- version: 2
 -- transition: -
 -- purpose: A worker process's heartbeat (the workers registry and the activity series the
 --   dashboard charts). The worker's hash <prefix>:worker:<id> gets id, host, pid, types (a JSON

@@ -1,5 +1,5 @@
 -- name: remove_repeat
--- version: 1
+-- version: 2
 -- transition: -
 -- purpose: Remove a repeatable job: its spec, next tick and last tick. Jobs it already
 --   created stay.

@@ -1,5 +1,5 @@
 -- name: renew_leases
--- version: 10
+-- version: 11
 -- transition: active -> same
 -- purpose: Extend the leases a worker holds (its heartbeat): each job that still carries the
 --   given token gets the deadline now + lease_ms in <prefix>:leases. A job whose token differs

@@ -1,5 +1,5 @@
 -- name: scan_repeats
--- version: 1
+-- version: 2
 -- transition: -
 -- purpose: Read the repeatable jobs whose next ticks come first, with the server's clock, so
 --   a scheduler (every worker's upkeep) can compute their ticks and call fire_repeat. Writes

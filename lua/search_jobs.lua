@@ -1,5 +1,5 @@
 -- name: search_jobs
--- version: 6
+-- version: 7
 -- transition: -
 -- purpose: Answer a reds-style search query: stem and metaphone the query words, intersect
 --   the word index sets (AND) in a scratch key, return ids by score, delete the scratch key.

@@ -1,5 +1,5 @@
 -- name: set_type_paused
--- version: 1
+-- version: 2
 -- transition: -
 -- purpose: Pause or resume one job type for every worker of the queue: a paused type is in the
 --   set <prefix>:paused, and activate_jobs claims none of its jobs (running jobs finish; new

@@ -1,5 +1,5 @@
 -- name: update_job
--- version: 9
+-- version: 10
 -- transition: any -> same
 -- purpose: Re-save an existing job as Kue's update() does: data, priority, attempts, delay,
 --   ttl, backoff and removeOnComplete are rewritten and the job is re-scored in its current

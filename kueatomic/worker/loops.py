@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..ops import Request, unwrap
+from . import calls
 from . import core as c
 from .core import WorkerCore
 from .housekeeping import Housekeeping
@@ -67,8 +68,10 @@ def claim_loop(core: WorkerCore, reg: Registration, generation: int, make_job: M
             yield Wait(c.STOP, core.claim_failed(claim, exc))
             continue
         try:
-            records = core.claimed(claim, reply, make_job)
-        except Exception as exc:  # noqa: BLE001 - a reply we cannot read: the claim ran
+            ids = calls.claimed_ids(reply)
+            hashes = (yield Send(calls.fetch_claimed(claim.keys, ids))) if ids else []
+            records = core.claimed(claim, reply, hashes, make_job)
+        except Exception as exc:  # noqa: BLE001 - the claim ran: its jobs come back by reclaim
             yield Wait(c.STOP, core.claim_failed(claim, exc, ran=True))
             continue
         core.loop_ok(name)

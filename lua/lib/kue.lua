@@ -11,19 +11,21 @@ local function now_ms()
 end
 
 -- Integers as plain decimal text: tostring() would print 1e+15 style for large numbers.
--- '%d' is several times cheaper than '%.0f' (no float formatting) and exact below 2^53.
+-- '%d' is several times cheaper than '%.0f' (no float formatting) and exact below 2^53;
+-- `n % 1` is nan for nan and inf, which take the '%.0f' branch as before.
 local function int_text(n)
-  if n == math.floor(n) and n < 9007199254740992 and n > -9007199254740992 then
+  if n % 1 == 0 and n < 9007199254740992 and n > -9007199254740992 then
     return string.format('%d', n)
   end
   return string.format('%.0f', n)
 end
 
 -- Kue's zset member: "<2-digit length>|<id>", so byte order equals numeric order (FIFO).
+-- The length texts are constants: a number in a concatenation goes through sprintf.
+local ZID_LENGTHS = { '01|', '02|', '03|', '04|', '05|', '06|', '07|', '08|', '09|', '10|',
+                      '11|', '12|', '13|', '14|', '15|', '16|' }
 local function zid(id)
-  local n = string.len(id)
-  if n < 10 then return '0' .. n .. '|' .. id end
-  return n .. '|' .. id
+  return (ZID_LENGTHS[#id] or string.format('%02d|', #id)) .. id
 end
 
 -- The id in a zid, or nil for a member no script wrote (callers drop such members).
@@ -99,98 +101,105 @@ local function sync_tokens(prefix, jtype)
   end
 end
 
--- Set operations grouped by key, sent as one ZADD/ZREM per key (in first-use order).
-local function key_batch()
-  return { order = {}, members = {} }
-end
--- The list of one key, to append to directly.
-local function batch_list(batch, key)
-  local list = batch.members[key]
-  if not list then
-    list = {}
-    batch.members[key] = list
-    batch.order[#batch.order + 1] = key
-  end
-  return list
-end
-local function batch_send(batch, command)
-  for _, key in ipairs(batch.order) do
-    local list = batch.members[key]
-    for i = 1, #list, 4000 do  -- unpack() is limited by the C stack
-      redis.call(command, key, unpack(list, i, math.min(i + 3999, #list)))
+-- Tokens for `n` inactive jobs of a type just added. LPUSH answers the list's length, which
+-- one ZCARD checks against the inactive set: only tokens that had drifted (Node Kue lets
+-- them) cost a re-balance, instead of every create paying for LLEN.
+local function add_tokens(prefix, jtype, n)
+  local tokens = tokens_key(prefix, jtype)
+  local have
+  if n == 1 then
+    have = redis.call('LPUSH', tokens, '1')
+  else
+    local ones = {}
+    for i = 1, math.min(n, 1000) do ones[i] = '1' end
+    for start = 1, n, 1000 do
+      have = redis.call('LPUSH', tokens, unpack(ones, 1, math.min(1000, n - start + 1)))
     end
   end
+  if have ~= redis.call('ZCARD', type_state_key(prefix, jtype, 'inactive')) then
+    sync_tokens(prefix, jtype)
+  end
+end
+
+-- int_text(n) through `texts` (n -> its text): a call's jobs share a few scores.
+local function cached_text(texts, n)
+  local text = texts[n]
+  if not text then
+    text = int_text(n)
+    texts[n] = text
+  end
+  return text
+end
+
+-- One command per key with many members (ZADD score member ..., ZREM member ...), in parts:
+-- unpack() is limited by the C stack (4000 keeps score/member pairs whole).
+local function send_many(command, key, list)
+  local n = #list
+  if n <= 4000 then
+    redis.call(command, key, unpack(list))
+    return
+  end
+  for i = 1, n, 4000 do redis.call(command, key, unpack(list, i, math.min(i + 3999, n))) end
 end
 
 -- Kue's state(S) transition (docs/redis-layout.md §3) for many jobs at once, plus lease clean-up when
 -- leaving active. Each job is a table with id, type, priority (number), state (old, may be
 -- false), promote_at and ttl (numbers, may be nil), and optionally `set` (more field/value
 -- pairs written in the same HSET), `zid` and `key` (member and hash key, when the caller
--- has them). The zset writes are grouped into one call per key; the result equals
+-- has them). The zset writes are grouped into one ZREM or ZADD per key; the result equals
 -- move_state() per job. Does not re-balance tokens or publish: callers do that once per type
 -- after a batch. `popped` names a set the caller already took the members out of (activate's
 -- ZPOPMIN): no ZREM is sent to it; `leases_dropped` says the caller already deleted the
--- `lease` fields (complete_jobs does, as it accepts each job). Keys and score texts are built
--- once per call: allocations are what Redis's Lua collector makes every script pay for.
+-- `lease` fields (complete_jobs does, as it accepts each job). Every table, closure and
+-- string made here is garbage Redis's Lua collector makes the call pay for, so keys and
+-- score texts are built once per run of jobs of one (type, old state), not per job.
 local function move_many(prefix, jobs, new_state, now, popped, leases_dropped)
-  if #jobs == 0 then return end  -- every table below is garbage Redis's Lua GC would pay for
+  local n_jobs = #jobs
+  if n_jobs == 0 then return end
   local now_text = int_text(now)
-  local removals, additions = key_batch(), key_batch()
-  local lease_holders = {}
-  local global_new = state_key(prefix, new_state)
-  local global_keys = {}  -- state -> key
-  local function global_key(state)
-    local key = global_keys[state]
-    if not key then
-      key = state_key(prefix, state)
-      global_keys[state] = key
-    end
-    return key
-  end
-  local score_texts = {}  -- score -> its text: jobs share a few priorities
-  local function score_text(score)
-    local text = score_texts[score]
-    if not text then
-      text = int_text(score)
-      score_texts[score] = text
-    end
-    return text
-  end
-  local type_keys = {}  -- state -> type -> key
-  local function type_key(jtype, state)
-    local by_type = type_keys[state]
-    if not by_type then
-      by_type = {}
-      type_keys[state] = by_type
-    end
-    local key = by_type[jtype]
-    if not key then
-      key = type_state_key(prefix, jtype, state)
-      by_type[jtype] = key
-    end
-    return key
-  end
-  -- Jobs come in runs of one type and one old state: the lists of the last (type, old state)
-  -- are reused, so a job costs no key look-ups, only its own appends.
-  local add_global = batch_list(additions, global_new)
+  local lists, removed, added = {}, {}, {}  -- key -> members; keys in first-use order
+  local global_new = prefix .. ':jobs:' .. new_state
+  local add_global = {}
+  lists[global_new], added[1] = add_global, global_new
+  local texts = {}  -- score -> its text (cached_text)
+  local lease_holders
   local run_type, run_old, rem_global, rem_type, add_type
-  for _, job in ipairs(jobs) do
-    local z = job.zid or zid(job.id)
-    local old, jtype = job.state, job.type
-    local key = job.key or job_key(prefix, job.id)
-    if jtype ~= run_type or old ~= run_old then
+  for i = 1, n_jobs do
+    local job = jobs[i]
+    local id, old, jtype = job.id, job.state, job.type
+    local z = job.zid or zid(id)
+    local key = job.key or prefix .. ':job:' .. id
+    if i == 1 or jtype ~= run_type or old ~= run_old then
+      -- A new run: its lists (a key seen in an earlier run reuses its list).
       run_type, run_old, rem_global, rem_type = jtype, old, false, false
       if old and old ~= new_state then
-        rem_global = batch_list(removals, global_key(old))
-        local old_type_key = type_key(jtype, old)
-        if old_type_key ~= popped then rem_type = batch_list(removals, old_type_key) end
+        local k = prefix .. ':jobs:' .. old
+        rem_global = lists[k]
+        if not rem_global then
+          rem_global = {}
+          lists[k], removed[#removed + 1] = rem_global, k
+        end
+        k = prefix .. ':jobs:' .. jtype .. ':' .. old
+        if k ~= popped then
+          rem_type = lists[k]
+          if not rem_type then
+            rem_type = {}
+            lists[k], removed[#removed + 1] = rem_type, k
+          end
+        end
       end
-      add_type = batch_list(additions, type_key(jtype, new_state))
+      local k = prefix .. ':jobs:' .. jtype .. ':' .. new_state
+      add_type = lists[k]
+      if not add_type then
+        add_type = {}
+        lists[k], added[#added + 1] = add_type, k
+      end
     end
     if rem_global then
       rem_global[#rem_global + 1] = z
       if rem_type then rem_type[#rem_type + 1] = z end
       if old == 'active' then
+        lease_holders = lease_holders or {}
         lease_holders[#lease_holders + 1] = z
         if not leases_dropped then redis.call('HDEL', key, 'lease') end
       end
@@ -203,10 +212,10 @@ local function move_many(prefix, jobs, new_state, now, popped, leases_dropped)
     -- The global set scores by priority, except delayed (promote_at) and active (the ttl
     -- deadline, else -|priority|); the per-type set always scores by priority.
     local priority = job.priority
-    local priority_text = score_texts[priority] or score_text(priority)
+    local priority_text = texts[priority] or cached_text(texts, priority)
     local global_text = priority_text
     if new_state == 'delayed' then
-      global_text = score_text(job.promote_at or now)
+      global_text = cached_text(texts, job.promote_at or now)
     elseif new_state == 'active' then
       local ttl = job.ttl or 0
       local kept = ttl > 0 and old == 'active' and redis.call('ZSCORE', global_new, z)
@@ -215,9 +224,9 @@ local function move_many(prefix, jobs, new_state, now, popped, leases_dropped)
         -- progress pushes it back, as the worker's ttl check expects.
         global_text = kept
       elseif ttl > 0 then
-        global_text = score_text(now + ttl)
+        global_text = cached_text(texts, now + ttl)
       else
-        global_text = score_text(-math.abs(priority))
+        global_text = cached_text(texts, -math.abs(priority))
       end
     end
     local n = #add_global
@@ -226,12 +235,12 @@ local function move_many(prefix, jobs, new_state, now, popped, leases_dropped)
     add_type[n + 1], add_type[n + 2] = priority_text, z
     job.state = new_state
   end
-  if #lease_holders > 0 then
-    local leases = batch_list(removals, leases_key(prefix))
-    for _, z in ipairs(lease_holders) do leases[#leases + 1] = z end
+  if lease_holders then
+    local k = leases_key(prefix)
+    lists[k], removed[#removed + 1] = lease_holders, k
   end
-  batch_send(removals, 'ZREM')
-  batch_send(additions, 'ZADD')
+  for _, k in ipairs(removed) do send_many('ZREM', k, lists[k]) end
+  for _, k in ipairs(added) do send_many('ZADD', k, lists[k]) end
 end
 
 -- Outcomes noted under claim tokens (lua/README.md, "Claim records"): a script collects, per
