@@ -5,7 +5,7 @@
 
 Starts its own redis-server under ``valgrind --tool=callgrind`` on a free port (never 6379),
 runs the job life through kueatomic's own client — bulk create, claim (activate_jobs, 100 per
-call, and the HGETALL of each claimed job the worker sends after it), complete (complete_jobs, 100 per call), then single creates — and has callgrind dump its
+call), complete (complete_jobs, 100 per call), then single creates — and has callgrind dump its
 counters between the phases (``callgrind_control -d``). The count covers everything
 redis-server does in user space for the phase: reading the commands, the Lua interpreter and
 its garbage collector, the writes, the replies; not the kernel's socket work. The same
@@ -28,6 +28,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kueatomic import Queue
+from kueatomic.ops import unwrap
 from kueatomic.worker import calls
 from tests.redis_server import free_port
 
@@ -54,8 +55,7 @@ def run_phases(url: str, pid: int, jobs_n: int, singles: int) -> dict[str, int]:
     while len(claimed) < jobs_n:
         token = calls.claim_token()
         call = calls.activate(queue.keys, "w", PER_CALL, "bench", token, 15_000)
-        # The worker reads the claimed hashes right after the claim: part of the claim's cost.
-        _, jobs = queue._run(calls.claim_plan(call, queue.keys, token))
+        jobs = calls.parse_claimed(unwrap(execute([call])[0]), "bench", token)
         if not jobs:
             raise SystemExit("nothing left to claim: the queue was not filled as expected")
         claimed += [(job_id, token, 0, "") for job_id, _ in jobs]

@@ -86,17 +86,13 @@ def worker_phase(jobs: int) -> None:
     completed = 0
     hash_fields = ["max_attempts", "1", "type", "bench", "created_at", "1764300000000",
                    "promote_at", "1764300000000", "priority", "0", "updated_at",
-                   "1764300000123", "state", "active", "started_at", "1764300000123",
-                   "workerId", "kue:bench:1:bench:1"]  # the hash as read after the claim
+                   "1764300000000", "state", "inactive"]
     for start in range(0, jobs, BATCH):
-        claim = core.next_claim(registration, generation or 0)
-        token = claim.token  # type: ignore[union-attr]
         reply: list[Any] = ["1764300000123"]
-        hashes: list[Any] = []
         for job_id in range(start + 1, start + BATCH + 1):
-            reply.append(str(job_id))
-            hashes.append([*hash_fields, "lease", token, "data", f'{{"i":{job_id}}}'])
-        for record in core.claimed(claim, reply, hashes, make_job):  # type: ignore[arg-type]
+            reply += [str(job_id), [*hash_fields, "data", f'{{"i":{job_id}}}']]
+        claim = core.next_claim(registration, generation or 0)
+        for record in core.claimed(claim, reply, make_job):  # type: ignore[arg-type]
             registration.slots.put(record)
         registration.slots.put(None)  # the slot loop returns after this batch
         worker._slot_loop(registration)

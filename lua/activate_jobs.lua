@@ -1,5 +1,5 @@
 -- name: activate_jobs
--- version: 13
+-- version: 14
 -- transition: inactive -> active
 -- purpose: Claim up to `count` inactive jobs of one type for a worker, most urgent first
 --   (lowest priority score, then FIFO within a priority), as Kue's worker dequeue does but many
@@ -31,10 +31,9 @@
 -- Derived keys: <prefix>:job:<id>, <prefix>:jobs:inactive, <prefix>:jobs:active,
 --   <prefix>:jobs:<type>:active, <prefix>:<type>:jobs, <prefix>:claim:<token> (written only
 --   when a job was claimed), <prefix>:rate:<type> (with a rate limit)
--- Returns: flat array now, id1, id2, ... in claim order: now is the claim time (ms); the
---   claim wrote state=active, updated_at=started_at=now, workerId and lease, and the caller
---   reads each claimed hash with HGETALL (a job whose `lease` is no longer the token was
---   taken from it meanwhile, by a cancel, say, and is not to run).
+-- Returns: flat array now, id1, fields1, id2, fields2, ... in claim order: now is the claim
+--   time (ms), fields the job hash before the claim as a flat field/value array (as HGETALL
+--   gives it); the claim wrote state=active, updated_at=started_at=now, workerId and lease.
 --   With a rate limit whose window is full: {now, "rate", ms until the window reopens}; for a
 --   paused type: {now, "paused", ms until the caller should look again}
 -- Errors: KUE_BAD_ARGS
@@ -86,18 +85,23 @@ if count > 0 then
   for i = 1, #popped, 2 do
     local z = popped[i]
     local id = id_of(z)
-    local key = id and prefix .. ':job:' .. id
-    -- Three fields, not the hash: the worker reads the hash itself after the claim, outside
-    -- Lua, which costs Redis a third of what turning it into Lua values and back does.
-    local f = key and redis.call('HMGET', key, 'state', 'type', 'ttl')
-    if f and FROM[f[1]] and f[2] == jtype then
-      -- The type's set scores by priority: the popped score is the job's priority.
-      jobs[#jobs + 1] = { id = id, zid = z, key = key, type = jtype, state = 'inactive',
-                          priority = finite(popped[i + 1]) or 0, ttl = finite(f[3]), set = claim }
+    local key = id and job_key(prefix, id)
+    local flat = key and redis.call('HGETALL', key) or {}
+    local found_type, state, priority, ttl
+    for k = 1, #flat, 2 do
+      local name = flat[k]
+      if name == 'type' then found_type = flat[k + 1]
+      elseif name == 'state' then state = flat[k + 1]
+      elseif name == 'priority' then priority = finite(flat[k + 1])
+      elseif name == 'ttl' then ttl = finite(flat[k + 1]) end
+    end
+    if found_type and FROM[state] then
+      jobs[#jobs + 1] = { id = id, zid = z, key = key, type = found_type, state = 'inactive',
+                          priority = priority or 0, ttl = ttl, set = claim }
       out[#out + 1] = id
-    elseif not (f and FROM[f[1]]) then
-      -- A stale member (job removed, or moved without its sets being fixed): drop it. (An
-      -- inactive job of another type was only in the wrong set, which it has now left.)
+      out[#out + 1] = flat
+    else
+      -- A stale member (job removed, or moved without its sets being fixed): drop it.
       redis.call('ZREM', state_key(prefix, 'inactive'), z)
     end
   end

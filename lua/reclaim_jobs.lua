@@ -1,5 +1,5 @@
 -- name: reclaim_jobs
--- version: 10
+-- version: 11
 -- transition: active -> same
 -- purpose: Give a worker back the jobs of a claim whose reply it lost (a timeout or a dropped
 --   connection after Redis ran activate_jobs): the claim record <prefix>:claim:<token> (the
@@ -20,9 +20,10 @@
 --   3 lease_ms: new lease length in ms (> 0)
 -- Derived keys: <prefix>:claim:<token> (read; expiry only), <prefix>:claim:<token>:complete
 --   (read; expiry only), <prefix>:claim:<token>:failed (expiry only), <prefix>:job:<id> (read)
--- Returns: activate_jobs' reply shape: flat array now, id1, id2, ... where now is this call's
---   time (ms); the caller reads each job's hash with HGETALL, as after activate_jobs; just
---   {now} when nothing is returned
+-- Returns: activate_jobs' reply shape, so calls.parse_claimed reads it: flat array now, id1,
+--   fields1, id2, fields2, ... where now is this call's time (ms) and fields each job's
+--   current hash as a flat field/value array (as HGETALL gives it; it already holds the
+--   claim's state, started_at, workerId and lease); just {now} when nothing is returned
 -- Errors: KUE_BAD_ARGS
 -- Publishes: none
 --@include lib/kue.lua
@@ -44,12 +45,19 @@ if not record then return out end
 local complete_key = record_key .. CLAIM_COMPLETE
 local leases, deadline = {}, int_text(now + lease_ms)
 for id in string.gmatch(record, '[^,]+') do
-  local f = is_id(id) and redis.call('HMGET', job_key(prefix, id), 'lease', 'state')
-  if f and f[1] == token and FROM[f[2]] and
+  local flat = is_id(id) and redis.call('HGETALL', job_key(prefix, id)) or {}
+  local lease, state
+  for k = 1, #flat, 2 do
+    local name = flat[k]
+    if name == 'lease' then lease = flat[k + 1]
+    elseif name == 'state' then state = flat[k + 1] end
+  end
+  if lease == token and FROM[state] and
       redis.call('SISMEMBER', complete_key, id) == 0 then
     leases[#leases + 1] = deadline
     leases[#leases + 1] = zid(id)
     out[#out + 1] = id
+    out[#out + 1] = flat
   end
 end
 if #leases > 0 then redis.call('ZADD', KEYS[1], unpack(leases)) end

@@ -159,7 +159,6 @@ class World:
         self.ended: dict[str, float] = {}  # loop -> when it ended
         self.tokens: dict[str, str] = {}  # claim token -> "claim<n>"
         self.taken: dict[str, list[int]] = {}  # claim token -> the jobs it took
-        self.hashes: dict[int, dict[str, str]] = {}  # claimed job -> its hash
         self.tasks: list[Task] = []
         self.set_topics: set[Any] = set()  # signalled with no waiter (an Event left set)
         self.regs: list[Registration] = []
@@ -188,7 +187,7 @@ class World:
         self.inactive, records = [i for i, _ in held], {}
         while self.inactive:
             claim = self.core.next_claim(reg, reg.generation)
-            for record in self.core.claimed(claim, *self.claim_reply(claim.call), make_job):
+            for record in self.core.claimed(claim, self.script(claim.call), make_job):
                 records[record.id] = record
         for job_id, stage in held:
             if stage != "queued":
@@ -215,16 +214,6 @@ class World:
             self.set_topics.add(topic)
 
     # --- the fake Redis -------------------------------------------------------------------
-    def hgetall(self, key: str) -> list[str]:
-        """A claimed job's hash, as the worker reads it after the claim."""
-        fields = self.hashes.get(int(key.rsplit(":", 1)[1]), {})
-        return [v for pair in fields.items() for v in pair]
-
-    def claim_reply(self, call: Call) -> tuple[Any, list[Any]]:
-        """The claim's reply and the replies to the reads of its jobs."""
-        reply = self.script(call)
-        return reply, [self.hgetall(f"q:job:{i}") for i in reply[1:]]
-
     def script(self, call: Call) -> Any:
         """What a healthy Redis answers (and does: activate takes jobs, reclaim finds them)."""
         name, args = call.script, call.args
@@ -233,13 +222,11 @@ class World:
                 self.tokens.setdefault(args[4], f"claim{len(self.tokens) + 1}")
                 self.taken[args[4]] = self.inactive[: args[2]]
                 del self.inactive[: args[2]]
-            token = args[4] if name == "activate_jobs" else args[1]
             reply: list[Any] = [str(int(self.now * 1000))]
-            for job_id in self.taken.get(token, []):
-                self.hashes[job_id] = {"type": "email", "data": "{}", "attempts": "0",
-                                       "max_attempts": "1", "state": "active", "lease": token,
-                                       **self.case.fields.get(job_id, {})}
-                reply.append(str(job_id))
+            for job_id in self.taken.get(args[4] if name == "activate_jobs" else args[1], []):
+                hashed = {"type": "email", "data": "{}", "attempts": "0", "max_attempts": "1",
+                          **self.case.fields.get(job_id, {})}
+                reply += [job_id, [v for pair in hashed.items() for v in pair]]
             return reply
         if name == "renew_leases":
             return [1] * ((len(args) - 2) // 2)
@@ -252,9 +239,6 @@ class World:
         replies, crash, latency = [], None, 0.0
         self.sends.append((round(self.now, 3), batch))
         for request in batch:
-            if isinstance(request, Read) and request.command[0] == "HGETALL":
-                replies.append(self.hgetall(request.command[1]))
-                continue
             if isinstance(request, Read):  # BLPOP on the wake-up list: nothing comes
                 replies.append(None)
                 latency = max(latency, request.command[-1])
@@ -324,7 +308,6 @@ class World:
             task.value = None if task.error else task.value
             task.at += latency
             task.claiming = any(getattr(r, "script", "") in ("activate_jobs", "reclaim_jobs")
-                                or getattr(r, "command", ("",))[0] == "HGETALL"  # its jobs
                                 for r in action.batch)
         elif isinstance(action, Wait):
             if task.record is None:
@@ -359,15 +342,7 @@ class World:
 
     # --- what the checks look at ----------------------------------------------------------
     def sent(self) -> list[tuple[float, Any]]:
-        """Every request but the reads of claimed jobs, which follow each claim that took any
-        (``reads`` has them)."""
-        return [(t, r) for t, batch in self.sends for r in batch
-                if not (isinstance(r, Read) and r.command[0] == "HGETALL")]
-
-    def reads(self) -> list[int]:
-        """The jobs whose hash was read after their claim, in order."""
-        return [int(r.command[1].rsplit(":", 1)[1]) for _, batch in self.sends for r in batch
-                if isinstance(r, Read) and r.command[0] == "HGETALL"]
+        return [(t, r) for t, batch in self.sends for r in batch]
 
     def calls(self, script: str) -> list[Call]:
         return [r for _, r in self.sent() if getattr(r, "script", "") == script]
@@ -729,8 +704,7 @@ def held_core(clock: list[float], **settings: Any) -> tuple[WorkerCore, Registra
     assert generation is not None
     claim = core.next_claim(reg, generation)
     assert not isinstance(claim, bool)
-    (record,) = core.claimed(claim, ["1", "7"],
-                             [["type", "email", "state", "active", "lease", claim.token]],
+    (record,) = core.claimed(claim, ["1", "7", ["type", "email", "state", "inactive"]],
                              lambda r, i, f: object())
     assert core.start(record)
     return core, reg, record
@@ -780,20 +754,3 @@ def test_a_registration_added_later_wakes_housekeeping_for_its_shorter_lease() -
     core.add(Registration("fast", 1, lambda job: None, 600, 1))
     assert "wake" in signals
     assert loop.send(None) == Wait("wake", pytest.approx(0.2))
-
-
-def test_a_job_taken_between_its_claim_and_the_read_of_its_hash_does_not_run() -> None:
-    """A cancel (or a hand move) can take a job after activate_jobs and before the worker's
-    HGETALL of it: the hash then holds no lease, or another one, and the job is not run."""
-    core = WorkerCore(Keys("q"), WorkerSettings(), lambda *a: None, upkeep=False)
-    reg = Registration("email", 4, lambda job: None, 3000, 2)
-    core.add(reg)
-    generation = core.resume(reg)
-    assert generation is not None
-    claim = core.next_claim(reg, generation)
-    assert not isinstance(claim, bool)
-    mine = ["type", "email", "state", "active", "lease", claim.token]
-    records = core.claimed(claim, ["1", "7", "8"], [mine, ["type", "email", "state", "failed"]],
-                           lambda r, i, f: object())
-    assert [r.id for r in records] == [7]
-    assert reg.free == 3  # the other two slots are free again

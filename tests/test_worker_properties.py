@@ -70,8 +70,8 @@ class Model:
         elif kind == "claim":
             _, jtype, count, lease_ms = op
             token = calls.claim_token()
-            call = calls.activate(q.keys, jtype, count, "kue:prop:1:t:1", token, lease_ms)
-            for job_id, fields in q._run(calls.claim_plan(call, q.keys, token))[1]:
+            reply = run(q, calls.activate(q.keys, jtype, count, "kue:prop:1:t:1", token, lease_ms))
+            for job_id, fields in calls.parse_claimed(reply, "kue:prop:1:t:1", token):
                 assert fields["state"] == "active" and fields["type"] == jtype
                 self.held[job_id] = token
             if lease_ms == 1:

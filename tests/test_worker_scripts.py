@@ -29,8 +29,8 @@ def run(queue: Queue, call: Call | Read) -> Any:
 def claim(queue: Queue, job_type: str, count: int = 10, lease_ms: int = 10000,
           worker: str = "kue:test:1:t:1") -> tuple[str, list[tuple[int, dict[str, str]]]]:
     token = calls.claim_token()
-    call = calls.activate(queue.keys, job_type, count, worker, token, lease_ms)
-    return token, queue._run(calls.claim_plan(call, queue.keys, token))[1]
+    reply = run(queue, calls.activate(queue.keys, job_type, count, worker, token, lease_ms))
+    return token, calls.parse_claimed(reply, worker, token)
 
 
 def hash_of(queue: Queue, job_id: int) -> dict[str, str]:
@@ -717,8 +717,8 @@ def test_the_same_job_twice_in_one_failure_is_failed_once(queue: Queue) -> None:
 
 def reclaimed(queue: Queue, token: str, lease_ms: int = 60000,
               worker: str = "kue:test:1:t:1") -> tuple[Any, list[tuple[int, dict[str, str]]]]:
-    return queue._run(calls.claim_plan(calls.reclaim(queue.keys, token, lease_ms), queue.keys,
-                                       token))
+    reply = run(queue, calls.reclaim(queue.keys, token, lease_ms))
+    return reply, calls.parse_claimed(reply, worker, token)
 
 
 def test_reclaim_returns_the_claims_running_jobs_with_renewed_leases(queue: Queue) -> None:
@@ -757,13 +757,16 @@ def test_reclaim_returns_the_claims_running_jobs_with_renewed_leases(queue: Queu
 def test_reclaim_reads_like_a_claim(queue: Queue) -> None:
     job = queue.create("email", {"to": "tj"}).priority("high").save()
     token = calls.claim_token()
-    activate_reply, [(claimed_id, claimed_fields)] = queue._run(calls.claim_plan(
-        calls.activate(queue.keys, "email", 5, "kue:h:1:email:1", token, 5000), queue.keys, token))
+    activate_reply = run(queue, calls.activate(queue.keys, "email", 5, "kue:h:1:email:1", token,
+                                               5000))
+    [(claimed_id, claimed_fields)] = calls.parse_claimed(activate_reply, "kue:h:1:email:1", token)
     reply, [(reclaimed_id, fields)] = reclaimed(queue, token, worker="kue:h:1:email:1")
     assert reclaimed_id == claimed_id == job.id
     assert int(reply[0]) >= int(activate_reply[0])
-    assert claimed_fields["started_at"] == claimed_fields["updated_at"] == str(int(activate_reply[0]))
-    assert fields == claimed_fields  # both read from the hash: the reclaim moved nothing
+    for name in ("started_at", "updated_at"):  # parse_claimed sets both to the reply's now
+        assert fields.pop(name) == str(int(reply[0]))
+        assert claimed_fields.pop(name) == str(int(activate_reply[0]))
+    assert fields == claimed_fields
 
 
 def test_reclaim_for_an_unknown_token_writes_nothing(queue: Queue) -> None:

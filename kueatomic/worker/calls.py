@@ -18,7 +18,7 @@ from .. import backoff as _backoff
 from ..codec import dumps, encodable, to_text
 from ..errors import NotSerializable
 from ..keyspace import Keys
-from ..ops import Call, Plan, Read, Request, decode_hash, unwrap
+from ..ops import Call, Read
 
 _TOKEN_PREFIX = uuid.uuid4().hex[:12]
 _claims = itertools.count(1)
@@ -97,40 +97,23 @@ def recover(keys: Keys, limit: int, max_stalls: int, grace_ms: int, rebalance: b
 
 # --- replies ------------------------------------------------------------------------------
 
-def claimed_ids(reply: Sequence[Any]) -> list[int]:
-    """The ids an activate_jobs (or reclaim_jobs) reply names, in claim order."""
-    if len(reply) < 2 or rate_wait_ms(reply) is not None:
+def parse_claimed(reply: Sequence[Any], worker: str, token: str) -> list[tuple[int, dict[str, str]]]:
+    """activate_jobs' reply -> [(id, fields)], fields as the hash is after the claim."""
+    if not reply or rate_wait_ms(reply) is not None:
         return []
-    return [int(job_id) for job_id in reply[1:]]
-
-
-def fetch_claimed(keys: Keys, ids: Sequence[int]) -> list[Request]:
-    """The claimed jobs' hashes, read after the claim (the script no longer returns them:
-    a plain HGETALL costs Redis a third of what the same read inside Lua does)."""
-    return [Read(("HGETALL", keys.job(job_id))) for job_id in ids]
-
-
-def parse_claimed(reply: Sequence[Any], hashes: Sequence[Any],
-                  token: str) -> list[tuple[int, dict[str, str]]]:
-    """[(id, fields)] for the claimed jobs still holding the claim's lease: a job cancelled,
-    removed or moved by hand between the claim and the read of its hash is not run."""
+    now = to_text(reply[0])
+    claim = {"state": "active", "updated_at": now, "started_at": now, "workerId": worker,
+             "lease": token}
     out = []
-    for job_id, raw in zip(claimed_ids(reply), hashes):
-        fields = decode_hash(unwrap(raw))
-        if fields.get("lease") == token and fields.get("type"):
-            out.append((job_id, fields))
+    for i in range(1, len(reply), 2):
+        flat = reply[i + 1]
+        if flat and isinstance(flat[0], bytes):
+            flat = [to_text(v) for v in flat]
+        pairs = iter(flat)
+        fields = dict(zip(pairs, pairs))  # field, value, field, value, ...
+        fields.update(claim)
+        out.append((int(reply[i]), fields))
     return out
-
-
-def claim_plan(call: Call, keys: Keys, token: str
-               ) -> Plan[tuple[Any, list[tuple[int, dict[str, str]]]]]:
-    """An activate_jobs or reclaim_jobs call and the read of its jobs, as one plan (the
-    workers send the same two batches from their claim loop): (reply, parse_claimed(...))."""
-    replies = yield [call]
-    reply = unwrap(replies[0])
-    ids = claimed_ids(reply)
-    hashes = (yield fetch_claimed(keys, ids)) if ids else []
-    return reply, parse_claimed(reply, hashes, token)
 
 
 # --- outcomes -----------------------------------------------------------------------------
@@ -194,7 +177,7 @@ def backoff_delay(fields: dict[str, str]) -> tuple[str, str | None]:
 
 def reclaim(keys: Keys, token: str, lease_ms: int) -> Call:
     """reclaim_jobs: the jobs a claim took whose reply was lost, by that claim's token, with
-    their leases renewed. The reply has activate_jobs' shape (claimed_ids, fetch_claimed)."""
+    their leases renewed. The reply has activate_jobs' shape: read it with parse_claimed."""
     return Call("reclaim_jobs", (keys.leases,), (keys.prefix, token, lease_ms))
 
 

@@ -290,15 +290,14 @@ class WorkerCore(HousekeepingRules):
             reg.rate_until = now + reg.rate_wait_ms / 1000
             reg.rate_full, reg.rate_wait_ms = 0, None
 
-    def claimed(self, claim: Claim, reply: Sequence[Any], hashes: Sequence[Any],
+    def claimed(self, claim: Claim, reply: Sequence[Any],
                 make_job: Callable[[Registration, int, dict[str, str]], Any]) -> list[InFlight]:
-        """Records for the jobs a claim took (`hashes`: the replies to calls.fetch_claimed);
-        the ones to run now are returned. A job that cannot be loaded fails this attempt at
-        once, saying why."""
+        """Records for the jobs a claim took; the ones to run now are returned. A job that
+        cannot be loaded fails this attempt at once, saying why."""
         reg = claim.reg
         now = self.clock()
         records = []
-        for job_id, fields in calls.parse_claimed(reply, hashes, claim.token):
+        for job_id, fields in calls.parse_claimed(reply, reg.worker_id, claim.token):
             record = InFlight(job_id, claim.token, reg, fields, now)
             try:
                 record.job = make_job(reg, job_id, fields)

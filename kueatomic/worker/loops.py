@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..ops import Request, unwrap
-from . import calls
 from . import core as c
 from .core import WorkerCore
 from .housekeeping import Housekeeping
@@ -68,10 +67,8 @@ def claim_loop(core: WorkerCore, reg: Registration, generation: int, make_job: M
             yield Wait(c.STOP, core.claim_failed(claim, exc))
             continue
         try:
-            ids = calls.claimed_ids(reply)
-            hashes = (yield Send(calls.fetch_claimed(claim.keys, ids))) if ids else []
-            records = core.claimed(claim, reply, hashes, make_job)
-        except Exception as exc:  # noqa: BLE001 - the claim ran: its jobs come back by reclaim
+            records = core.claimed(claim, reply, make_job)
+        except Exception as exc:  # noqa: BLE001 - a reply we cannot read: the claim ran
             yield Wait(c.STOP, core.claim_failed(claim, exc, ran=True))
             continue
         core.loop_ok(name)
