@@ -20,5 +20,5 @@ The payload is a small dict, ``{"i": n}`` plus ``"t"`` (time.time() at create) w
 is measured.
 """
 
-NAMES = ["kueatomic", "rq", "arq", "saq", "dramatiq", "huey", "celery", "bullmq"]
+NAMES = ["kueatomic", "rq", "arq", "saq", "dramatiq", "huey", "celery", "bullmq", "bullmq_node"]
 QUEUE = "bench"  # queue / job type name every adapter uses
