@@ -3,6 +3,11 @@
     python bench/locust_run.py            # the one command: private Redis + API server + locust
 
 Users (weights give the mix; ConsumerUser is a fixed count):
+- SharedQueueProducerUser  only in ``--scenario coalescing`` (its users, no other class): many
+                    users creating single jobs as fast as they can on ONE shared
+                    ``Queue``, as the request handlers of one web process do; concurrent
+                    ``save()`` calls are coalesced into one create_jobs call
+                    (KUEATOMIC_COALESCE=0 turns that off, for the comparison)
 - ProducerUser      creates one job per call with the Python client (``Queue.create().save()``)
 - BulkProducerUser  creates 100 jobs per call (``Queue.create_bulk``)
 - ConsumerUser      a worker (``queue.process``) running the jobs; each job reports its
@@ -78,6 +83,30 @@ class ProducerUser(User):
         with reported(self.environment, "create().save()"):
             (self.queue.create(JOB_TYPE, payload()).priority(random.choice(PRIORITIES))
              .attempts(2).save())
+
+
+_shared: dict[str, Queue] = {}
+
+
+def shared_queue() -> Queue:
+    """One Queue for every SharedQueueProducerUser of this locust process (greenlets under
+    gevent's patched threading, so the sync queue's coalescing works as with threads)."""
+    if "queue" not in _shared:
+        coalesce = os.environ.get("KUEATOMIC_COALESCE", "1") != "0"
+        _shared["queue"] = Queue(redis=redis_url(), coalesce_creates=coalesce)
+    return _shared["queue"]
+
+
+class SharedQueueProducerUser(User):
+    """A request handler of a busy web process: one job per request, no pause, on the
+    process's one Queue. Not in bench/locust_run.py's default mix: ``--scenario coalescing``."""
+
+    wait_time = constant_pacing(0)
+
+    @task
+    def create(self) -> None:
+        with reported(self.environment, "shared create().save()"):
+            shared_queue().create(JOB_TYPE, payload()).save()
 
 
 class BulkProducerUser(User):
