@@ -104,6 +104,27 @@ def _check_dict(option: dict[str, Any]) -> None:
         raise ConfigError(f"unknown Redis option(s) {sorted(unknown)}; use {sorted(_DICT_KEYS)}")
 
 
+# A full pool makes its caller wait for a connection another caller releases, up to
+# POOL_WAIT_S (then RedisUnavailable), never fail the call at once: redis-py's default pool
+# raises "Too many connections", which 200 asyncio tasks on one Queue met for half their
+# saves. Every client kueatomic builds from a URL, a dict or another client's settings gets
+# such a pool, of ``max_connections`` (URL query or dict) or POOL_SIZE connections.
+POOL_SIZE = 100
+POOL_WAIT_S = 20.0
+
+
+def waiting_client(module: Any, pool: Any) -> Any:
+    """A ``module.Redis`` (redis or redis.asyncio) on a waiting pool with ``pool``'s
+    connection class and settings; ``pool`` itself (never connected) is dropped."""
+    size = getattr(pool, "max_connections", None)
+    if not isinstance(size, int) or size <= 0 or size >= 2**31:  # redis-py 5's "unbounded"
+        size = POOL_SIZE
+    waiting = module.BlockingConnectionPool(
+        connection_class=pool.connection_class, max_connections=size, timeout=POOL_WAIT_S,
+        **pool.connection_kwargs)
+    return module.Redis.from_pool(waiting)
+
+
 # Replies as str; bytes that are not UTF-8 (a field someone wrote by hand) read as U+FFFD
 # rather than failing the call, as codec.to_text reads them on a client the user passed in.
 _DECODING = {"decode_responses": True, "encoding_errors": "replace"}
@@ -119,7 +140,7 @@ def _client(option: Any, module: Any, fake: str, overrides: dict[str, Any]) -> A
             import fakeredis
 
             return getattr(fakeredis, fake)(server=memory_server(url), **_DECODING)
-        client = module.Redis.from_url(url, **_DECODING)
+        client = waiting_client(module, module.ConnectionPool.from_url(url, **_DECODING))
         _default_kwargs(client, extra)
         return client
     _check_dict(option)
@@ -131,7 +152,8 @@ def _client(option: Any, module: Any, fake: str, overrides: dict[str, Any]) -> A
         from redis.asyncio.retry import Retry
     else:
         from redis.retry import Retry  # type: ignore[assignment]
-    return module.Redis(**{**_DECODING, "retry": Retry(NoBackoff(), 0), **extra, **option})
+    made = module.Redis(**{**_DECODING, "retry": Retry(NoBackoff(), 0), **extra, **option})
+    return waiting_client(module, made.connection_pool)
 
 
 def sync_client(option: Any, factory: Callable[[], Any] | None = None) -> Any:
@@ -202,10 +224,10 @@ def _derive(client: Any, kind: str, overrides: dict[str, Any]) -> Any:
     for key, value in overrides.items():
         if value is not None and options.get(key) is None:
             options[key] = value
-    new_pool = module.ConnectionPool(connection_class=connection_class,
-                                     max_connections=getattr(pool, "max_connections", None),
-                                     **options)
-    return module.Redis(connection_pool=new_pool)
+    model = module.ConnectionPool(connection_class=connection_class,
+                                  max_connections=getattr(pool, "max_connections", None),
+                                  **options)
+    return waiting_client(module, model)
 
 
 class Connection:

@@ -134,3 +134,36 @@ def test_a_cancelled_sender_does_not_cancel_the_callers_it_carried() -> None:
     hand_out(batch, None, asyncio.CancelledError())
     with pytest.raises(RedisUnavailable, match="interrupted"):
         batch[1].outcome()
+
+
+def test_a_full_pool_makes_callers_wait_without_coalescing(real_redis_url: str) -> None:
+    """Coalescing off, 40 threads and 200 tasks on pools of 3 connections: every call waits
+    for a free connection and succeeds (redis-py's own pool fails them: Too many connections)."""
+    queue = Queue(redis=real_redis_url + "?max_connections=3", coalesce_creates=False)
+    errors: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            for _ in range(10):
+                job = queue.create("t", {"x": 1}).save()
+                queue.get_job(job.id)
+        except BaseException as exc:  # noqa: BLE001 - the test counts them
+            errors.append(exc)
+
+    threads = [threading.Thread(target=produce) for _ in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == [] and queue.inactive_count("t") == 400
+    queue.close()
+
+    async def tasks() -> int:
+        aqueue = aio.Queue(redis=real_redis_url + "?max_connections=3", coalesce_creates=False)
+        jobs = await asyncio.gather(*(aqueue.create("u").save() for _ in range(200)))
+        await asyncio.gather(*(aqueue.get_job(job.id) for job in jobs))
+        count = await aqueue.inactive_count("u")
+        await aqueue.close()
+        return count
+
+    assert asyncio.run(tasks()) == 200

@@ -111,3 +111,20 @@ def test_a_pool_that_names_no_host_is_refused_not_guessed() -> None:
     client = redis.Redis(connection_pool=SentinelConnectionPool("mymaster", sentinel))
     with pytest.raises(ConfigError, match="127.0.0.1:6379"):
         Connection(client).client(ASYNC)
+
+
+def test_clients_kueatomic_makes_wait_for_a_connection_of_a_full_pool() -> None:
+    """URL, dict and derived clients: a blocking pool of the asked size (or POOL_SIZE)."""
+    from kueatomic.connection import POOL_SIZE, POOL_WAIT_S
+
+    made = [
+        Connection("redis://127.0.0.1:1/0?max_connections=7").client(SYNC, primary=True),
+        Connection({"host": "127.0.0.1", "port": 1, "max_connections": 7}).client(ASYNC),
+        Connection(redis.Redis(host="127.0.0.1", port=1, max_connections=7)).client(ASYNC),
+    ]
+    for client in made:
+        pool = client.connection_pool
+        assert "Blocking" in type(pool).__name__ and pool.max_connections == 7
+        assert pool.timeout == POOL_WAIT_S
+    default = Connection("redis://127.0.0.1:1/0").client(SYNC).connection_pool
+    assert default.max_connections == POOL_SIZE
