@@ -11,6 +11,7 @@ the profiles, is included as it is.
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import sys
 from collections import defaultdict
@@ -361,7 +362,26 @@ def write(data: dict[str, Any], results: Path, chart_path: Path | None = None) -
     results.write_text("\n".join(out))
 
 
+KEPT = re.compile(r"<!-- kept: (\S+).*?-->.*?<!-- /kept: \1 -->\n?", re.DOTALL)
+
+
+def carry_kept(old: str, results: Path) -> None:
+    """Put the sections marked <!-- kept: name --> ... <!-- /kept: name --> of the old file
+    (bench/cluster.py's, hand-written ones report.py does not make) back into the new one,
+    before "## How it is measured"."""
+    blocks = [m.group(0).rstrip("\n") + "\n\n" for m in KEPT.finditer(old)]
+    if not blocks:
+        return
+    text = results.read_text()
+    anchor = text.find("## How it is measured")
+    anchor = anchor if anchor >= 0 else len(text)
+    results.write_text(text[:anchor] + "".join(blocks) + text[anchor:])
+
+
 if __name__ == "__main__":
     source = Path(sys.argv[1]) if len(sys.argv) > 1 else BENCH / "out" / "latest.json"
-    write(json.loads(source.read_text()), BENCH / "RESULTS.md")
+    results = BENCH / "RESULTS.md"
+    old = results.read_text() if results.exists() else ""
+    write(json.loads(source.read_text()), results)
+    carry_kept(old, results)
     print(f"wrote {BENCH / 'RESULTS.md'} and {BENCH / 'results.png'}")

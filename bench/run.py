@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -31,7 +30,6 @@ sys.path.insert(0, str(BENCH.parent))
 from bench import envs
 
 MEASURES = ["enqueue", "bulk", "memory", "drain", "e2e", "latency", "claim", "ceiling", "cluster"]
-KEPT = re.compile(r"<!-- kept: (\S+).*?-->.*?<!-- /kept: \1 -->\n?", re.DOTALL)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -127,21 +125,8 @@ def run_peers(args: argparse.Namespace, pythons: dict[str, str], skipped: dict[s
 
         old = args.results.read_text() if args.results.exists() else ""
         report.write(record, args.results)
-        carry_kept(old, args.results)
+        report.carry_kept(old, args.results)
         print(f"report: {args.results}")
-
-
-def carry_kept(old: str, results: Path) -> None:
-    """Put the sections marked <!-- kept: name --> ... <!-- /kept: name --> of the old file
-    (bench/cluster.py's, hand-written ones report.py does not make) back into the new one,
-    before "## How it is measured"."""
-    blocks = [m.group(0).rstrip("\n") + "\n\n" for m in KEPT.finditer(old)]
-    if not blocks:
-        return
-    text = results.read_text()
-    anchor = text.find("## How it is measured")
-    anchor = anchor if anchor >= 0 else len(text)
-    results.write_text(text[:anchor] + "".join(blocks) + text[anchor:])
 
 
 if __name__ == "__main__":

@@ -82,6 +82,20 @@ def test_lua_cost_counts_instructions_per_phase() -> None:
     assert all(count > 1000 for count in counts.values()), counts
 
 
+def test_lua_cuts_splits_one_single_create() -> None:
+    """Every cut point is found in the linked create_jobs (a cut that no longer matched
+    would raise) and the whole script costs more than the empty one. At the smoke size the
+    parts themselves are noisy: Redis runs a Lua GC step every 50 calls."""
+    if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
+        pytest.skip("valgrind is not installed")
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "lua_cuts.py"), "--calls", "10"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = [line.split("|") for line in done.stdout.splitlines() if line.startswith("| ")][1:]
+    totals = [int(row[3].strip().replace(",", "")) for row in rows]
+    assert len(totals) == 10 and totals[-1] > totals[0] > 1000, done.stdout
+
+
 def test_py_cost_counts_the_clients_instructions_per_job() -> None:
     if not shutil.which("valgrind"):
         pytest.skip("valgrind is not installed")

@@ -1,0 +1,112 @@
+"""Where one single create's Redis instructions go: the linked create_jobs cut short.
+
+    python3 bench/lua_cuts.py               # about 30 s; needs valgrind and redis-server
+    python3 bench/lua_cuts.py --calls 20    # smaller (the smoke test's size)
+
+bench/lua_cost.py counts a whole phase; this splits one script call into its parts. It takes
+create_jobs as Redis runs it (the libraries linked in, kueatomic/scripts.py), and makes
+variants that return at once (``do return {} end``) just before each top-level statement
+named in CUTS, plus an empty script with the same arguments. Each variant gets its own
+queue prefix, so every one starts from the same empty sets, and is called with a one-job
+create under ``valgrind --tool=callgrind`` (counters dumped between variants, as in
+lua_cost.py). A part's cost is the difference between the cut after it and the cut before.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.lua_cost import read_dumps
+from kueatomic import scripts
+from tests.redis_server import free_port
+
+# (part, the first line of the statement the part ends before), in script order.
+CUTS = [
+    ("EVALSHA with the arguments, empty script", None),
+    ("lib/states.lua and lib/checks.lua top level", r"^-- lib/kue\.lua"),
+    ("lib/kue.lua top level", r"^-- lib/search\.lua"),
+    ("lib/search.lua top level", r"^local WAITING_PROMOTE_AT"),
+    ("lib/lifecycle.lua top level", r"^local nums = "),
+    ("arguments, prefix and KEYS checked", r"^local EXTRA, extras"),
+    ("the job checked", r"^local now = now_ms"),
+    ("ids, the hash fields and the job's tables", r"^local types, seen_type"),
+    ("SADD type, ZADD all jobs, move_many (HSET, 2 ZADD)", r"^local added, type_json"),
+    ("enqueue event, wake-up token", None),  # the whole script
+]
+
+
+def variants(text: str) -> list[str]:
+    """The script texts: empty, then cut before each CUTS line, then whole."""
+    lines = text.split("\n")
+    out = ["return {}"]
+    for _, pattern in CUTS[1:-1]:
+        at = next(i for i, line in enumerate(lines) if re.match(pattern, line))
+        out.append("\n".join(lines[:at] + ["do return {} end"] + lines[at:]))
+    out.append(text)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="bench/lua_cuts.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=200, help="single creates per variant")
+    args = parser.parse_args()
+    for tool in ("valgrind", "callgrind_control", "redis-server"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} is not installed (apt-get install valgrind redis-server)")
+    texts = variants(scripts.get("create_jobs").text)
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        prefix = Path(tmp) / "callgrind.out"
+        server = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={prefix}",
+             "redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=port)
+        try:
+            for _ in range(300):
+                try:
+                    client.ping()
+                    break
+                except redis.ConnectionError:
+                    time.sleep(0.1)
+            for n, text in enumerate(texts):
+                sha, queue = client.script_load(text), f"v{n}"
+                keys = [f"{queue}:{name}" for name in ("ids", "job:types", "jobs", "unique",
+                                                       "retained:complete", "retained:failed")]
+                for phase, calls in (("warm", 10), ("count", args.calls)):
+                    for i in range(calls):
+                        # one job: type, data, priority, max_attempts, delay, ttl, backoff,
+                        # remove_on_complete, n_texts, n_extra (as Queue.create().save())
+                        client.evalsha(sha, len(keys), *keys, queue, 1, 1, 0, "s",
+                                       f'{{"i":{i}}}', 0, 1, 0, 0, "", "", 0, 0)
+                    subprocess.run(["callgrind_control", "-d", f"{phase}{n}", str(server.pid)],
+                                   check=True, capture_output=True)
+            client.shutdown(nosave=True)
+        except redis.ConnectionError:
+            pass  # SHUTDOWN closes the connection it came on
+        finally:
+            client.close()
+            server.wait(60)
+        counts = read_dumps(prefix)
+    per_call = [counts[f"count{n}"] / args.calls for n in range(len(texts))]
+    print("| part of one single create (create_jobs, one job) | instructions | running total |")
+    print("|---|---:|---:|")
+    before = 0.0
+    for (part, _), total in zip(CUTS, per_call):
+        print(f"| {part} | {total - before:,.0f} | {total:,.0f} |")
+        before = total
+
+
+if __name__ == "__main__":
+    main()
