@@ -22,7 +22,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import redis
 
@@ -32,6 +34,7 @@ from kueatomic.ops import unwrap
 from kueatomic.worker import calls
 from tests.redis_server import free_port
 
+T = TypeVar("T")
 JOBS = 2_000  # bulk-created, claimed and completed (a multiple of 100)
 SINGLES = 200  # single creates
 PER_CALL = 100  # jobs per claim and per complete call, as the worker sends them
@@ -85,14 +88,10 @@ def read_dumps(prefix: Path) -> dict[str, int]:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="bench/lua_cost.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--jobs", type=int, default=JOBS, help="jobs per bulk/claim/complete phase")
-    parser.add_argument("--singles", type=int, default=SINGLES, help="single creates")
-    args = parser.parse_args()
-    if args.jobs < PER_CALL or args.jobs % PER_CALL or args.singles < 1:
-        parser.error(f"--jobs must be a multiple of {PER_CALL}, --singles at least 1")
+def under_callgrind(work: Callable[[str, int], T]) -> tuple[T, dict[str, int]]:
+    """Start a redis-server under callgrind on a free port (never 6379), run ``work(url,
+    pid)`` (which dumps the counters with ``dump(pid, label)``), shut the server down and
+    return what work returned and the instructions per dump label."""
     for tool in ("valgrind", "callgrind_control", "redis-server"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is not installed (apt-get install valgrind redis-server)")
@@ -112,14 +111,27 @@ def main() -> None:
                     break
                 except redis.ConnectionError:
                     time.sleep(0.1)
-            jobs = run_phases(url, server.pid, args.jobs, args.singles)
-            client.shutdown(nosave=True)
-        except redis.ConnectionError:
-            pass  # SHUTDOWN closes the connection it came on
+            result = work(url, server.pid)
+            try:
+                client.shutdown(nosave=True)
+            except redis.ConnectionError:
+                pass  # SHUTDOWN closes the connection it came on
         finally:
             client.close()
             server.wait(60)
-        counts = read_dumps(prefix)
+        return result, read_dumps(prefix)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="bench/lua_cost.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=JOBS, help="jobs per bulk/claim/complete phase")
+    parser.add_argument("--singles", type=int, default=SINGLES, help="single creates")
+    args = parser.parse_args()
+    if args.jobs < PER_CALL or args.jobs % PER_CALL or args.singles < 1:
+        parser.error(f"--jobs must be a multiple of {PER_CALL}, --singles at least 1")
+    jobs, counts = under_callgrind(
+        lambda url, pid: run_phases(url, pid, args.jobs, args.singles))
     print("| phase | instructions per job |\n|---|---:|")
     for phase, n in jobs.items():
         print(f"| {phase} | {counts[phase] / n:,.0f} |")

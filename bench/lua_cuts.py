@@ -16,19 +16,14 @@ from __future__ import annotations
 
 import argparse
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.lua_cost import read_dumps
+from bench.lua_cost import dump, under_callgrind
 from kueatomic import scripts
-from tests.redis_server import free_port
 
 # (part, the first line of the statement the part ends before), in script order.
 CUTS = [
@@ -61,44 +56,24 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=200, help="single creates per variant")
     args = parser.parse_args()
-    for tool in ("valgrind", "callgrind_control", "redis-server"):
-        if not shutil.which(tool):
-            raise SystemExit(f"{tool} is not installed (apt-get install valgrind redis-server)")
     texts = variants(scripts.get("create_jobs").text)
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        prefix = Path(tmp) / "callgrind.out"
-        server = subprocess.Popen(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={prefix}",
-             "redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=port)
-        try:
-            for _ in range(300):
-                try:
-                    client.ping()
-                    break
-                except redis.ConnectionError:
-                    time.sleep(0.1)
-            for n, text in enumerate(texts):
-                sha, queue = client.script_load(text), f"v{n}"
-                keys = [f"{queue}:{name}" for name in ("ids", "job:types", "jobs", "unique",
-                                                       "retained:complete", "retained:failed")]
-                for phase, calls in (("warm", 10), ("count", args.calls)):
-                    for i in range(calls):
-                        # one job: type, data, priority, max_attempts, delay, ttl, backoff,
-                        # remove_on_complete, n_texts, n_extra (as Queue.create().save())
-                        client.evalsha(sha, len(keys), *keys, queue, 1, 1, 0, "s",
-                                       f'{{"i":{i}}}', 0, 1, 0, 0, "", "", 0, 0)
-                    subprocess.run(["callgrind_control", "-d", f"{phase}{n}", str(server.pid)],
-                                   check=True, capture_output=True)
-            client.shutdown(nosave=True)
-        except redis.ConnectionError:
-            pass  # SHUTDOWN closes the connection it came on
-        finally:
-            client.close()
-            server.wait(60)
-        counts = read_dumps(prefix)
+
+    def run(url: str, pid: int) -> None:
+        client = redis.Redis.from_url(url)
+        for n, text in enumerate(texts):
+            sha, queue = client.script_load(text), f"v{n}"
+            keys = [f"{queue}:{name}" for name in ("ids", "job:types", "jobs", "unique",
+                                                   "retained:complete", "retained:failed")]
+            for phase, calls in (("warm", 10), ("count", args.calls)):
+                for i in range(calls):
+                    # one job: type, data, priority, max_attempts, delay, ttl, backoff,
+                    # remove_on_complete, n_texts, n_extra (as Queue.create().save())
+                    client.evalsha(sha, len(keys), *keys, queue, 1, 1, 0, "s",
+                                   f'{{"i":{i}}}', 0, 1, 0, 0, "", "", 0, 0)
+                dump(pid, f"{phase}{n}")
+        client.close()
+
+    _, counts = under_callgrind(run)
     per_call = [counts[f"count{n}"] / args.calls for n in range(len(texts))]
     print("| part of one single create (create_jobs, one job) | instructions | running total |")
     print("|---|---:|---:|")

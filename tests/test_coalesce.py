@@ -15,6 +15,15 @@ from kueatomic.coalesce import Coalescer, hand_out
 from .redis_server import free_port
 
 
+def in_threads(count: int, target: Any) -> None:
+    """``target(n)`` in ``count`` threads at once, n = 0..count - 1; back when all ended."""
+    threads = [threading.Thread(target=target, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+
 def test_the_first_caller_leads_and_hands_over_to_the_next() -> None:
     coalescer = Coalescer()
     first = coalescer.arrive("a")
@@ -69,11 +78,7 @@ def test_many_threads_share_create_calls(queue: Queue) -> None:
             with lock:
                 saved.append((job.id, job.data))
 
-    threads = [threading.Thread(target=produce, args=(n,)) for n in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    in_threads(16, produce)
     assert sorted(job_id for job_id, _ in saved) == list(range(1, 401))
     for job_id, data in saved[::37]:  # each caller got the job it created
         assert queue.get_job(job_id).data == data
@@ -112,11 +117,7 @@ def test_an_outage_reaches_every_waiting_caller() -> None:
         except KueError as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=produce) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    in_threads(8, lambda _: produce())
     assert len(errors) == 8 and all(isinstance(e, RedisUnavailable) for e in errors)
     assert not queue._creates.sending and not queue._creates.waiting
     queue.close()
@@ -150,11 +151,7 @@ def test_a_full_pool_makes_callers_wait_without_coalescing(real_redis_url: str) 
         except BaseException as exc:  # noqa: BLE001 - the test counts them
             errors.append(exc)
 
-    threads = [threading.Thread(target=produce) for _ in range(40)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    in_threads(40, lambda _: produce())
     assert errors == [] and queue.inactive_count("t") == 400
     queue.close()
 
