@@ -248,6 +248,8 @@ def test_bulk_retry_failed_and_clean_old_jobs(dashboard: Any) -> None:
     page.select_option("#clean-age", "0")
     page.click("#clean-run")
     accept(page, "Remove completed jobs of any age (3)?")
+    # The toast comes with the answer; an empty list alone may be the reload before it.
+    expect(page.locator(".toast").last).to_contain_text("removed 3 jobs", timeout=WAIT_MS)
     expect(page.locator("#job-list .job")).to_have_count(0, timeout=WAIT_MS)
     for job_id in done:
         with pytest.raises(JobNotFound):
