@@ -42,6 +42,7 @@ def main() -> None:
             done += 1
             print(f"processed job {job.id}: {job.data['title']}", flush=True)
             if args.jobs and done >= args.jobs:
+                ctx.shutdown()  # no more claims for this type: the main thread may be late
                 finished.set()
         return {"sent": True}
 
