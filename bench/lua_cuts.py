@@ -1,7 +1,7 @@
 """Where one single create's Redis instructions go: the linked create_jobs cut short.
 
     python3 bench/lua_cuts.py               # about 30 s; needs valgrind and redis-server
-    python3 bench/lua_cuts.py --calls 20    # smaller (the smoke test's size)
+    python3 bench/lua_cuts.py --calls 10    # smaller (the smoke test's size)
 
 bench/lua_cost.py counts a whole phase; this splits one script call into its parts. It takes
 create_jobs as Redis runs it (the libraries linked in, kueatomic/scripts.py), and makes
@@ -23,7 +23,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.lua_cost import dump, under_callgrind
-from kueatomic import scripts
+from kueatomic import Queue, ops, scripts
 
 # (part, the first line of the statement the part ends before), in script order.
 CUTS = [
@@ -61,16 +61,15 @@ def main() -> None:
     def run(url: str, pid: int) -> None:
         client = redis.Redis.from_url(url)
         for n, text in enumerate(texts):
-            sha, queue = client.script_load(text), f"v{n}"
-            keys = [f"{queue}:{name}" for name in ("ids", "job:types", "jobs", "unique",
-                                                   "retained:complete", "retained:failed")]
+            sha, queue = client.script_load(text), Queue(f"v{n}", redis=url)
             for phase, calls in (("warm", 10), ("count", args.calls)):
                 for i in range(calls):
-                    # one job: type, data, priority, max_attempts, delay, ttl, backoff,
-                    # remove_on_complete, n_texts, n_extra (as Queue.create().save())
-                    client.evalsha(sha, len(keys), *keys, queue, 1, 1, 0, "s",
-                                   f'{{"i":{i}}}', 0, 1, 0, 0, "", "", 0, 0)
+                    # the call Queue.create().save() sends, to the cut script
+                    block = queue.create_block(queue.create("s", {"i": i}))
+                    (call,) = ops.create_calls(queue.keys, [block], 1)
+                    client.evalsha(sha, len(call.keys), *call.keys, *call.args)
                 dump(pid, f"{phase}{n}")
+            queue.close()
         client.close()
 
     _, counts = under_callgrind(run)

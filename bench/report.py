@@ -278,6 +278,8 @@ def chart(t: Table, data: dict[str, Any], path: Path) -> None:
 
 
 def write(data: dict[str, Any], results: Path, chart_path: Path | None = None) -> None:
+    """Rewrite ``results`` from the raw records; its kept sections stay (carry_kept)."""
+    old = results.read_text() if results.exists() else ""
     t = Table(data["records"])
     sizes, meta = data["meta"]["sizes"], data["meta"]
     chart_path = chart_path or results.with_name("results.png")
@@ -360,6 +362,7 @@ def write(data: dict[str, Any], results: Path, chart_path: Path | None = None) -
     out += ["", "### Reproduce", "", "```sh", meta["argv"], ("python3 bench/report.py  "
             "# re-render this file and the chart from bench/out/latest.json"), "```", ""]
     results.write_text("\n".join(out))
+    carry_kept(old, results)
 
 
 KEPT = re.compile(r"<!-- kept: (\S+).*?-->.*?<!-- /kept: \1 -->\n?", re.DOTALL)
@@ -380,8 +383,5 @@ def carry_kept(old: str, results: Path) -> None:
 
 if __name__ == "__main__":
     source = Path(sys.argv[1]) if len(sys.argv) > 1 else BENCH / "out" / "latest.json"
-    results = BENCH / "RESULTS.md"
-    old = results.read_text() if results.exists() else ""
-    write(json.loads(source.read_text()), results)
-    carry_kept(old, results)
+    write(json.loads(source.read_text()), BENCH / "RESULTS.md")
     print(f"wrote {BENCH / 'RESULTS.md'} and {BENCH / 'results.png'}")

@@ -123,9 +123,7 @@ def run_peers(args: argparse.Namespace, pythons: dict[str, str], skipped: dict[s
     if str(args.results) != "-":
         from bench import report
 
-        old = args.results.read_text() if args.results.exists() else ""
         report.write(record, args.results)
-        report.carry_kept(old, args.results)
         print(f"report: {args.results}")
 
 

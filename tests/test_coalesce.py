@@ -15,13 +15,14 @@ from kueatomic.coalesce import Coalescer, hand_out
 from .redis_server import free_port
 
 
-def in_threads(count: int, target: Any) -> None:
-    """``target(n)`` in ``count`` threads at once, n = 0..count - 1; back when all ended."""
+def in_threads(count: int, target: Any, timeout: float = 60) -> None:
+    """``target(n)`` in ``count`` threads at once, n = 0..count - 1; back when all ended
+    (each given ``timeout`` s)."""
     threads = [threading.Thread(target=target, args=(n,)) for n in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(60)
+        thread.join(timeout)
 
 
 def test_the_first_caller_leads_and_hands_over_to_the_next() -> None:
@@ -117,7 +118,7 @@ def test_an_outage_reaches_every_waiting_caller() -> None:
         except KueError as exc:
             errors.append(exc)
 
-    in_threads(8, lambda _: produce())
+    in_threads(8, lambda _: produce(), timeout=30)
     assert len(errors) == 8 and all(isinstance(e, RedisUnavailable) for e in errors)
     assert not queue._creates.sending and not queue._creates.waiting
     queue.close()
