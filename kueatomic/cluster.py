@@ -24,6 +24,7 @@ import redis as redis_sync
 import redis.asyncio as redis_async
 
 from .errors import ConfigError
+from .pools import waiting_kwargs
 from .urls import parse_nodes_url
 
 SCHEMES = ("redis+cluster", "rediss+cluster")
@@ -161,9 +162,13 @@ class SlotRoute:
         return self.seeds.describe()
 
 
+EXHAUSTED = "No connection available."  # redis-py's BlockingConnectionPool, after its timeout
+
+
 class _FollowsRoute:
     """Pool behaviour shared by the sync and asyncio pools: connect to the route's address,
-    and drop the idle connections to the old one when the route moves."""
+    and drop the idle connections to the old one when the route moves. Both are waiting pools
+    (kueatomic/pools.py): a full one makes its caller wait."""
 
     route: SlotRoute
     _route_version: int
@@ -185,35 +190,58 @@ class _FollowsRoute:
         self.connection_kwargs.update(host=host, port=port)
         if "orig_host_address" in self.connection_kwargs:  # redis-py's own re-pointing
             self.connection_kwargs["orig_host_address"] = host
-        idle = list(getattr(self, "_available_connections", ()))
+        idle = self._idle()
         self.reset()  # type: ignore[attr-defined]  # in-use ones are dropped on release
         return idle
 
-    def _connection_failed(self) -> None:
-        self.route.lost((self.connection_kwargs["host"], self.connection_kwargs["port"]))
+    def _idle(self) -> list[Any]:
+        raise NotImplementedError
+
+    def _current(self, connection: Any) -> bool:
+        """Whether ``connection`` was made for the route's present address."""
+        kwargs = self.connection_kwargs
+        return (connection.host, connection.port) == (kwargs["host"], kwargs["port"])
+
+    def _connection_failed(self, error: BaseException) -> None:
+        # A wait for a free connection that timed out is no fault of the node.
+        if str(error) != EXHAUSTED:
+            self.route.lost((self.connection_kwargs["host"], self.connection_kwargs["port"]))
 
 
-class SyncSlotPool(_FollowsRoute, redis_sync.ConnectionPool):
+class SyncSlotPool(_FollowsRoute, redis_sync.BlockingConnectionPool):
+    def _idle(self) -> list[Any]:
+        return [connection for connection in list(self.pool.queue) if connection]
+
+    def release(self, connection: Any) -> None:
+        # reset() refilled the queue: one made before the route moved has no place in it.
+        if not self._current(connection):
+            connection.disconnect()
+            return
+        super().release(connection)  # type: ignore[no-untyped-call]
+
     def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         if self._stale():
             for connection in self._repoint():
                 connection.disconnect()
         try:
-            return super().get_connection(*args, **kwargs)
-        except (redis_sync.ConnectionError, OSError):
-            self._connection_failed()
+            return super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+        except (redis_sync.ConnectionError, OSError) as error:
+            self._connection_failed(error)
             raise
 
 
-class AsyncSlotPool(_FollowsRoute, redis_async.ConnectionPool):
+class AsyncSlotPool(_FollowsRoute, redis_async.BlockingConnectionPool):
+    def _idle(self) -> list[Any]:
+        return list(self._available_connections)
+
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         if self._stale():
             for connection in self._repoint():
                 await connection.disconnect()
         try:
             return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
-        except (redis_sync.ConnectionError, OSError):
-            self._connection_failed()
+        except (redis_sync.ConnectionError, OSError) as error:
+            self._connection_failed(error)
             raise
 
 
@@ -255,14 +283,11 @@ def slot_client(route: SlotRoute, asynchronous: bool, overrides: dict[str, Any])
     for key, value in overrides.items():
         if value is not None and kwargs.get(key) is None:
             kwargs[key] = value
-    max_connections = kwargs.pop("max_connections", None)
     if route.seeds.tls:
         kwargs["connection_class"] = module.SSLConnection
     if asynchronous:
-        return AsyncSlotClient(connection_pool=AsyncSlotPool(
-            route, max_connections=max_connections, **kwargs))
-    return SyncSlotClient(connection_pool=SyncSlotPool(
-        route, max_connections=max_connections, **kwargs))
+        return AsyncSlotClient(connection_pool=AsyncSlotPool(route, **waiting_kwargs(kwargs)))
+    return SyncSlotClient(connection_pool=SyncSlotPool(route, **waiting_kwargs(kwargs)))
 
 
 def route_of(client: Any) -> SlotRoute | None:
@@ -271,8 +296,8 @@ def route_of(client: Any) -> SlotRoute | None:
     return route if isinstance(route, SlotRoute) else None
 
 
-def connection_lost(client: Any) -> None:
+def connection_lost(client: Any, error: BaseException) -> None:
     """A command on ``client`` lost its connection: a cluster client asks the next node."""
     pool = getattr(client, "connection_pool", None)
     if isinstance(pool, _FollowsRoute):
-        pool._connection_failed()
+        pool._connection_failed(error)

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import redis as redis_sync
 import redis.asyncio as redis_async
 
-from . import cluster, extras, sentinel
+from . import cluster, extras, pools, sentinel
 from .errors import ConfigError
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
@@ -104,24 +104,13 @@ def _check_dict(option: dict[str, Any]) -> None:
         raise ConfigError(f"unknown Redis option(s) {sorted(unknown)}; use {sorted(_DICT_KEYS)}")
 
 
-# A full pool makes its caller wait for a connection another caller releases, up to
-# POOL_WAIT_S (then RedisUnavailable), never fail the call at once: redis-py's default pool
-# raises "Too many connections", which 200 asyncio tasks on one Queue met for half their
-# saves. Every client kueatomic builds from a URL, a dict or another client's settings gets
-# such a pool, of ``max_connections`` (URL query or dict) or POOL_SIZE connections.
-POOL_SIZE = 100
-POOL_WAIT_S = 20.0
-
-
 def waiting_client(module: Any, pool: Any) -> Any:
-    """A ``module.Redis`` (redis or redis.asyncio) on a waiting pool with ``pool``'s
-    connection class and settings; ``pool`` itself (never connected) is dropped."""
-    size = getattr(pool, "max_connections", None)
-    if not isinstance(size, int) or size <= 0 or size >= 2**31:  # redis-py 5's "unbounded"
-        size = POOL_SIZE
+    """A ``module.Redis`` (redis or redis.asyncio) on a waiting pool (kueatomic/pools.py) with
+    ``pool``'s connection class and settings; ``pool`` itself (never connected) is dropped."""
     waiting = module.BlockingConnectionPool(
-        connection_class=pool.connection_class, max_connections=size, timeout=POOL_WAIT_S,
-        **pool.connection_kwargs)
+        connection_class=pool.connection_class,
+        **pools.waiting_kwargs({**pool.connection_kwargs,
+                                "max_connections": getattr(pool, "max_connections", None)}))
     return module.Redis.from_pool(waiting)
 
 

@@ -182,7 +182,7 @@ def drop_idle_connections(client: Any) -> None:
 
 def unavailable(client: Any, where: str, exc: BaseException) -> RedisUnavailable:
     """The error for a lost connection; a cluster client's route moves to the next node."""
-    connection_lost(client)
+    connection_lost(client, exc)
     return RedisUnavailable(
         f"Redis at {where} is unreachable ({exc}); is redis-server running and the URL right?"
     )

@@ -21,6 +21,7 @@ import redis.sentinel as sentinel_sync
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from . import pools
 from .errors import ConfigError
 from .urls import parse_nodes_url
 
@@ -132,4 +133,6 @@ def master_client(target: SentinelTarget, asynchronous: bool, overrides: dict[st
         sentinel_kwargs["retry"] = Retry(NoBackoff(), 0)
         watcher = sentinel_sync.Sentinel(  # type: ignore[no-untyped-call]
             target.sentinels, sentinel_kwargs=sentinel_kwargs)
-    return watcher.master_for(target.service, **kwargs)
+    pool_class = pools.AsyncSentinelPool if asynchronous else pools.SyncSentinelPool
+    return watcher.master_for(target.service, connection_pool_class=pool_class,
+                              **pools.waiting_kwargs(kwargs))

@@ -18,6 +18,7 @@ from kueatomic.cli import main
 from kueatomic.cluster import hash_tag, parse_url
 from kueatomic.web import create_app
 
+from .crowds import crowd_a_small_pool
 from .redis_cluster import RedisCluster
 from .web_helpers import client_for
 
@@ -116,3 +117,25 @@ def test_upkeep_runs_on_a_cluster(cluster_url: str) -> None:
     finally:
         worker.shutdown(timeout=2000)
         queue.close()
+
+
+def test_a_full_slot_pool_makes_callers_wait(cluster_url: str) -> None:
+    crowd_a_small_pool(cluster_url, "{crowd}")
+
+
+def test_a_wait_for_a_connection_that_times_out_keeps_the_route(cluster_url: str) -> None:
+    """A full pool's wait running out is no node failure: RedisUnavailable, and the route still
+    names the slot's master (a lost connection would move it to the next node)."""
+    queue = Queue("{full}", redis=cluster_url + "?max_connections=1")
+    queue.create("t").save()
+    pool = queue.client.connection_pool
+    address = queue.connection.route.address
+    held = pool.get_connection()
+    pool.timeout = 0.2
+    with pytest.raises(kueatomic.RedisUnavailable):
+        queue.inactive_count("t")
+    assert queue.connection.route.address == address
+    pool.release(held)
+    pool.timeout = 20
+    assert queue.inactive_count("t") == 1
+    queue.close()

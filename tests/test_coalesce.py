@@ -12,17 +12,8 @@ import pytest
 from kueatomic import InvalidArgument, KueError, Queue, RedisUnavailable, aio
 from kueatomic.coalesce import Coalescer, hand_out
 
+from .crowds import crowd_a_small_pool, in_threads
 from .redis_server import free_port
-
-
-def in_threads(count: int, target: Any, timeout: float = 60) -> None:
-    """``target(n)`` in ``count`` threads at once, n = 0..count - 1; back when all ended
-    (each given ``timeout`` s)."""
-    threads = [threading.Thread(target=target, args=(n,)) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout)
 
 
 def test_the_first_caller_leads_and_hands_over_to_the_next() -> None:
@@ -139,29 +130,4 @@ def test_a_cancelled_sender_does_not_cancel_the_callers_it_carried() -> None:
 
 
 def test_a_full_pool_makes_callers_wait_without_coalescing(real_redis_url: str) -> None:
-    """Coalescing off, 40 threads and 200 tasks on pools of 3 connections: every call waits
-    for a free connection and succeeds (redis-py's own pool fails them: Too many connections)."""
-    queue = Queue(redis=real_redis_url + "?max_connections=3", coalesce_creates=False)
-    errors: list[BaseException] = []
-
-    def produce() -> None:
-        try:
-            for _ in range(10):
-                job = queue.create("t", {"x": 1}).save()
-                queue.get_job(job.id)
-        except BaseException as exc:  # noqa: BLE001 - the test counts them
-            errors.append(exc)
-
-    in_threads(40, lambda _: produce())
-    assert errors == [] and queue.inactive_count("t") == 400
-    queue.close()
-
-    async def tasks() -> int:
-        aqueue = aio.Queue(redis=real_redis_url + "?max_connections=3", coalesce_creates=False)
-        jobs = await asyncio.gather(*(aqueue.create("u").save() for _ in range(200)))
-        await asyncio.gather(*(aqueue.get_job(job.id) for job in jobs))
-        count = await aqueue.inactive_count("u")
-        await aqueue.close()
-        return count
-
-    assert asyncio.run(tasks()) == 200
+    crowd_a_small_pool(real_redis_url)

@@ -8,6 +8,7 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
 import redis
 import redis.asyncio
 
@@ -115,7 +116,7 @@ def test_a_pool_that_names_no_host_is_refused_not_guessed() -> None:
 
 def test_clients_kueatomic_makes_wait_for_a_connection_of_a_full_pool() -> None:
     """URL, dict and derived clients: a blocking pool of the asked size (or POOL_SIZE)."""
-    from kueatomic.connection import POOL_SIZE, POOL_WAIT_S
+    from kueatomic.pools import POOL_SIZE, POOL_WAIT_S
 
     made = [
         Connection("redis://127.0.0.1:1/0?max_connections=7").client(SYNC, primary=True),
@@ -128,3 +129,17 @@ def test_clients_kueatomic_makes_wait_for_a_connection_of_a_full_pool() -> None:
         assert pool.timeout == POOL_WAIT_S
     default = Connection("redis://127.0.0.1:1/0").client(SYNC).connection_pool
     assert default.max_connections == POOL_SIZE
+
+
+@pytest.mark.parametrize("url", ["redis+cluster://127.0.0.1:1", "redis+sentinel://127.0.0.1:1/svc"])
+def test_cluster_and_sentinel_clients_wait_for_a_connection_too(url: str) -> None:
+    """Built without connecting: the slot's and the service's pools wait when full."""
+    from kueatomic.pools import POOL_SIZE, POOL_WAIT_S
+
+    for asynchronous, blocking in ((SYNC, redis.BlockingConnectionPool),
+                                   (ASYNC, redis.asyncio.BlockingConnectionPool)):
+        sized = Connection(url + "?max_connections=7").client(asynchronous).connection_pool
+        assert isinstance(sized, blocking) and sized.max_connections == 7
+        assert sized.timeout == POOL_WAIT_S
+        default = Connection(url).client(asynchronous).connection_pool
+        assert default.max_connections == POOL_SIZE

@@ -28,6 +28,7 @@ from kueatomic.connection import describe
 from kueatomic.sentinel import DEFAULT_PORT, SentinelTarget, from_dict, parse_url
 
 from .conftest import _skip_or_fail
+from .crowds import crowd_a_small_pool
 from .redis_cluster import missing_binaries
 from .redis_sentinel import SentinelSetup
 
@@ -441,3 +442,8 @@ def test_failover_without_wait_replicas_figures(
     figures = run_failover(sentinel_setup, wait_replicas=0)
     report(figures, "failover_no_wait", record_property)
     assert figures["acknowledged"] == JOBS
+
+
+@pytest.mark.real_redis
+def test_a_full_sentinel_pool_makes_callers_wait(sentinel_setup: SentinelSetup) -> None:
+    crowd_a_small_pool(sentinel_setup.url)
