@@ -96,6 +96,20 @@ def test_lua_cuts_splits_one_single_create() -> None:
     assert len(totals) == 10 and totals[-1] > totals[0] > 1000, done.stdout
 
 
+def test_batch_cost_splits_a_call_into_fixed_and_per_job_parts() -> None:
+    if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
+        pytest.skip("valgrind is not installed")
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "batch_cost.py"), "--jobs", "200"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = [line.split("|") for line in done.stdout.splitlines() if line.startswith("| ")][1:]
+    parts = {row[1].strip(): [float(cell.strip().replace(",", "")) for cell in row[2:5]]
+             for row in rows}
+    assert set(parts) == {"activate_jobs", "complete_jobs"}, done.stdout
+    for _, per_job, in_calls in parts.values():  # the fixed part is noisy at this size
+        assert per_job > 1000 and in_calls > 1000, done.stdout
+
+
 def test_py_cost_counts_the_clients_instructions_per_job() -> None:
     if not shutil.which("valgrind"):
         pytest.skip("valgrind is not installed")
