@@ -65,12 +65,13 @@ class Coalescer:
 
     def finished(self, batch: list[Pending]) -> list[Pending]:
         """The call is over: its callers are done; the first of the next ones leads.
-        Returns the callers to wake."""
+        Returns the callers to wake, the next leader first: its call goes out while the
+        others are still being woken."""
         for entry in batch:
             entry.done = True
         if self.waiting:
             self.waiting[0].lead = True
-            return [*batch, self.waiting[0]]
+            return [self.waiting[0], *batch]
         self.sending = False
         return batch
 

@@ -67,9 +67,12 @@ class SyncQueue(QueueBase):
         with self._creates_lock:
             entry = self._creates.arrive(block)
             if not entry.ready():
-                entry.wake = threading.Event()  # set when it is done or leads (never both unset)
+                # Released once, when it is done or leads. A held lock rather than an Event:
+                # acquire() waits in C, without the Condition an Event builds per wait.
+                entry.wake = threading.Lock()
+                entry.wake.acquire()
         if entry.wake is not None:
-            entry.wake.wait()
+            entry.wake.acquire()
         if not entry.done:  # this caller sends everything that waited
             with self._creates_lock:
                 batch = self._creates.take()
@@ -80,7 +83,7 @@ class SyncQueue(QueueBase):
                     woken = self._creates.finished(batch)
                 for other in woken:  # only the callers of this call, and the next leader
                     if other is not entry and other.wake is not None:
-                        other.wake.set()
+                        other.wake.release()
         return entry.outcome()
 
     def _send_creates(self, batch: list[Pending]) -> None:

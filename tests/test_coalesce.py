@@ -27,7 +27,7 @@ def test_the_first_caller_leads_and_hands_over_to_the_next() -> None:
     assert hand_out(batch, [1], None) is False
     woken = coalescer.finished(batch)
     assert first.done and first.outcome() == 1 and second.lead and not third.lead
-    assert woken == [first, second]
+    assert woken == [second, first]  # the next leader first
     batch = coalescer.take()
     assert batch == [second, third]
     hand_out(batch, [2, 3], None)
