@@ -28,6 +28,7 @@ from .driver import (
     merge_resent,
     needs_wait,
     not_replicated,
+    packed,
     reraise_refused,
     settle,
     to_resend,
@@ -143,10 +144,10 @@ class AsyncDriver:
         replies: list[Any] = []
         try:
             for request in requests:
-                await conn.send_command(*command_of(request))
+                await conn.send_packed_command(packed(conn, command_of(request)))
                 sent.append(request)
             if acks is not None and self.replication is not None:
-                await conn.send_command(*self.replication.request().command)
+                await conn.send_packed_command(packed(conn, self.replication.request().command))
             for _ in sent:
                 try:
                     replies.append(await conn.read_response())
