@@ -20,9 +20,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.lua_cost import dump, under_callgrind
+from bench.lua_cost import claim_all, dump, under_callgrind
 from kueatomic import Queue
-from kueatomic.ops import unwrap
 from kueatomic.worker import calls
 
 SIZES = (100, 25)  # jobs per call: the worker's batch, and a smaller one
@@ -38,14 +37,7 @@ def run(url: str, pid: int, jobs_n: int) -> None:
             queue.create_bulk([{"type": "w", "data": {"i": i}}
                                for i in range(start, min(start + 1000, jobs_n))])
         dump(pid, f"fill{size}")
-        claimed: list[tuple[int, str, int, str]] = []
-        while len(claimed) < jobs_n:
-            token = calls.claim_token()
-            call = calls.activate(queue.keys, "w", size, "bench", token, 15_000)
-            jobs = calls.parse_claimed(unwrap(execute([call])[0]), "bench", token)
-            if not jobs:
-                raise SystemExit("nothing left to claim: the queue was not filled as expected")
-            claimed += [(job_id, token, 0, "") for job_id, _ in jobs]
+        claimed = claim_all(queue, jobs_n, size)
         dump(pid, f"claim{size}")
         for start in range(0, jobs_n, size):
             execute([calls.complete(queue.keys, claimed[start : start + size])])

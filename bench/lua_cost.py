@@ -44,6 +44,20 @@ def dump(pid: int, label: str) -> None:
     subprocess.run(["callgrind_control", "-d", label, str(pid)], check=True, capture_output=True)
 
 
+def claim_all(queue: Queue, jobs_n: int, per_call: int) -> list[tuple[int, str, int, str]]:
+    """Claim ``jobs_n`` jobs of type "w", ``per_call`` per activate_jobs call; returns what
+    complete_jobs takes for them: (id, claim token, attempts, result)."""
+    claimed: list[tuple[int, str, int, str]] = []
+    while len(claimed) < jobs_n:
+        token = calls.claim_token()
+        call = calls.activate(queue.keys, "w", per_call, "bench", token, 15_000)
+        jobs = calls.parse_claimed(unwrap(queue.driver.execute([call])[0]), "bench", token)
+        if not jobs:
+            raise SystemExit("nothing left to claim: the queue was not filled as expected")
+        claimed += [(job_id, token, 0, "") for job_id, _ in jobs]
+    return claimed
+
+
 def run_phases(url: str, pid: int, jobs_n: int, singles: int) -> dict[str, int]:
     """The job life, one phase per dump; returns jobs per phase."""
     queue = Queue(redis=url)
@@ -54,14 +68,7 @@ def run_phases(url: str, pid: int, jobs_n: int, singles: int) -> dict[str, int]:
         end = min(start + 1000, jobs_n)
         queue.create_bulk([{"type": "w", "data": {"i": i}} for i in range(start, end)])
     dump(pid, "create_bulk")
-    claimed: list[tuple[int, str, int, str]] = []
-    while len(claimed) < jobs_n:
-        token = calls.claim_token()
-        call = calls.activate(queue.keys, "w", PER_CALL, "bench", token, 15_000)
-        jobs = calls.parse_claimed(unwrap(execute([call])[0]), "bench", token)
-        if not jobs:
-            raise SystemExit("nothing left to claim: the queue was not filled as expected")
-        claimed += [(job_id, token, 0, "") for job_id, _ in jobs]
+    claimed = claim_all(queue, jobs_n, PER_CALL)
     dump(pid, "claim")
     for start in range(0, jobs_n, PER_CALL):
         execute([calls.complete(queue.keys, claimed[start : start + PER_CALL])])

@@ -69,16 +69,27 @@ def test_a_peer_side_by_side(tmp_path: Path) -> None:
     assert data["versions"][PEER]
 
 
-def test_lua_cost_counts_instructions_per_phase() -> None:
+def table_of(tool: str, *args: str) -> tuple[list[list[str]], str]:
+    """Run ``bench/<tool>`` (a valgrind tool: skipped without it) and return the rows of the
+    table it prints (cells stripped, header dropped) and its whole output."""
     if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
         pytest.skip("valgrind is not installed")
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "lua_cost.py"), "--jobs", "200", "--singles", "20"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / tool), *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    rows = [line.split("|") for line in done.stdout.splitlines() if line.startswith("| ")][1:]
-    counts = {row[1].strip(): int(row[2].strip().replace(",", "")) for row in rows}
-    assert set(counts) == {"create_bulk", "claim", "complete", "single_create"}, done.stdout
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]]
+            for line in done.stdout.splitlines() if line.startswith("| ")][1:]
+    return rows, done.stdout
+
+
+def number(cell: str) -> float:
+    return float(cell.replace(",", ""))
+
+
+def test_lua_cost_counts_instructions_per_phase() -> None:
+    rows, out = table_of("lua_cost.py", "--jobs", "200", "--singles", "20")
+    counts = {row[0]: number(row[1]) for row in rows}
+    assert set(counts) == {"create_bulk", "claim", "complete", "single_create"}, out
     assert all(count > 1000 for count in counts.values()), counts
 
 
@@ -86,39 +97,22 @@ def test_lua_cuts_splits_one_single_create() -> None:
     """Every cut point is found in the linked create_jobs (a cut that no longer matched
     would raise) and the whole script costs more than the empty one. At the smoke size the
     parts themselves are noisy: Redis runs a Lua GC step every 50 calls."""
-    if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
-        pytest.skip("valgrind is not installed")
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "lua_cuts.py"), "--calls", "10"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    rows = [line.split("|") for line in done.stdout.splitlines() if line.startswith("| ")][1:]
-    totals = [int(row[3].strip().replace(",", "")) for row in rows]
-    assert len(totals) == 10 and totals[-1] > totals[0] > 1000, done.stdout
+    rows, out = table_of("lua_cuts.py", "--calls", "10")
+    totals = [number(row[2]) for row in rows]
+    assert len(totals) == 10 and totals[-1] > totals[0] > 1000, out
 
 
 def test_batch_cost_splits_a_call_into_fixed_and_per_job_parts() -> None:
-    if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
-        pytest.skip("valgrind is not installed")
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "batch_cost.py"), "--jobs", "200"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    rows = [line.split("|") for line in done.stdout.splitlines() if line.startswith("| ")][1:]
-    parts = {row[1].strip(): [float(cell.strip().replace(",", "")) for cell in row[2:5]]
-             for row in rows}
-    assert set(parts) == {"activate_jobs", "complete_jobs"}, done.stdout
-    for _, per_job, in_calls in parts.values():  # the fixed part is noisy at this size
-        assert per_job > 1000 and in_calls > 1000, done.stdout
+    rows, out = table_of("batch_cost.py", "--jobs", "200")
+    assert {row[0] for row in rows} == {"activate_jobs", "complete_jobs"}, out
+    for row in rows:  # the fixed part is noisy at this size
+        assert number(row[2]) > 1000 and number(row[3]) > 1000, out
 
 
 def test_py_cost_counts_the_clients_instructions_per_job() -> None:
-    if not shutil.which("valgrind"):
-        pytest.skip("valgrind is not installed")
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "py_cost.py"), "--small"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    rows = [line.split("|") for line in done.stdout.splitlines() if line.startswith("| ")][1:]
-    counts = {row[1].strip(): int(row[2].strip().replace(",", "")) for row in rows}
-    assert set(counts) == {"encode", "worker"}, done.stdout
+    rows, out = table_of("py_cost.py", "--small")
+    counts = {row[0]: number(row[1]) for row in rows}
+    assert set(counts) == {"encode", "worker"}, out
     assert all(count > 1000 for count in counts.values()), counts
 
 

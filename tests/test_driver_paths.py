@@ -10,7 +10,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from kueatomic import aio
+from kueatomic import aio, driver
 from kueatomic.driver import direct, packed
 from kueatomic.ops import Call, Read
 
@@ -23,18 +23,29 @@ def test_batches_of_script_calls_go_straight_to_a_connection() -> None:
     assert direct([Read(("SMEMBERS", "q:job:types"))])
 
 
+def wire(packing: bytes | list[bytes]) -> bytes:
+    """hiredis packs into bytes, redis-py into a list of chunks."""
+    return packing if isinstance(packing, bytes) else b"".join(packing)
+
+
+@pytest.mark.parametrize("hiredis_installed", [True, False])
 @pytest.mark.parametrize("module", [redis, redis.asyncio])
-def test_packed_commands_are_the_bytes_redis_py_would_send(module: object) -> None:
+def test_packed_commands_are_the_bytes_redis_py_would_send(
+        module: object, hiredis_installed: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if hiredis_installed:
+        pytest.importorskip("hiredis")
+    else:
+        monkeypatch.setattr(driver, "_hiredis_pack", None)
     connection = module.Connection(encoding_errors="replace")  # type: ignore[attr-defined]
     command = ("EVALSHA", "ab12", 2, "q:ids", "q:job:types", "é", b"\x00\xff", 1.5, -7)
-    assert b"".join([packed(connection, command)]) == b"".join(connection.pack_command(*command))
+    assert wire(packed(connection, command)) == wire(connection.pack_command(*command))
 
 
 def test_what_hiredis_refuses_takes_the_connections_own_packer() -> None:
     """The asyncio connections (the ones ``packed`` serves): a lone surrogate is encoded as
     the client encodes it ("replace"), a bool refused with redis-py's own DataError."""
     connection = redis.asyncio.Connection(encoding_errors="replace")
-    assert b"".join(packed(connection, ("SET", "k", "a\udc80"))) == b"*3\r\n$3\r\nSET\r\n" \
+    assert wire(packed(connection, ("SET", "k", "a\udc80"))) == b"*3\r\n$3\r\nSET\r\n" \
         b"$1\r\nk\r\n$2\r\na?\r\n"
     with pytest.raises(redis.DataError):
         packed(connection, ("SET", "k", True))
