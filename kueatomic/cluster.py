@@ -234,6 +234,16 @@ class AsyncSlotPool(_FollowsRoute, redis_async.BlockingConnectionPool):
     def _idle(self) -> list[Any]:
         return list(self._available_connections)
 
+    async def release(self, connection: Any) -> None:
+        # reset() emptied the in-use set: redis-py would raise KeyError for one made before
+        # the route moved. Its place is free now, so a waiting caller is told.
+        if not self._current(connection):
+            await connection.disconnect()
+            async with self._condition:
+                self._condition.notify()
+            return
+        await super().release(connection)
+
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         if self._stale():
             for connection in self._repoint():

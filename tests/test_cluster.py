@@ -139,3 +139,34 @@ def test_a_wait_for_a_connection_that_times_out_keeps_the_route(cluster_url: str
     pool.timeout = 20
     assert queue.inactive_count("t") == 1
     queue.close()
+
+
+def test_a_connection_taken_before_the_route_moved_is_dropped_on_release(
+        redis_cluster: RedisCluster, cluster_url: str) -> None:
+    """Sync and asyncio: the route moves (a MOVED, a failover) while a connection is out;
+    giving it back closes it instead of raising or pooling a connection to the old node."""
+    queue = Queue("{moving}", redis=cluster_url)
+    pool, route = queue.client.connection_pool, queue.connection.route
+    other = next(port for port in redis_cluster.master_ports() if port != route.address[1])
+    held = pool.get_connection()
+    route.moved("127.0.0.1", other)
+    fresh = pool.get_connection()  # re-points the pool
+    pool.release(held)
+    pool.release(fresh)
+    assert held._sock is None and fresh.port == other
+    queue.close()
+
+    async def in_asyncio() -> None:
+        aqueue = aio.Queue("{moving}", redis=cluster_url)
+        apool, aroute = aqueue.client.connection_pool, aqueue.connection.route
+        aother = next(port for port in redis_cluster.master_ports()
+                      if port != aroute.address[1])
+        aheld = await apool.get_connection()
+        aroute.moved("127.0.0.1", aother)
+        afresh = await apool.get_connection()
+        await apool.release(aheld)
+        await apool.release(afresh)
+        assert not aheld.is_connected and afresh.port == aother
+        await aqueue.close()
+
+    asyncio.run(in_asyncio())
