@@ -1,5 +1,5 @@
 -- name: activate_jobs
--- version: 14
+-- version: 15
 -- transition: inactive -> active
 -- purpose: Claim up to `count` inactive jobs of one type for a worker, most urgent first
 --   (lowest priority score, then FIFO within a priority), as Kue's worker dequeue does but many
@@ -32,8 +32,9 @@
 --   <prefix>:jobs:<type>:active, <prefix>:<type>:jobs, <prefix>:claim:<token> (written only
 --   when a job was claimed), <prefix>:rate:<type> (with a rate limit)
 -- Returns: flat array now, id1, fields1, id2, fields2, ... in claim order: now is the claim
---   time (ms), fields the job hash before the claim as a flat field/value array (as HGETALL
---   gives it); the claim wrote state=active, updated_at=started_at=now, workerId and lease.
+--   time (ms), fields the job hash before the claim packed in one string (packed_fields in
+--   lib/kue.lua: the count of field and value strings, then each, joined by NUL bytes); the
+--   claim wrote state=active, updated_at=started_at=now, workerId and lease.
 --   With a rate limit whose window is full: {now, "rate", ms until the window reopens}; for a
 --   paused type: {now, "paused", ms until the caller should look again}
 -- Errors: KUE_BAD_ARGS
@@ -82,6 +83,7 @@ if count > 0 then
   local popped = redis.call('ZPOPMIN', KEYS[1], count)
   local claim = { 'started_at', now_text, 'workerId', worker_id, 'lease', token }
   local jobs = {}
+  local texts = {}  -- field count -> its text (packed_fields)
   for i = 1, #popped, 2 do
     local z = popped[i]
     local id = id_of(z)
@@ -99,7 +101,7 @@ if count > 0 then
       jobs[#jobs + 1] = { id = id, zid = z, key = key, type = found_type, state = 'inactive',
                           priority = priority or 0, ttl = ttl, set = claim }
       out[#out + 1] = id
-      out[#out + 1] = flat
+      out[#out + 1] = packed_fields(flat, texts)
     else
       -- A stale member (job removed, or moved without its sets being fixed): drop it.
       redis.call('ZREM', state_key(prefix, 'inactive'), z)

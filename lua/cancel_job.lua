@@ -1,5 +1,5 @@
 -- name: cancel_job
--- version: 2
+-- version: 3
 -- transition: inactive | delayed | active -> failed
 -- purpose: Cancel a job that has not ended: it ends failed with error "Cancelled", no attempts
 --   left (never retried), `cancelled_at` set, a log line and the `failed` event. An inactive or

@@ -1,5 +1,5 @@
 -- name: clean_jobs
--- version: 2
+-- version: 3
 -- transition: inactive | delayed | complete | failed -> removed
 -- purpose: Remove the jobs of one state (of one type, or of all) that entered it at least
 --   older_than_ms ago (by updated_at), as remove_job removes each (end rules included), at

@@ -1,5 +1,5 @@
 -- name: complete_jobs
--- version: 11
+-- version: 12
 -- transition: active -> complete | removed
 -- purpose: Record many successful runs at once, each exactly as Kue's done(null, result):
 --   duration, result (JSON, only when truthy in JavaScript), progress 100, state complete,

@@ -1,5 +1,5 @@
 -- name: create_jobs
--- version: 13
+-- version: 14
 -- transition: new -> inactive | delayed | failed
 -- purpose: Create one or many jobs in one call, each written exactly as Kue's save() writes a
 --   new job (hash fields, zsets, one wake-up token per inactive job, "enqueue" event), and index

@@ -1,5 +1,5 @@
 -- name: fail_jobs
--- version: 11
+-- version: 12
 -- transition: active -> inactive | delayed | failed
 -- purpose: Record many failed runs at once, each exactly as Kue's failedAttempt: error text and
 --   a log summary line, failed_at, attempts + 1, then back to inactive (no backoff), to delayed

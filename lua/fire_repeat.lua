@@ -1,5 +1,5 @@
 -- name: fire_repeat
--- version: 2
+-- version: 3
 -- transition: new -> inactive | delayed
 -- purpose: Create the jobs of a repeatable job's due ticks and record its next tick, as one
 --   compare-and-set: only while the repeat's spec is still `spec` and its recorded next tick

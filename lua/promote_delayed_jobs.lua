@@ -1,5 +1,5 @@
 -- name: promote_delayed_jobs
--- version: 11
+-- version: 12
 -- transition: delayed -> inactive
 -- purpose: Move delayed jobs whose promote_at has come (score <= now in <prefix>:jobs:delayed)
 --   to inactive, at most `limit` per call, publishing promotion and enqueue for each, as Kue's

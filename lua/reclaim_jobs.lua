@@ -1,5 +1,5 @@
 -- name: reclaim_jobs
--- version: 11
+-- version: 12
 -- transition: active -> same
 -- purpose: Give a worker back the jobs of a claim whose reply it lost (a timeout or a dropped
 --   connection after Redis ran activate_jobs): the claim record <prefix>:claim:<token> (the
@@ -23,7 +23,9 @@
 -- Returns: activate_jobs' reply shape, so calls.parse_claimed reads it: flat array now, id1,
 --   fields1, id2, fields2, ... where now is this call's time (ms) and fields each job's
 --   current hash as a flat field/value array (as HGETALL gives it; it already holds the
---   claim's state, started_at, workerId and lease); just {now} when nothing is returned
+--   claim's state, started_at, workerId and lease); just {now} when nothing is returned.
+--   Never packed as activate_jobs' are: no byte a value holds can make these ambiguous, so
+--   the client reclaims a claim whose packed fields were (lib/kue.lua, packed_fields)
 -- Errors: KUE_BAD_ARGS
 -- Publishes: none
 --@include lib/kue.lua

@@ -1,5 +1,5 @@
 -- name: recover_jobs
--- version: 10
+-- version: 11
 -- transition: active -> inactive | delayed | failed
 -- purpose: Crash recovery and Kue's ttl, for any process to call at any time (no lock):
 --   1) jobs whose lease expired (the worker was killed, hung or lost Redis for longer than its

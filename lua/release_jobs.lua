@@ -1,5 +1,5 @@
 -- name: release_jobs
--- version: 10
+-- version: 11
 -- transition: active -> inactive
 -- purpose: Graceful shutdown gives claimed jobs back: each job that still holds the given
 --   token and is active goes back to inactive as Kue's state(inactive) (its lease and

@@ -1,5 +1,5 @@
 -- name: remove_job
--- version: 10
+-- version: 11
 -- transition: any -> removed
 -- purpose: Delete a job and every trace of it: its hash, log, membership of the state and
 --   priority sets, lease, wake-up token and search index entries. Its end rules run

@@ -1,5 +1,5 @@
 -- name: retry_jobs
--- version: 2
+-- version: 3
 -- transition: failed -> inactive
 -- purpose: Retry failed jobs in bulk (of one type, or of all), as the dashboard's restart of
 --   one job does (PUT /job/:id/state/inactive): each goes back to inactive, keeping its

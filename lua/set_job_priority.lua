@@ -1,5 +1,5 @@
 -- name: set_job_priority
--- version: 10
+-- version: 11
 -- transition: any -> same
 -- purpose: Change a job's priority and re-score it in every set that is scored by priority,
 --   so dequeue order changes at once (the API's PUT /job/:id/priority/:priority).

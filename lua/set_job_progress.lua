@@ -1,5 +1,5 @@
 -- name: set_job_progress
--- version: 10
+-- version: 11
 -- transition: any -> same
 -- purpose: Record progress as Kue does: progress = min(100, floor(completed * 100 / total)),
 --   optional progress_data, updated_at; an active job with a ttl gets its deadline pushed to

@@ -1,5 +1,5 @@
 -- name: set_job_state
--- version: 10
+-- version: 11
 -- transition: any -> inactive | active | complete | failed | delayed
 -- purpose: Move a job to a state by hand (Kue's job.inactive()/active()/complete()/failed()/
 --   delayed(), the API's PUT /job/:id/state/:state and GET /inactive/:id), as far as

@@ -1,5 +1,5 @@
 -- name: update_job
--- version: 10
+-- version: 11
 -- transition: any -> same
 -- purpose: Re-save an existing job as Kue's update() does: data, priority, attempts, delay,
 --   ttl, backoff and removeOnComplete are rewritten and the job is re-scored in its current

@@ -107,10 +107,16 @@ def exit_code(proc: subprocess.Popen[str], timeout: float = 20) -> int:
     return proc.returncode
 
 
+def handler_started(workers: Workers, job_id: int) -> None:
+    """Wait for the handler to run (its mark file), not only for the job to read active: a
+    claim whose reply is still on its way when the worker stops is given back, not run."""
+    wait_for(lambda: (workers.folder / "marks" / str(job_id)).exists(), what="the handler")
+
+
 def test_sigterm_lets_the_running_job_finish(workers: Workers, queue: Queue) -> None:
     proc = workers.start()
     job = queue.create("work", {"sleep": 0.6}).save()
-    wait_for(lambda: state_of(queue, job.id) == "active")
+    handler_started(workers, job.id)
     proc.send_signal(signal.SIGTERM)
     assert exit_code(proc) == 0
     assert state_of(queue, job.id) == "complete"
@@ -120,7 +126,7 @@ def test_sigterm_lets_the_running_job_finish(workers: Workers, queue: Queue) -> 
 def test_a_second_signal_stops_at_once(workers: Workers, queue: Queue) -> None:
     proc = workers.start("--shutdown-timeout", "60000")
     job = queue.create("work", {"sleep": 60}).save()
-    wait_for(lambda: state_of(queue, job.id) == "active")
+    handler_started(workers, job.id)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.3)
     assert proc.poll() is None  # still waiting for the job

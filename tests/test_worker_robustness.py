@@ -113,6 +113,37 @@ async def test_a_handler_raising_a_base_exception_fails_the_attempt_asyncio(
     await queue.close()
 
 
+def test_a_job_whose_field_holds_a_nul_byte_runs_with_its_fields_whole(
+        make_queue: Callable[..., Queue]) -> None:
+    """activate_jobs packs a job's fields NUL-joined; a value with a NUL of its own (a hand
+    edit) cannot be split back, so the worker reclaims the claim unpacked and runs it."""
+    queue = make_queue()
+    queue.configure_workers(**FAST)
+    odd = node_style(queue, "email", note="before\0after", error="a\0b\0c")
+    plain = node_style(queue, "email")
+    seen: dict[int, dict[str, str]] = {}
+
+    def handler(job: Any) -> str:
+        seen[int(job.id)] = dict(job.fields)
+        return "ok"
+
+    queue.process("email", 4, handler)
+    wait_for(lambda: all(state_of(queue, i) == "complete" for i in (odd, plain)))
+    assert seen[odd]["note"] == "before\0after" and seen[odd]["error"] == "a\0b\0c"
+    assert seen[odd]["state"] == "active" and seen[odd]["data"] == '{"n":0}'
+    assert seen[plain]["data"] == '{"n":0}'
+    assert queue.get_job(odd).attempts_made == 1  # run once, not failed and retried
+
+
+def test_claimed_fields_unpack_from_either_reply_shape() -> None:
+    assert calls.unpacked(b"4\0type\0email\0data\0{}") == ["type", "email", "data", "{}"]
+    assert calls.unpacked("2\0data\0\xe9") == ["data", "\xe9"]
+    assert calls.unpacked([b"type", b"email"]) == ["type", "email"]
+    for ambiguous in (b"2\0data\0a\0b", b"x\0data", b""):
+        with pytest.raises(calls.AmbiguousClaim):
+            calls.unpacked(ambiguous)
+
+
 def test_a_loop_that_hits_a_bug_logs_it_reports_once_and_goes_on(
         make_queue: Callable[..., Queue], monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:

@@ -97,8 +97,29 @@ def recover(keys: Keys, limit: int, max_stalls: int, grace_ms: int, rebalance: b
 
 # --- replies ------------------------------------------------------------------------------
 
+class AmbiguousClaim(ValueError):
+    """A claimed job's packed fields (activate_jobs) hold a NUL byte inside a value, so they
+    cannot be split back: the worker takes the claim back with reclaim_jobs, whose fields
+    come as separate strings (the claim loop reclaims any claim whose reply it cannot read)."""
+
+
+def unpacked(value: Any) -> list[str]:
+    """A job's fields from a claim reply: activate_jobs packs them in one string (the count
+    of field and value strings, then each, NUL-joined); reclaim_jobs gives HGETALL's flat
+    array. Raises AmbiguousClaim when a value's own NUL bytes made the count disagree."""
+    if isinstance(value, (bytes, str)):
+        parts: list[str] = to_text(value).split("\0")
+        if not parts[0].isdigit() or int(parts[0]) != len(parts) - 1:
+            raise AmbiguousClaim("a claimed job's fields hold a NUL byte: reclaiming them "
+                                 "unpacked")
+        del parts[0]
+        return parts
+    return [to_text(v) for v in value]
+
+
 def parse_claimed(reply: Sequence[Any], worker: str, token: str) -> list[tuple[int, dict[str, str]]]:
-    """activate_jobs' reply -> [(id, fields)], fields as the hash is after the claim."""
+    """activate_jobs' (or reclaim_jobs') reply -> [(id, fields)], fields as the hash is
+    after the claim."""
     if not reply or rate_wait_ms(reply) is not None:
         return []
     now = to_text(reply[0])
@@ -106,10 +127,7 @@ def parse_claimed(reply: Sequence[Any], worker: str, token: str) -> list[tuple[i
              "lease": token}
     out = []
     for i in range(1, len(reply), 2):
-        flat = reply[i + 1]
-        if flat and isinstance(flat[0], bytes):
-            flat = [to_text(v) for v in flat]
-        pairs = iter(flat)
+        pairs = iter(unpacked(reply[i + 1]))
         fields = dict(zip(pairs, pairs))  # field, value, field, value, ...
         fields.update(claim)
         out.append((int(reply[i]), fields))

@@ -63,16 +63,42 @@ local function json_string(s)
   return '"' .. string.gsub(s, '[%c"\\]', json_escape) .. '"'
 end
 
+-- Whether anyone can hear a PUBLISH on `channel`: a subscriber to it or to any pattern on
+-- this server, a replica (which passes PUBLISH on to its own subscribers), or a Cluster
+-- (whose nodes forward it to every node's subscribers). An INFO the server refuses (a Redis
+-- before 7.0 takes one section) counts as heard.
+local function events_heard(channel)
+  if redis.call('PUBSUB', 'NUMSUB', channel)[2] > 0 or redis.call('PUBSUB', 'NUMPAT') > 0 then
+    return true
+  end
+  local info = redis.pcall('INFO', 'replication', 'cluster')
+  return type(info) ~= 'string' or not (string.find(info, 'connected_slaves:0\r', 1, true)
+    and string.find(info, 'cluster_enabled:0\r', 1, true))
+end
+
 -- One PUBLISH on <prefix>:events in Kue's format: {"id":N,"event":E,"args":[E, ...]}.
 -- `extra` is the JSON text of the arguments after the event name (or nil).
 -- Event names are the scripts' own plain words (no JSON escaping needed); the message is
 -- built in one concatenation, as workers publish two per job.
-local events_keys = {}
+-- Events nobody can hear are not sent, as each costs ~6k instructions: a call's first
+-- EVENTS_UNASKED go out as they come, and before the next one the script asks once whether
+-- anyone listens (events_heard, ~35k, so calls of a few events never pay for asking).
+local EVENTS_UNASKED = 8
+local events_keys, events_sent, heard = {}, 0, {}  -- prefix -> channel; channel -> heard
 local function publish(prefix, id, event, extra)
   local channel = events_keys[prefix]
   if not channel then
     channel = prefix .. ':events'
     events_keys[prefix] = channel
+  end
+  events_sent = events_sent + 1
+  if events_sent > EVENTS_UNASKED then
+    local yes = heard[channel]
+    if yes == nil then
+      yes = events_heard(channel)
+      heard[channel] = yes
+    end
+    if not yes then return end
   end
   if extra then
     redis.call('PUBLISH', channel, '{"id":' .. id .. ',"event":"' .. event .. '","args":["'
@@ -129,6 +155,16 @@ local function cached_text(texts, n)
     texts[n] = text
   end
   return text
+end
+
+-- A claimed job's hash for a reply, as one string: the number of strings HGETALL gave, then
+-- each field and value, joined by NUL bytes ("16\0type\0email\0data\0{}..."). Redis
+-- turns a table of 16 strings into a reply for ~8k instructions more than one string, per
+-- job. A value holding a NUL itself makes the count disagree with the parts: the client
+-- then takes the claim back in tables with reclaim_jobs (lua/README.md, "Claim replies").
+local function packed_fields(flat, texts)
+  local n = #flat
+  return (texts[n] or cached_text(texts, n)) .. '\0' .. table.concat(flat, '\0')
 end
 
 -- One command per key with many members (ZADD score member ..., ZREM member ...), in parts:
