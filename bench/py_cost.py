@@ -90,7 +90,8 @@ def worker_phase(jobs: int) -> None:
     for start in range(0, jobs, BATCH):
         reply: list[Any] = ["1764300000123"]
         for job_id in range(start + 1, start + BATCH + 1):
-            reply += [str(job_id), [*hash_fields, "data", f'{{"i":{job_id}}}']]
+            fields = [*hash_fields, "data", f'{{"i":{job_id}}}']  # packed, as activate_jobs answers
+            reply += [str(job_id), "\0".join([str(len(fields)), *fields])]
         claim = core.next_claim(registration, generation or 0)
         for record in core.claimed(claim, reply, make_job):  # type: ignore[arg-type]
             registration.slots.put(record)

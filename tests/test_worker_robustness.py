@@ -136,10 +136,12 @@ def test_a_job_whose_field_holds_a_nul_byte_runs_with_its_fields_whole(
 
 
 def test_claimed_fields_unpack_from_either_reply_shape() -> None:
-    assert calls.unpacked(b"4\0type\0email\0data\0{}") == ["type", "email", "data", "{}"]
-    assert calls.unpacked("2\0data\0\xe9") == ["data", "\xe9"]
-    assert calls.unpacked([b"type", b"email"]) == ["type", "email"]
-    for ambiguous in (b"2\0data\0a\0b", b"x\0data", b""):
+    assert list(calls.unpacked(b"4\0type\0email\0data\0{}")) == ["type", "email", "data", "{}"]
+    assert list(calls.unpacked("2\0data\0\xe9")) == ["data", "\xe9"]
+    assert list(calls.unpacked(b"2\0data\0\xff")) == ["data", "\ufffd"]
+    assert list(calls.unpacked([b"type", b"email"])) == ["type", "email"]
+    assert list(calls.unpacked(["type", "email"])) == ["type", "email"]
+    for ambiguous in (b"2\0data\0a\0b", b"x\0data", b"", "02\0data\0x"):
         with pytest.raises(calls.AmbiguousClaim):
             calls.unpacked(ambiguous)
 
