@@ -102,6 +102,14 @@ def test_lua_cuts_splits_one_single_create() -> None:
     assert len(totals) == 10 and totals[-1] > totals[0] > 1000, out
 
 
+def test_claim_parts_finds_every_part_of_activate_jobs() -> None:
+    """Every PARTS line is still in the linked activate_jobs (a line that no longer matched
+    would stop the tool). At the smoke size the parts themselves are noisy."""
+    rows, out = table_of("claim_parts.py", "--jobs", "200")
+    assert rows[0][0] == "the whole script" and len(rows) == 7, out
+    assert number(rows[0][1]) > 10_000 and number(rows[-1][1]) > 1000, out
+
+
 def test_batch_cost_splits_a_call_into_fixed_and_per_job_parts() -> None:
     rows, out = table_of("batch_cost.py", "--jobs", "200")
     assert {row[0] for row in rows} == {"activate_jobs", "complete_jobs"}, out
