@@ -449,8 +449,9 @@ def section(data: dict[str, Any]) -> str:
         "",
         *table(data),
         "",
-        ("Events: every job publishes three (enqueue, start, complete) on `<prefix>:events`. "
-         "PUBLISH pipelined 1,000 at a time, per message:"),
+        ("Events: every job has three (enqueue, start, complete) on `<prefix>:events`, each "
+         "sent when someone can hear it, always on a Cluster (lua/README.md, \"Events nobody "
+         "hears\"). PUBLISH pipelined 1,000 at a time, per message:"),
         "",
         *publish_table(data),
         "",
