@@ -108,10 +108,8 @@ def unpacked(value: Any) -> Iterator[str]:
     one string (the count of field and value strings, then each, NUL-joined); reclaim_jobs
     gives HGETALL's flat array. Raises AmbiguousClaim when a value's own NUL bytes made the
     count disagree. (The drain reads 100 of these per claim: no per-field calls.)"""
-    if isinstance(value, str):
-        parts = value.split("\0")
-    elif isinstance(value, bytes):
-        parts = value.decode("utf-8", "replace").split("\0")
+    if isinstance(value, (str, bytes)):
+        parts: list[str] = to_text(value).split("\0")
     elif value and isinstance(value[0], bytes):
         return iter([to_text(v) for v in value])
     else:
